@@ -1,0 +1,80 @@
+"""Human output: a rich table of files and their findings, then a one-line summary."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from modelward.models import ScanReport, Severity
+
+_STYLE = {
+    Severity.CRITICAL: "bold white on red",
+    Severity.HIGH: "bold red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n:.1f} TB"
+
+
+def write_table(report: ScanReport, out: TextIO) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(file=out, highlight=False, soft_wrap=False)
+    table = Table(show_lines=False, header_style="bold", expand=False)
+    table.add_column("file", overflow="fold")
+    table.add_column("format")
+    table.add_column("size", justify="right")
+    table.add_column("severity")
+    table.add_column("rule")
+    table.add_column("finding", overflow="fold")
+    for fr in report.files:
+        name = escape(fr.path)
+        if not fr.findings and not fr.errors:
+            table.add_row(name, fr.format, _size(fr.size), "[green]ok[/]", "", "")
+            continue
+        first = True
+        for f in fr.findings:
+            detail = escape(f.message)
+            if f.evidence:
+                detail += f" [dim]{escape(f.evidence)}[/]"
+            if f.location:
+                detail += f" [dim]@ {escape(f.location)}[/]"
+            table.add_row(
+                name if first else "",
+                fr.format if first else "",
+                _size(fr.size) if first else "",
+                f"[{_STYLE[f.severity]}]{f.severity.label}[/]",
+                f.rule,
+                detail,
+            )
+            first = False
+        for e in fr.errors:
+            table.add_row(
+                name if first else "",
+                fr.format if first else "",
+                _size(fr.size) if first else "",
+                "[magenta]error[/]",
+                "",
+                escape(e),
+            )
+            first = False
+    console.print(table)
+    s = report.summary()
+    counts = ", ".join(f"{n} {sev}" for sev, n in s["findings"].items() if n)
+    verdict = (
+        f"[bold red]{s['unsafe_files']} unsafe[/]" if s["unsafe_files"] else "[green]no unsafe file[/]"
+    )
+    console.print(
+        f"{s['files']} file(s) scanned: {verdict}"
+        + (f"; findings: {counts}" if counts else "")
+        + (f"; {s['errors']} read error(s)" if s["errors"] else "")
+    )

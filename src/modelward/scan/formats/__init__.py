@@ -1,0 +1,1 @@
+"""One module per format family; each registers its detectors with ``@register``."""
