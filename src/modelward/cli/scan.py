@@ -38,13 +38,20 @@ Exit codes: 0 nothing at or above --fail-on; 1 findings at or above it; 2 usage 
 
 def scan_command(
     paths: list[Path] = typer.Argument(
-        ..., help="Files or folders to scan (folders are walked recursively).", show_default=False, metavar="PATH..."
+        ...,
+        help="Files or folders to scan (folders are walked recursively).",
+        show_default=False,
+        metavar="PATH...",
     ),
     format: str = typer.Option(
         "table", "--format", "-f", help="Output format: table, json or sarif.", metavar="FORMAT"
     ),
     output: Path | None = typer.Option(
-        None, "--output", "-o", metavar="FILE", help="Write the report to FILE (atomically) instead of stdout."
+        None,
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="Write the report to FILE (atomically) instead of stdout.",
     ),
     fail_on: str = typer.Option(
         "high",
@@ -53,9 +60,13 @@ def scan_command(
         metavar="SEVERITY",
     ),
     no_hash: bool = typer.Option(
-        False, "--no-hash", help="Skip SHA-256 (faster on large files; sha256 is null in the report)."
+        False,
+        "--no-hash",
+        help="Skip SHA-256 (faster on large files; sha256 is null in the report).",
     ),
-    jobs: int = typer.Option(0, "--jobs", "-j", metavar="N", help="Worker processes (0: one per core).", min=0),
+    jobs: int = typer.Option(
+        0, "--jobs", "-j", metavar="N", help="Worker processes (0: one per core).", min=0
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks of failures."),
 ) -> None:
     from modelward.report import FORMATS, renderer

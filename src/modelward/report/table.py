@@ -28,7 +28,8 @@ def write_table(report: ScanReport, out: TextIO) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(file=out, highlight=False, soft_wrap=False)
+    width = None if out.isatty() else 160  # a file or pipe gets whole paths, not folded ones
+    console = Console(file=out, highlight=False, soft_wrap=False, width=width)
     table = Table(show_lines=False, header_style="bold", expand=False)
     table.add_column("file", overflow="fold")
     table.add_column("format")
@@ -71,7 +72,9 @@ def write_table(report: ScanReport, out: TextIO) -> None:
     s = report.summary()
     counts = ", ".join(f"{n} {sev}" for sev, n in s["findings"].items() if n)
     verdict = (
-        f"[bold red]{s['unsafe_files']} unsafe[/]" if s["unsafe_files"] else "[green]no unsafe file[/]"
+        f"[bold red]{s['unsafe_files']} unsafe[/]"
+        if s["unsafe_files"]
+        else "[green]no unsafe file[/]"
     )
     console.print(
         f"{s['files']} file(s) scanned: {verdict}"

@@ -92,7 +92,9 @@ def _walk(root: str) -> Iterator[tuple[str, str]]:
             try:
                 if e.is_dir(follow_symlinks=False):
                     subdirs.append(e.path)
-                elif e.is_file(follow_symlinks=True):
+                elif e.is_symlink() and e.is_dir():
+                    continue  # a linked folder: not descended (loops, and scanning twice)
+                else:  # files, links to files, and the odd ones (reported, not opened)
                     yield e.path, e.path
             except OSError:
                 yield e.path, e.path
@@ -246,9 +248,7 @@ def _run(
     out: list[FileReport] = []
     by_key = {k: done[d] for k, (_, d) in unique.items()}
     for key, _real, display in aliases:
-        rep = by_key.get(key) if key is not None else done.get(display)
-        if rep is None:
-            rep = done[display]
+        rep = by_key[key] if key is not None else done[display]
         if rep.path != display:
             rep = FileReport(
                 display, rep.size, rep.sha256, rep.format, rep.metadata, rep.findings, rep.errors

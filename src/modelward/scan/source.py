@@ -7,12 +7,13 @@ so that only the pages actually looked at are ever brought in.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 from abc import ABC, abstractmethod
-from typing import Union
+from typing import TypeAlias
 
-Buffer = Union[bytes, bytearray, memoryview, mmap.mmap]
+Buffer: TypeAlias = bytes | bytearray | memoryview | mmap.mmap
 
 SMALL_FILE = 4 << 20
 """Files up to this size are read whole into memory; larger ones are memory-mapped."""
@@ -134,10 +135,9 @@ class FileSource(Source):
     def close(self) -> None:
         buf, self._buf = self._buf, None
         if isinstance(buf, mmap.mmap):
-            try:
+            # A detector may still hold a view; the GC unmaps it then.
+            with contextlib.suppress(BufferError):
                 buf.close()
-            except BufferError:  # a detector still holds a view; the GC will unmap it
-                pass
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

@@ -1,0 +1,83 @@
+"""The README is tested against the code: its --help excerpt and its rule table must be current.
+
+Run ``MODELWARD_UPDATE_DOCS=1 pytest tests/test_docs.py`` to rewrite the generated sections.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from modelward.scan import registry
+from modelward.scan.rules import catalog
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def scan_help() -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "modelward", "scan", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"},
+    ).stdout
+    return "\n".join(line.rstrip() for line in out.strip().splitlines())
+
+
+def rules_table() -> str:
+    registry.load()
+    lines = ["| rule | default severity | what it means |", "| --- | --- | --- |"]
+    for rid, r in sorted(catalog().items()):
+        lines.append(f"| `{rid}` | {r.severity.label} | {r.title} |")
+    return "\n".join(lines)
+
+
+def sections() -> dict[str, str]:
+    return {"rules": rules_table(), "help:scan": scan_help()}
+
+
+def check_or_update() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    stale = []
+    for name, body in sections().items():
+        pattern = re.compile(
+            rf"(<!-- {re.escape(name)}:start -->\n)(.*?)(<!-- {re.escape(name)}:end -->)", re.S
+        )
+        m = pattern.search(text)
+        assert m, f"README lacks the {name} markers"
+        if m.group(2) != body + "\n":
+            stale.append(name)
+            text = text[: m.start(2)] + body + "\n" + text[m.end(2) :]
+    if stale and os.environ.get("MODELWARD_UPDATE_DOCS"):
+        README.write_text(text, encoding="utf-8")
+        return []
+    return stale
+
+
+def test_readme_generated_sections_are_current() -> None:
+    stale = check_or_update()
+    assert not stale, (
+        f"README sections {stale} are out of date: run MODELWARD_UPDATE_DOCS=1 pytest tests/test_docs.py"
+    )
+
+
+def test_readme_opens_with_the_two_commands_and_ci_runs_the_second() -> None:
+    text = README.read_text(encoding="utf-8")
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
+    assert len(blocks) >= 2
+    assert "modelward scan" in blocks[0]
+    assert "./scripts/test" in blocks[1]
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+    assert "./scripts/test" in ci
+
+
+def test_every_rule_id_is_family_kebab() -> None:
+    registry.load()
+    families = {"pickle", "gguf", "keras", "onnx", "archive", "safetensors", "format", "tf"}
+    families |= {"torchscript", "template", "numpy", "tflite", "coreml", "hdf5", "joblib"}
+    for rid in catalog():
+        assert rid.split(".")[0] in families, rid
