@@ -1,0 +1,1 @@
+"""Benchmarks of modelward against the peer scanners (run ``python benchmarks/scan_bench.py``)."""
