@@ -13,6 +13,7 @@ FORMAT_MODULES = (
     "numpy",
     "pytorch",
     "archives",
+    "containers",
     "compressed",
     "gguf",
     "safetensors",
