@@ -163,6 +163,7 @@ class Bench:
         self.results: dict[str, Any] = {}
         self.rows: list[tuple[str, str, str, str, str, str]] = []
         self.targets: list[dict[str, Any]] = []
+        self.warnings: list[str] = []
         self.mw = [str(Path(sys.executable).parent / "modelward")]
         if not Path(self.mw[0]).exists():
             self.mw = [shutil.which("modelward") or "modelward"]
@@ -172,6 +173,10 @@ class Bench:
         self.mw_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
 
     # ---- helpers
+    def warn(self, msg: str) -> None:
+        log(f"WARNING {msg}")
+        self.warnings.append(msg)
+
     def row(
         self, section: str, tool: str, m: Measure | None, rate: str = "", note: str = ""
     ) -> None:
@@ -463,6 +468,10 @@ class Bench:
         g, s = self.big_files()
         res: dict[str, Any] = {}
         p = self.ensure_peers()
+        base = bench({"modelward --help": ([*self.mw, "--help"], self.mw_env)}, a.reps, "header")
+        startup = base["modelward --help"]
+        res["startup_help"] = startup.as_dict()
+        self.row("header", "modelward --help (start-up baseline)", startup)
         for label, f in (("gguf", g), ("safetensors", s)):
             size = f.stat().st_size
             cmds: dict[str, tuple[list[str], dict[str, str] | None]] = {
@@ -489,8 +498,18 @@ class Bench:
                 "peers": {},
             }  # fmt: skip
             note = f"{size / corpus.GIB:.1f} GiB, format {rep['format']}, medium+ {len(unsafe)}"
+            if rep["format"] != label:
+                self.warn(
+                    f"header: modelward identified {f.name} as {rep['format']!r}, not {label}"
+                )
+            for x in unsafe[: a.show_findings]:
+                self.warn(f"header: {label}: {x['severity']} {x['rule']} {x['evidence']!r}")
+            net = meas.median - startup.median
+            entry["whole_minus_startup_ms"] = round(net * 1000, 1)
             self.row(f"header {label}", "modelward --no-hash (whole process)", meas,
                      f"{meas.median * 1000:.0f} ms/file", note)  # fmt: skip
+            self.rows.append((f"header {label}", "  minus start-up (modelward --help)", f"{net:.3f}",
+                              "-", f"{net * 1000:.0f} ms/file", ""))  # fmt: skip
             self.rows.append(
                 (f"header {label}", "modelward scan_file (in-process)", f"{t_in:.4f}", "-",
                  f"{t_in * 1000:.1f} ms/file", f"first call {entry['inprocess_first_ms']:.0f} ms "
@@ -529,6 +548,10 @@ class Bench:
             self.target(
                 f"header-only {label} --no-hash, whole process", meas.median * 1000, "<", 50, "ms"
             )
+            self.target(
+                f"header-only {label} --no-hash, whole process minus --help start-up",
+                net * 1000, "<", 50, "ms",
+            )  # fmt: skip
             self.target(f"header-only {label} --no-hash, in-process", t_in * 1000, "<", 50, "ms")
         self.results["header"] = res
 
@@ -656,9 +679,8 @@ class Bench:
                 print(
                     f"   {x['path']}: {x['severity']} {x['rule']} {x['evidence']!r} at {x['location']}"
                 )
-        if small and small.get("recognised_as_pickle", 0) != small["files"]:
-            print(f"small pickles: WARNING only {small.get('recognised_as_pickle')}/{small['files']} "
-                  f"identified as pickle by modelward: {small['modelward_formats']}")  # fmt: skip
+        for w in self.warnings:
+            print(f"WARNING {w}")
         h = self.results.get("hash")
         if h:
             line = f"hashing: modelward/openssl 1 file = {h.get('ratio_vs_openssl_1file', '?')}; "
@@ -717,6 +739,7 @@ class Bench:
         self.results["meta"]["load_after"] = os.getloadavg()[0]
         self.results["rows"] = [list(r) for r in self.rows]
         self.results["targets"] = self.targets
+        self.results["warnings"] = self.warnings
         self.print_report()
         out: Path = self.args.json
         out.parent.mkdir(parents=True, exist_ok=True)
