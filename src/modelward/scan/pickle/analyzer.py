@@ -1,37 +1,113 @@
-"""STUB (to be replaced by the real analyzer): the API other detectors build on.
+"""Static analysis of pickle streams: walks them with the VM and turns what it saw into findings.
 
 ``analyze_pickles(buf, ctx, start=..., location=...)`` walks every pickle stream in ``buf`` from
-``start``, reports findings on ``ctx`` and returns one ``PickleStream`` per stream.
+``start``, reports findings on ``ctx``, records the imported globals in
+``ctx.metadata["globals"]`` and returns one ``PickleStream`` per stream.
+
+Severity of ``pickle.malformed`` (a stream the unpickler would stop on): ``high`` when the
+stream imported or called anything before the break (what ran before the error is a payload
+hidden from scanners that give up, as in nullifAI), ``medium`` when it has pickle structure
+(at least 8 opcodes) but nothing ran, ``low`` when it breaks within its first opcodes.
 """
 
 from __future__ import annotations
 
-import io
-import pickletools
 from dataclasses import dataclass, field
 
 from modelward.models import Severity
 from modelward.scan.context import ScanContext
-from modelward.scan.rules import rule
-from modelward.scan.source import Buffer
+from modelward.scan.pickle.globals import Verdict, classify
+from modelward.scan.pickle.vm import BUDGET, Glob, Sink, walk
+from modelward.scan.rules import SCAN_LIMIT, rule
+from modelward.scan.source import Buffer, BytesSource
+
+_NOT_LOAD = "Do not load this file. Obtain the model as safetensors or from a trusted source."
 
 DANGEROUS = rule(
     "pickle.dangerous-global",
     Severity.CRITICAL,
     "The pickle imports a callable that can run code or touch the system",
-    "Do not load this file. Obtain the model as safetensors or from a trusted source.",
+    _NOT_LOAD,
 )
+UNKNOWN = rule(
+    "pickle.unknown-global",
+    Severity.MEDIUM,
+    "The pickle imports a global that is not known to be safe",
+    "Loading the file imports and may call this global. Check that it comes from a library you "
+    "trust, or convert the model to safetensors.",
+)
+LIBRARY = rule(
+    "pickle.library-global",
+    Severity.LOW,
+    "The pickle imports a class from a known machine-learning library",
+    "Such classes are usual in scikit-learn or full-module PyTorch pickles; load the file only "
+    "with that library installed from a trusted source.",
+)
+UNRESOLVED = rule(
+    "pickle.unresolved-global",
+    Severity.HIGH,
+    "The pickle imports a global whose name is computed while loading",
+    "A name built at load time hides what is imported: treat the file as malicious. " + _NOT_LOAD,
+)
+EXTENSION = rule(
+    "pickle.extension-code",
+    Severity.HIGH,
+    "The pickle imports a global through the copyreg extension registry",
+    "Extension codes name globals that a scanner cannot see. " + _NOT_LOAD,
+)
+MUTATION = rule(
+    "pickle.global-mutation",
+    Severity.HIGH,
+    "The pickle modifies an imported module, class or function while loading",
+    "Changing library objects at load time is a known way to smuggle a payload. " + _NOT_LOAD,
+)
+INDIRECT = rule(
+    "pickle.indirect-call",
+    Severity.HIGH,
+    "The pickle calls a value computed while loading rather than an imported global",
+    "The callable is not visible statically: treat the file as malicious. " + _NOT_LOAD,
+)
+NESTED = rule(
+    "pickle.nested-pickle",
+    Severity.HIGH,
+    "The pickle unpickles further data whose content is computed while loading",
+    "The nested data cannot be analysed statically. " + _NOT_LOAD,
+)
+MALFORMED = rule(
+    "pickle.malformed",
+    Severity.MEDIUM,
+    "The pickle stream is broken: a loader stops with an error part-way",
+    "What the loader ran before the error still ran: check the other findings, and obtain an "
+    "intact copy of the model from a trusted source.",
+)
+TRAILING = rule(
+    "pickle.trailing-data",
+    Severity.LOW,
+    "Data that is not a pickle follows the end of the pickle stream",
+    "Loaders ignore it, but it may hide content from other tools; obtain a clean copy.",
+)
+
+MAX_STREAMS = 10_000
+_MALFORMED_STRUCTURE = 8
 
 
 @dataclass(slots=True)
 class PickleGlobal:
+    """A global imported by a stream: ``module``, ``name`` and the offset of its opcode."""
+
     module: str
     name: str
     offset: int
 
+    @property
+    def full(self) -> str:
+        return f"{self.module}.{self.name}"
+
 
 @dataclass(slots=True)
 class PickleStream:
+    """One pickle stream of a buffer: where it is, how it ended and what it imported."""
+
     start: int
     end: int
     protocol: int
@@ -40,9 +116,46 @@ class PickleStream:
     error: str | None = None
     globals: list[PickleGlobal] = field(default_factory=list)
 
+    @property
+    def names(self) -> list[str]:
+        """Sorted unique ``module.name`` of the imported globals."""
+        return sorted({g.full for g in self.globals})
+
 
 def looks_like_pickle(head: bytes) -> bool:
-    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+    """Whether ``head`` (the first bytes of some content) plausibly starts a pickle.
+
+    Protocol 2-5 pickles start with ``PROTO``; protocol 0/1 pickles are checked by walking the
+    head, which rejects text and random bytes within a few opcodes.
+    """
+    if len(head) < 2:
+        return False
+    first = head[0]
+    if first == 0x80:
+        if not 2 <= head[1] <= 5:
+            return False
+    elif first not in _TEXT_STARTS:
+        return False
+    probe = head[:4096]
+    res = walk(probe, 0, len(probe), Sink(256), joblib=False, probe=True)
+    if res.complete:
+        return True
+    if res.error is None or res.error == BUDGET:
+        return res.ops >= 4
+    # Running out of data inside the head is fine when the head was cut short.
+    return (
+        res.error.startswith("data ends")
+        and len(head) >= 4096
+        and res.ops >= (2 if first == 0x80 else 4)
+    )
+
+
+_TEXT_STARTS = frozenset(b"(c]})NIJKLMSVXGFUTi")
+
+
+def _loc(location: str, offset: int) -> str:
+    where = f"opcode at byte {offset}"
+    return f"{location}, {where}" if location else where
 
 
 def analyze_pickles(
@@ -52,28 +165,195 @@ def analyze_pickles(
     start: int = 0,
     location: str = "",
     multiple: bool = True,
+    quiet_if_not_pickle: bool = False,
+    joblib: bool = True,
 ) -> list[PickleStream]:
-    data = bytes(buf[start:])
-    f = io.BytesIO(data)
-    st = PickleStream(start, start, 0, 0, False)
-    strings: list[str] = []
-    try:
-        for op, arg, pos in pickletools.genops(f):
-            st.ops += 1
-            if op.name in ("GLOBAL", "INST") and isinstance(arg, str):
-                mod, _, name = arg.partition(" ")
-                st.globals.append(PickleGlobal(mod, name, start + (pos or 0)))
-            elif isinstance(arg, str):
-                strings.append(arg)
-            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
-                st.globals.append(PickleGlobal(strings[-2], strings[-1], start + (pos or 0)))
-            if op.name == "STOP":
-                st.complete = True
-    except Exception as exc:
-        st.error = str(exc)
-    st.end = start + f.tell()
-    for g in st.globals:
-        if g.module in ("os", "posix", "subprocess", "builtins", "nt"):
-            ctx.report(DANGEROUS, f"imports {g.module}.{g.name}", evidence=f"{g.module}.{g.name}",
-                       location=f"{location}, opcode at byte {g.offset}".lstrip(", "))
-    return [st]
+    """Walk the pickle stream(s) in ``buf`` from ``start`` and report what loading would run.
+
+    With ``multiple``, streams that follow a STOP are analysed too (``pickle.load`` called in a
+    loop, several pickles in one file); other trailing bytes are reported. With
+    ``quiet_if_not_pickle`` (content that may be raw data), a broken stream that imported and
+    called nothing raises no finding. ``joblib`` follows joblib's inline array layout.
+    """
+    end = len(buf)
+    streams: list[PickleStream] = []
+    reported: set[tuple[str, str]] = set()
+    pos = start
+    while pos < end:
+        if len(streams) >= MAX_STREAMS:
+            ctx.report(
+                SCAN_LIMIT,
+                f"More than {MAX_STREAMS} pickle streams; the rest was not analysed.",
+                evidence=f"{MAX_STREAMS} streams",
+                location=_loc(location, pos),
+            )
+            break
+        sink = Sink(max(1, ctx.limits.max_pickle_ops))
+        res = walk(buf, pos, end, sink, joblib=joblib)
+        st = PickleStream(
+            start=pos,
+            end=res.end,
+            protocol=res.protocol,
+            ops=res.ops,
+            complete=res.complete,
+            error=res.error,
+            globals=[PickleGlobal(g.module, g.name, g.offset) for g in sink.imports],
+        )
+        streams.append(st)
+        _report(ctx, buf, sink, location, reported)
+        if res.error == BUDGET:
+            ctx.report(
+                SCAN_LIMIT,
+                f"The pickle stream has more than {ctx.limits.max_pickle_ops} opcodes; the rest "
+                "was not analysed.",
+                evidence=f"{res.ops} opcodes",
+                location=_loc(location, res.end),
+            )
+            break
+        if res.error is not None:
+            _malformed(ctx, st, sink, location, quiet_if_not_pickle)
+            break
+        if not multiple or res.end >= end:
+            break
+        pos = res.end
+        rest = bytes(buf[pos : pos + 4096])
+        if not looks_like_pickle(rest):
+            if not quiet_if_not_pickle and rest.strip(b"\x00\n\r\t ") != b"":
+                ctx.report(
+                    TRAILING,
+                    f"{end - pos} bytes that are not a pickle follow the end of the stream.",
+                    evidence=f"{end - pos} bytes",
+                    location=_loc(location, pos),
+                )
+            break
+    names = {g.full for s in streams for g in s.globals}
+    if names:
+        previous = ctx.metadata.get("globals")
+        if isinstance(previous, list):
+            names.update(str(x) for x in previous)
+        ctx.metadata["globals"] = sorted(names)
+    return streams
+
+
+def _malformed(ctx: ScanContext, st: PickleStream, sink: Sink, location: str, quiet: bool) -> None:
+    ran = sink.activity()
+    if ran:
+        severity = Severity.HIGH
+        what = "after importing or calling code: what ran before the error still ran"
+    elif quiet:
+        return
+    elif st.ops >= _MALFORMED_STRUCTURE:
+        severity = Severity.MEDIUM
+        what = "after some opcodes"
+    else:
+        severity = Severity.LOW
+        what = "at its first opcodes"
+    ctx.report(
+        MALFORMED,
+        f"The pickle stream breaks {what} ({st.error}).",
+        evidence=st.error or "",
+        location=_loc(location, st.end),
+        severity=severity,
+    )
+
+
+_MESSAGES = {
+    Verdict.DANGEROUS: "Loading the file imports {g}, a code-execution or system primitive ({why}).",
+    Verdict.UNKNOWN: "Loading the file imports {g}, which is not on the list of globals known to be "
+    "safe in model files.",
+    Verdict.LIBRARY: "Loading the file imports {g}, a class from a known ML library.",
+}
+_RULES = {Verdict.DANGEROUS: DANGEROUS, Verdict.UNKNOWN: UNKNOWN, Verdict.LIBRARY: LIBRARY}
+
+
+def _report(
+    ctx: ScanContext, buf: Buffer, sink: Sink, location: str, reported: set[tuple[str, str]]
+) -> None:
+    for g in sink.imports:
+        key = ("g", g.full)
+        if key in reported:
+            continue
+        reported.add(key)
+        verdict, why = classify(g.module, g.name)
+        if verdict == Verdict.SAFE:
+            continue
+        ctx.report(
+            _RULES[verdict],
+            _MESSAGES[verdict].format(g=g.full, why=why),
+            evidence=g.full,
+            location=_loc(location, g.offset),
+        )
+    for offset, what in sink.unresolved:
+        ctx.report(
+            UNRESOLVED,
+            f"A global is imported whose name is not a literal: {what}.",
+            evidence=what,
+            location=_loc(location, offset),
+        )
+    for offset, code in sink.extensions:
+        ctx.report(
+            EXTENSION,
+            f"The pickle imports the global registered under extension code {code}.",
+            evidence=f"extension code {code}",
+            location=_loc(location, offset),
+        )
+    for offset, target, verb in sink.mutations:
+        key = ("m", target.full)
+        if key in reported:
+            continue
+        reported.add(key)
+        ctx.report(
+            MUTATION,
+            f"The pickle {verb} the imported {target.full} while loading.",
+            evidence=target.full,
+            location=_loc(location, offset),
+        )
+    for offset, what in sink.indirect:
+        ctx.report(
+            INDIRECT,
+            f"The pickle {what}.",
+            evidence=what,
+            location=_loc(location, offset),
+        )
+    for offset, loader, blob in sink.nested:
+        _nested(ctx, buf, offset, loader, blob, location)
+
+
+def _nested(
+    ctx: ScanContext, buf: Buffer, offset: int, loader: Glob, blob: object, location: str
+) -> None:
+    from modelward.scan.pickle.vm import Blob
+
+    if not isinstance(blob, Blob):
+        ctx.report(
+            NESTED,
+            f"The pickle calls {loader.full} on data computed while loading.",
+            evidence=loader.full,
+            location=_loc(location, offset),
+        )
+        return
+    view = memoryview(buf)[blob.start : blob.start + blob.size]
+    name = f"{location or 'pickle'}@{blob.start}"
+    ctx.scan_nested(BytesSource(view), name)
+
+
+def stream_globals(streams: list[PickleStream]) -> list[str]:
+    """Sorted unique ``module.name`` imported by ``streams``."""
+    return sorted({g.full for s in streams for g in s.globals})
+
+
+def is_quiet_noise(streams: list[PickleStream]) -> bool:
+    """True when ``streams`` is a single broken stream that imported nothing (raw data)."""
+    return len(streams) == 1 and not streams[0].complete and not streams[0].globals
+
+
+__all__ = [
+    "DANGEROUS",
+    "MALFORMED",
+    "UNKNOWN",
+    "PickleGlobal",
+    "PickleStream",
+    "analyze_pickles",
+    "looks_like_pickle",
+    "stream_globals",
+]

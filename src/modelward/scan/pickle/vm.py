@@ -1,0 +1,762 @@
+"""A lean static pickle VM: walks opcodes with a stack and a memo, never calling anything.
+
+``walk`` interprets one stream from a position of a buffer and records, on a ``Sink``, every
+import (``GLOBAL``, ``STACK_GLOBAL``, ``INST``), every call whose target is not a plain import,
+every global whose name is computed at load time, every mutation of an imported object and
+every extension code. Values are modelled only as far as they matter: strings (for
+``STACK_GLOBAL``), small ints/tuples/dicts (for joblib array headers), imported globals and
+"objects" built by calls. Payloads (bytes, long strings) are skipped by index, never copied.
+
+It is one long function on purpose: the per-opcode cost is what makes the scanner fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import struct
+from typing import Any
+
+from modelward.scan.pickle.globals import NESTED_LOADERS, normalize, valid_name
+
+MAX_STR = 4096
+"""Strings longer than this are not decoded (a ``BigStr`` stands for them)."""
+MAX_SMALL = 64
+"""Dicts are modelled only while they hold at most this many items (joblib array headers)."""
+MAX_LINE = 4096
+"""Longest ``GLOBAL``/``INST`` name line accepted (no importable name is that long)."""
+
+_I4 = struct.Struct("<i").unpack_from
+_U4 = struct.Struct("<I").unpack_from
+_U8 = struct.Struct("<Q").unpack_from
+_U2 = struct.Struct("<H").unpack_from
+_NL = re.compile(rb"\n")
+
+# A run of fixed-size scalar pushes that ends with APPENDS or SETITEMS: skipped in one C call.
+_SKIP_FLOATS = re.compile(rb"(?:G[\x00-\xff]{8})+(?=[eu])").match
+_SKIP_SCALARS = re.compile(
+    rb"(?:G[\x00-\xff]{8}|K[\x00-\xff]|M[\x00-\xff]{2}|J[\x00-\xff]{4}|[N\x88\x89])+(?=[eu])"
+).match
+
+SPECIAL_NONE = 0
+SPECIAL_NESTED = 1
+SPECIAL_RECONSTRUCTOR = 2
+SPECIAL_NEWOBJ = 3
+SPECIAL_ARRAY_WRAPPER = 4
+
+
+class Malformed(Exception):
+    """The unpickler would fail here (message says why)."""
+
+
+class Glob:
+    """An imported global."""
+
+    __slots__ = ("module", "name", "offset", "special")
+
+    def __init__(self, module: str, name: str, offset: int) -> None:
+        self.module = module
+        self.name = name
+        self.offset = offset
+        nmod, nname = normalize(module, name)
+        if (nmod, nname) in NESTED_LOADERS:
+            self.special = SPECIAL_NESTED
+        elif nmod == "copyreg" and nname == "_reconstructor":
+            self.special = SPECIAL_RECONSTRUCTOR
+        elif nmod == "copyreg" and nname in ("__newobj__", "__newobj_ex__"):
+            self.special = SPECIAL_NEWOBJ
+        elif nmod == "joblib.numpy_pickle" and nname == "NumpyArrayWrapper":
+            self.special = SPECIAL_ARRAY_WRAPPER
+        else:
+            self.special = SPECIAL_NONE
+
+    @property
+    def full(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+class Obj:
+    """A value computed at load time: the result of a call, a persistent id, an extension."""
+
+    __slots__ = ("args", "callee", "offset", "state")
+
+    def __init__(self, callee: object, args: object, offset: int) -> None:
+        self.callee = callee
+        self.args = args
+        self.offset = offset
+        self.state: object = None
+
+
+class Blob:
+    """A bytes literal: where its payload lies in the buffer."""
+
+    __slots__ = ("size", "start")
+
+    def __init__(self, start: int, size: int) -> None:
+        self.start = start
+        self.size = size
+
+
+class BigStr:
+    """A string literal too long to decode."""
+
+    __slots__ = ("size", "start")
+
+    def __init__(self, start: int, size: int) -> None:
+        self.start = start
+        self.size = size
+
+
+PERSISTENT = "persistent_load"
+EXTENSION = "extension registry"
+UNRESOLVED = "global with a computed name"
+
+
+class Sink:
+    """What a walk found. Shared by the streams of one analysis."""
+
+    __slots__ = (
+        "calls",
+        "extensions",
+        "imports",
+        "indirect",
+        "joblib_arrays",
+        "mutated",
+        "mutations",
+        "nested",
+        "ops_budget",
+        "unresolved",
+    )
+
+    def __init__(self, ops_budget: int) -> None:
+        self.imports: list[Glob] = []
+        self.unresolved: list[tuple[int, str]] = []
+        self.indirect: list[tuple[int, str]] = []
+        self.mutations: list[tuple[int, Glob, str]] = []
+        self.mutated: set[str] = set()
+        self.extensions: list[tuple[int, int]] = []
+        self.nested: list[tuple[int, Glob, Blob | None]] = []
+        self.calls = 0
+        self.joblib_arrays = 0
+        self.ops_budget = ops_budget
+
+    def activity(self) -> int:
+        """How many things that run code were seen (imports, calls, extension codes)."""
+        return len(self.imports) + len(self.unresolved) + len(self.extensions) + self.calls
+
+
+class Result:
+    """The outcome of walking one stream."""
+
+    __slots__ = ("complete", "end", "error", "ops", "protocol")
+
+    def __init__(self, end: int, ops: int, protocol: int, error: str | None, complete: bool):
+        self.end = end
+        self.ops = ops
+        self.protocol = protocol
+        self.error = error
+        self.complete = complete
+
+
+BUDGET = "opcode budget exhausted"
+
+
+def _describe(v: object) -> str:
+    if type(v) is Glob:
+        return f"the imported {v.full}"
+    if type(v) is Obj:
+        c = v.callee
+        if type(c) is Glob:
+            return f"the result of calling {c.full}"
+        return f"a value produced by {c if isinstance(c, str) else 'a call'}"
+    return "a computed value"
+
+
+def _line(buf: Any, start: int, end: int, limit: int) -> int:
+    """Position of the newline ending the line that starts at ``start``."""
+    m = _NL.search(buf, start, min(end, start + limit + 1))
+    if m is None:
+        if start + limit < end:
+            raise Malformed("text argument too long")
+        raise IndexError("truncated")
+    return m.start()
+
+
+def _name(buf: Any, a: int, b: int) -> str:
+    text = str(buf[a:b], "utf-8", "surrogatepass")
+    return text
+
+
+def _small_dict(items: list[object]) -> dict[object, object]:
+    out: dict[object, object] = {}
+    if len(items) <= MAX_SMALL:
+        try:
+            for k in range(0, len(items) - 1, 2):
+                out[items[k]] = items[k + 1]
+        except TypeError:
+            pass
+    return out
+
+
+def walk(
+    buf: Any,
+    pos: int,
+    end: int,
+    sink: Sink,
+    *,
+    joblib: bool = True,
+    probe: bool = False,
+) -> Result:
+    """Walk one pickle stream from ``pos``; never raises for bad input.
+
+    ``probe`` walks without recording anything of the analysis beyond the ``Result`` (used to
+    decide whether bytes look like a pickle); the sink is still used for the op budget.
+    """
+    stack: list[Any] = []
+    metastack: list[list[Any]] = []
+    memo: dict[int, Any] = {}
+    append = stack.append
+    i = pos
+    ops = 0
+    proto = 0
+    limit = sink.ops_budget
+    skip_floats = _SKIP_FLOATS
+    skip_scalars = _SKIP_SCALARS
+    op = -1
+    try:
+        while True:
+            if ops >= limit:
+                return Result(i, ops, proto, BUDGET, False)
+            op = buf[i]
+            ops += 1
+            if op == 0x8C:  # SHORT_BINUNICODE
+                j = i + 2 + buf[i + 1]
+                if j > end:
+                    raise IndexError
+                append(str(buf[i + 2 : j], "utf-8", "surrogatepass"))
+                i = j
+            elif op == 0x94:  # MEMOIZE
+                memo[len(memo)] = stack[-1]
+                i += 1
+            elif op == 0x71:  # BINPUT
+                memo[buf[i + 1]] = stack[-1]
+                i += 2
+            elif op == 0x4B:  # BININT1
+                append(buf[i + 1])
+                i += 2
+            elif op == 0x47:  # BINFLOAT
+                if i + 9 > end:
+                    raise IndexError
+                append(None)
+                i += 9
+            elif op == 0x58:  # BINUNICODE
+                n = _U4(buf, i + 1)[0]
+                j = i + 5 + n
+                if j > end:
+                    raise IndexError
+                if n <= MAX_STR:
+                    append(str(buf[i + 5 : j], "utf-8", "surrogatepass"))
+                else:
+                    append(BigStr(i + 5, n))
+                i = j
+            elif op == 0x68:  # BINGET
+                append(memo[buf[i + 1]])
+                i += 2
+            elif op == 0x4D:  # BININT2
+                append(_U2(buf, i + 1)[0])
+                i += 3
+            elif op == 0x4A:  # BININT
+                append(_I4(buf, i + 1)[0])
+                i += 5
+            elif op == 0x28:  # MARK
+                metastack.append(stack)
+                stack = []
+                append = stack.append
+                i += 1
+                m = skip_floats(buf, i)
+                if m is not None:
+                    j = m.end()
+                    ops += (j - i) // 9 - 1
+                    i = j
+                else:
+                    m = skip_scalars(buf, i)
+                    if m is not None:
+                        j = m.end()
+                        ops += (j - i) // 3
+                        i = j
+            elif op == 0x65 or op == 0x75 or op == 0x90:  # APPENDS SETITEMS ADDITEMS
+                items = stack
+                stack = metastack.pop()
+                append = stack.append
+                target = stack[-1]
+                tt = type(target)
+                if tt is dict:
+                    if op == 0x75 and len(target) + len(items) <= 2 * MAX_SMALL:
+                        target.update(_small_dict(items))
+                elif tt is Glob and not probe:
+                    sink.mutations.append((i, target, "adds items to"))
+                    sink.mutated.add(target.full)
+                i += 1
+            elif op == 0x73:  # SETITEM
+                v = stack.pop()
+                k = stack.pop()
+                target = stack[-1]
+                tt = type(target)
+                if tt is dict:
+                    if len(target) < MAX_SMALL:
+                        with contextlib.suppress(TypeError):
+                            target[k] = v
+                elif tt is Glob and not probe:
+                    sink.mutations.append((i, target, "sets an item of"))
+                    sink.mutated.add(target.full)
+                i += 1
+            elif op == 0x61:  # APPEND
+                stack.pop()
+                target = stack[-1]
+                if type(target) is Glob and not probe:
+                    sink.mutations.append((i, target, "appends to"))
+                    sink.mutated.add(target.full)
+                i += 1
+            elif op == 0x4E:  # NONE
+                append(None)
+                i += 1
+            elif op == 0x88:  # NEWTRUE
+                append(True)
+                i += 1
+            elif op == 0x89:  # NEWFALSE
+                append(False)
+                i += 1
+            elif op == 0x86:  # TUPLE2
+                b = stack.pop()
+                stack[-1] = (stack[-1], b)
+                i += 1
+            elif op == 0x85:  # TUPLE1
+                stack[-1] = (stack[-1],)
+                i += 1
+            elif op == 0x87:  # TUPLE3
+                c = stack.pop()
+                b = stack.pop()
+                stack[-1] = (stack[-1], b, c)
+                i += 1
+            elif op == 0x74:  # TUPLE
+                items = stack
+                stack = metastack.pop()
+                append = stack.append
+                append(tuple(items))
+                i += 1
+            elif op == 0x7D:  # EMPTY_DICT
+                append({})
+                i += 1
+            elif op == 0x5D or op == 0x8F:  # EMPTY_LIST EMPTY_SET
+                append(None)
+                i += 1
+            elif op == 0x29:  # EMPTY_TUPLE
+                append(())
+                i += 1
+            elif op == 0x52:  # REDUCE
+                args = stack.pop()
+                f = stack[-1]
+                stack[-1] = _call(sink, f, args, i, "calls", probe)
+                i += 1
+            elif op == 0x62:  # BUILD
+                state = stack.pop()
+                inst = stack[-1]
+                ti = type(inst)
+                i += 1
+                if ti is Obj:
+                    inst.state = state
+                    if (
+                        joblib
+                        and type(inst.callee) is Glob
+                        and inst.callee.special == SPECIAL_ARRAY_WRAPPER
+                    ):
+                        i = _joblib_array(buf, i, end, sink, inst, probe)
+                        stack[-1] = Obj(None, None, i)
+                elif ti is Glob and not probe:
+                    sink.mutations.append((i - 1, inst, "sets the state of"))
+                    sink.mutated.add(inst.full)
+            elif op == 0x93:  # STACK_GLOBAL
+                name = stack.pop()
+                module = stack.pop()
+                if type(name) is str and type(module) is str:
+                    append(_import(sink, module, name, i, probe))
+                elif type(name) in (Obj, Glob, BigStr) or type(module) in (Obj, Glob, BigStr):
+                    if not probe:
+                        bad = name if type(name) is not str else module
+                        what = "too long to analyse" if type(bad) is BigStr else _describe(bad)
+                        sink.unresolved.append((i, f"module or name is {what}"))
+                    append(Obj(UNRESOLVED, None, i))
+                else:
+                    raise Malformed("STACK_GLOBAL operands are not strings")
+                i += 1
+            elif op == 0x63 or op == 0x69:  # GLOBAL INST
+                a = _line(buf, i + 1, end, MAX_LINE)
+                b = _line(buf, a + 1, end, MAX_LINE)
+                g = _import(sink, _name(buf, i + 1, a), _name(buf, a + 1, b), i, probe)
+                if op == 0x63:
+                    append(g)
+                else:
+                    items = stack
+                    stack = metastack.pop()
+                    append = stack.append
+                    append(_call(sink, g, tuple(items), i, "instantiates", probe))
+                i = b + 1
+            elif op == 0x81:  # NEWOBJ
+                args = stack.pop()
+                cls = stack[-1]
+                stack[-1] = _call(sink, cls, args, i, "instantiates", probe)
+                i += 1
+            elif op == 0x92:  # NEWOBJ_EX
+                stack.pop()
+                args = stack.pop()
+                cls = stack[-1]
+                stack[-1] = _call(sink, cls, args, i, "instantiates", probe)
+                i += 1
+            elif op == 0x6F:  # OBJ
+                items = stack
+                stack = metastack.pop()
+                append = stack.append
+                if not items:
+                    raise Malformed("OBJ without a class")
+                append(_call(sink, items[0], tuple(items[1:]), i, "instantiates", probe))
+                i += 1
+            elif op == 0x95:  # FRAME
+                n = _U8(buf, i + 1)[0]
+                if i + 9 + n > end:
+                    raise IndexError("truncated")
+                i += 9
+            elif op == 0x43:  # SHORT_BINBYTES
+                n = buf[i + 1]
+                if i + 2 + n > end:
+                    raise IndexError
+                append(Blob(i + 2, n))
+                i += 2 + n
+            elif op == 0x42:  # BINBYTES
+                n = _U4(buf, i + 1)[0]
+                if i + 5 + n > end:
+                    raise IndexError
+                append(Blob(i + 5, n))
+                i += 5 + n
+            elif op == 0x8E or op == 0x96 or op == 0x8D:  # BINBYTES8 BYTEARRAY8 BINUNICODE8
+                n = _U8(buf, i + 1)[0]
+                if i + 9 + n > end:
+                    raise IndexError
+                if op == 0x8D:
+                    if n <= MAX_STR:
+                        append(str(buf[i + 9 : i + 9 + n], "utf-8", "surrogatepass"))
+                    else:
+                        append(BigStr(i + 9, n))
+                elif op == 0x8E:
+                    append(Blob(i + 9, n))
+                else:
+                    append(None)
+                i += 9 + n
+            elif op == 0x8A:  # LONG1
+                n = buf[i + 1]
+                if i + 2 + n > end:
+                    raise IndexError
+                append(int.from_bytes(buf[i + 2 : i + 2 + n], "little", signed=True))
+                i += 2 + n
+            elif op == 0x51:  # BINPERSID
+                pid = stack.pop()
+                append(Obj(PERSISTENT, pid, i))
+                i += 1
+            elif op == 0x72:  # LONG_BINPUT
+                memo[_U4(buf, i + 1)[0]] = stack[-1]
+                i += 5
+            elif op == 0x6A:  # LONG_BINGET
+                append(memo[_U4(buf, i + 1)[0]])
+                i += 5
+            elif op == 0x80:  # PROTO
+                proto = buf[i + 1]
+                if proto > 5:
+                    raise Malformed(f"unsupported protocol {proto}")
+                i += 2
+            elif op == 0x2E:  # STOP
+                stack.pop()
+                return Result(i + 1, ops, proto, None, True)
+            else:
+                i, stack = _rare(buf, i, end, op, stack, metastack, memo, sink, probe)
+                append = stack.append
+    except Malformed as exc:
+        return Result(i, ops, proto, f"{exc} at byte {i}", False)
+    except (IndexError, struct.error) as exc:
+        if i >= end:
+            return Result(i, ops, proto, f"data ends at byte {i} before STOP", False)
+        need = _ARGLEN.get(op, 1)
+        if i + need >= end or str(exc) == "truncated" or isinstance(exc, struct.error):
+            return Result(i, ops, proto, f"data ends inside the opcode at byte {i}", False)
+        return Result(i, ops, proto, f"stack or mark underflow at byte {i}", False)
+    except KeyError:
+        return Result(i, ops, proto, f"memo entry read before it was written at byte {i}", False)
+    except (UnicodeDecodeError, ValueError, OverflowError) as exc:
+        return Result(i, ops, proto, f"invalid argument at byte {i} ({type(exc).__name__})", False)
+    except RecursionError:
+        return Result(i, ops, proto, f"values nested too deeply at byte {i}", False)
+
+
+_ARGLEN = {
+    0x8C: 2,
+    0x71: 2,
+    0x4B: 2,
+    0x47: 9,
+    0x58: 5,
+    0x68: 2,
+    0x4D: 3,
+    0x4A: 5,
+    0x95: 9,
+    0x43: 2,
+    0x42: 5,
+    0x8E: 9,
+    0x96: 9,
+    0x8D: 9,
+    0x8A: 2,
+    0x72: 5,
+    0x6A: 5,
+    0x80: 2,
+    0x82: 2,
+    0x83: 3,
+    0x84: 5,
+    0x54: 5,
+    0x55: 2,
+    0x8B: 5,
+}
+
+
+def _import(sink: Sink, module: str, name: str, offset: int, probe: bool) -> Glob:
+    if not valid_name(module) or not valid_name(name):
+        raise Malformed("global name is not an importable identifier")
+    g = Glob(module, name, offset)
+    if not probe:
+        sink.imports.append(g)
+        if sink.mutated:
+            full = g.full
+            for m in sink.mutated:
+                if full == m or full.startswith(m + "."):
+                    sink.unresolved.append(
+                        (offset, f"{full} was modified earlier in the same pickle")
+                    )
+                    break
+    return g
+
+
+def _call(sink: Sink, f: object, args: object, offset: int, verb: str, probe: bool) -> Obj:
+    """The value of calling ``f(*args)``; records calls that are not of a plain import."""
+    tf = type(f)
+    if tf is Glob:
+        special = f.special  # type: ignore[attr-defined]
+        if special and not probe:
+            _special_call(sink, f, args, offset)  # type: ignore[arg-type]
+    elif tf is Obj:
+        if not probe:
+            sink.indirect.append((offset, f"{verb} {_describe(f)}"))
+    else:
+        raise Malformed("calls a value that is not callable")
+    if not probe:
+        sink.calls += 1
+    return Obj(f, args, offset)
+
+
+def _special_call(sink: Sink, f: Glob, args: object, offset: int) -> None:
+    items = args if type(args) is tuple else ()
+    if f.special == SPECIAL_NESTED:
+        blob = items[0] if items and type(items[0]) is Blob else None
+        sink.nested.append((offset, f, blob))
+    elif f.special == SPECIAL_RECONSTRUCTOR:
+        if len(items) < 2 or type(items[0]) is not Glob or type(items[1]) is not Glob:
+            sink.indirect.append((offset, "copyreg._reconstructor with a computed class"))
+    elif f.special == SPECIAL_NEWOBJ and (not items or type(items[0]) is not Glob):
+        sink.indirect.append((offset, f"{f.name} with a computed class"))
+
+
+def _rare(
+    buf: Any,
+    i: int,
+    end: int,
+    op: int,
+    stack: list[Any],
+    metastack: list[list[Any]],
+    memo: dict[int, Any],
+    sink: Sink,
+    probe: bool,
+) -> tuple[int, list[Any]]:
+    """The opcodes that real checkpoints seldom use. Returns the next position."""
+    if op == 0x30:  # POP
+        if stack:
+            stack.pop()
+        else:
+            return i + 1, metastack.pop()
+        return i + 1, stack
+    if op == 0x31:  # POP_MARK
+        return i + 1, metastack.pop()
+    if op == 0x32:  # DUP
+        stack.append(stack[-1])
+        return i + 1, stack
+    if op in (0x6C, 0x64, 0x91):  # LIST DICT FROZENSET
+        items = stack
+        outer = metastack.pop()
+        outer.append(_small_dict(items) if op == 0x64 else None)
+        return i + 1, outer
+    if op == 0x55 or op == 0x54:  # SHORT_BINSTRING BINSTRING
+        if op == 0x55:
+            n, h = buf[i + 1], 2
+        else:
+            n, h = _I4(buf, i + 1)[0], 5
+            if n < 0:
+                raise Malformed("negative BINSTRING length")
+        if i + h + n > end:
+            raise IndexError("truncated")
+        if n <= MAX_STR:
+            stack.append(str(buf[i + h : i + h + n], "latin-1"))
+        else:
+            stack.append(BigStr(i + h, n))
+        return i + h + n, stack
+    if op == 0x49 or op == 0x4C:  # INT LONG
+        a = _line(buf, i + 1, end, MAX_LINE)
+        text = bytes(buf[i + 1 : a])
+        if op == 0x49 and text in (b"00", b"01"):
+            stack.append(text == b"01")
+        else:
+            if op == 0x4C and text.endswith(b"L"):
+                text = text[:-1]
+            stack.append(int(text, 0))
+        return a + 1, stack
+    if op == 0x46:  # FLOAT
+        a = _line(buf, i + 1, end, MAX_LINE)
+        float(bytes(buf[i + 1 : a]))
+        stack.append(None)
+        return a + 1, stack
+    if op == 0x53 or op == 0x56:  # STRING UNICODE
+        a = _line(buf, i + 1, end, end - i)
+        n = a - i - 1
+        if op == 0x53:
+            q = buf[i + 1] if n else 0
+            if n < 2 or q not in (0x22, 0x27) or buf[a - 1] != q:
+                raise Malformed("the STRING argument must be quoted")
+        if n > MAX_STR:
+            stack.append(BigStr(i + 1, n))
+        elif op == 0x53:
+            import codecs
+
+            raw = codecs.escape_decode(bytes(buf[i + 2 : a - 1]))[0]
+            stack.append(raw.decode("latin-1"))
+        else:
+            stack.append(str(buf[i + 1 : a], "raw-unicode-escape"))
+        return a + 1, stack
+    if op == 0x70 or op == 0x67 or op == 0x50:  # PUT GET PERSID
+        a = _line(buf, i + 1, end, MAX_LINE)
+        if op == 0x50:
+            stack.append(Obj(PERSISTENT, None, i))
+            return a + 1, stack
+        key = int(bytes(buf[i + 1 : a]))
+        if op == 0x70:
+            if key < 0:
+                raise Malformed("negative PUT index")
+            memo[key] = stack[-1]
+        else:
+            stack.append(memo[key])
+        return a + 1, stack
+    if op == 0x8B:  # LONG4
+        n = _I4(buf, i + 1)[0]
+        if n < 0:
+            raise Malformed("negative LONG4 length")
+        if i + 5 + n > end:
+            raise IndexError("truncated")
+        stack.append(None)
+        return i + 5 + n, stack
+    if op in (0x82, 0x83, 0x84):  # EXT1 EXT2 EXT4
+        if op == 0x82:
+            code, n = buf[i + 1], 2
+        elif op == 0x83:
+            code, n = _U2(buf, i + 1)[0], 3
+        else:
+            code, n = _I4(buf, i + 1)[0], 5
+        if code <= 0:
+            raise Malformed("EXT code must be positive")
+        if not probe:
+            sink.extensions.append((i, code))
+        stack.append(Obj(EXTENSION, code, i))
+        return i + n, stack
+    if op == 0x97:  # NEXT_BUFFER (out-of-band data given by the loader)
+        stack.append(None)
+        return i + 1, stack
+    if op == 0x98:  # READONLY_BUFFER
+        if not stack:
+            raise IndexError("stack underflow")
+        return i + 1, stack
+    raise Malformed(f"invalid opcode 0x{op:02x}")
+
+
+_DTYPE_CODE = re.compile(r"[<>|=]?([a-zA-Z])(\d*)")
+
+
+def _dtype_info(dtype: object) -> tuple[int, bool] | None:
+    """(itemsize, has objects) of a ``numpy.dtype(...)`` value built in the pickle."""
+    if type(dtype) is not Obj or type(dtype.callee) is not Glob:
+        return None
+    args = dtype.args
+    if type(args) is not tuple or not args or type(args[0]) is not str:
+        return None
+    m = _DTYPE_CODE.fullmatch(args[0])
+    if m is None:
+        return None
+    kind, digits = m.group(1), m.group(2)
+    state = dtype.state
+    flags = 0
+    elsize = -1
+    if type(state) is tuple and len(state) >= 8:
+        if type(state[5]) is int:
+            elsize = state[5]
+        if type(state[7]) is int:
+            flags = state[7]
+    if kind == "O" or flags & 1:
+        return 8, True
+    if elsize > 0:
+        return elsize, False
+    if not digits:
+        return None
+    size = int(digits)
+    return (size * 4 if kind == "U" else size), False
+
+
+def _joblib_array(buf: Any, i: int, end: int, sink: Sink, wrapper: Obj, probe: bool) -> int:
+    """Skip the array data joblib writes after a ``NumpyArrayWrapper``'s BUILD at ``i - 1``."""
+    state = wrapper.state
+    if type(state) is not dict:
+        raise Malformed("joblib array header could not be read")
+    shape = state.get("shape")
+    info = _dtype_info(state.get("dtype"))
+    if type(shape) is not tuple or info is None:
+        raise Malformed("joblib array shape or dtype could not be determined")
+    count = 1
+    for dim in shape:
+        if type(dim) is not int or dim < 0:
+            raise Malformed("joblib array shape is invalid")
+        count *= dim
+        if count > end:
+            count = end + 1
+    itemsize, has_objects = info
+    if not probe:
+        sink.joblib_arrays += 1
+    if has_objects:
+        # Object arrays are a nested pickle, loaded by a plain unpickler.
+        inner = walk(buf, i, end, sink, joblib=False, probe=probe)
+        if inner.error is not None:
+            raise Malformed(f"joblib object array: {inner.error}")
+        return inner.end
+    start = i
+    if "numpy_array_alignment_bytes" in state:
+        if i >= end:
+            raise IndexError("truncated")
+        i += 1 + buf[i]
+    i += count * itemsize
+    if i > end:
+        raise Malformed("joblib array data extends past the end of the file")
+    if not probe and start < i:
+        # A plain pickle.load of this file would run these bytes as opcodes: check that they
+        # import nothing (array data fails within a few opcodes).
+        region = Sink(min(sink.ops_budget, 100_000))
+        walk(buf, start, i, region, joblib=False)
+        sink.imports.extend(region.imports)
+        sink.unresolved.extend(region.unresolved)
+    return i
