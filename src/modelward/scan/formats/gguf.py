@@ -1,0 +1,686 @@
+"""GGUF (llama.cpp/ggml) models: header sanity, metadata, and every chat template analysed.
+
+The header, key/value section and tensor infos are parsed by hand from a buffered window over
+``src.read`` (tensor data is never read). Every count and length is checked against the bytes left
+in the file before anything is allocated, arrays of strings (vocabularies of 150k tokens) are skipped
+by walking their lengths without building lists, and version 1's 32-bit counts are honoured.
+
+Findings: ``gguf.malformed`` (what a loader would misread or reject), ``gguf.bad-tensor-layout``
+(tensor data out of bounds, overlapping or misaligned), ``gguf.duplicate-key`` and
+``gguf.duplicate-tensor`` (ambiguities a loader and a scanner may resolve differently),
+``gguf.unknown-tensor-type``, and the ``template.*`` rules of every chat template
+(``tokenizer.chat_template`` and ``tokenizer.chat_template.<name>``).
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from typing import Any
+
+from modelward.models import Severity
+from modelward.scan import templates
+from modelward.scan.context import ScanContext
+from modelward.scan.detector import Detector, register
+from modelward.scan.rules import SCAN_LIMIT, rule
+from modelward.scan.source import Source
+
+MALFORMED = rule(
+    "gguf.malformed",
+    Severity.MEDIUM,
+    "GGUF header is malformed: counts, lengths or types that a loader would misread or reject",
+    "Do not load the file; llama.cpp-style parsers have had memory-safety bugs on such headers. "
+    "Obtain the model again from a trusted source.",
+)
+LAYOUT = rule(
+    "gguf.bad-tensor-layout",
+    Severity.MEDIUM,
+    "GGUF tensor data lies outside the file, overlaps other tensors or is misaligned",
+    "Do not load the file (out-of-bounds reads in the loader); re-download it and verify its hash.",
+)
+DUP_KEY = rule(
+    "gguf.duplicate-key",
+    Severity.MEDIUM,
+    "GGUF metadata key appears more than once (loaders disagree on which value wins)",
+    "Do not trust the file's metadata or chat template; obtain the model from a trusted source.",
+)
+DUP_TENSOR = rule(
+    "gguf.duplicate-tensor",
+    Severity.MEDIUM,
+    "GGUF tensor name appears more than once",
+    "Do not load the file; obtain the model from a trusted source.",
+)
+UNKNOWN_TYPE = rule(
+    "gguf.unknown-tensor-type",
+    Severity.LOW,
+    "GGUF tensor has a ggml type this scanner does not know; its size could not be checked",
+    "Make sure the runtime that loads the file supports the type; update modelward.",
+)
+
+MAGIC = b"GGUF"
+DEFAULT_ALIGNMENT = 32
+MAX_DIMS = 4  # GGML_MAX_DIMS
+MAX_NAME = 64  # GGML_MAX_NAME, including the terminating NUL
+MAX_KEY = 65535
+MAX_KV = 1 << 16
+MAX_TENSORS = 1 << 20
+MAX_ARRAY_STRINGS = 1 << 24
+MAX_NESTING = 8
+WINDOW = 1 << 20
+_TEXT_CAP = 1024
+
+# ggml types: id -> (name, block size, bytes per block), as in ggml's type traits.
+GGML_TYPES: dict[int, tuple[str, int, int]] = {
+    0: ("F32", 1, 4),
+    1: ("F16", 1, 2),
+    2: ("Q4_0", 32, 18),
+    3: ("Q4_1", 32, 20),
+    6: ("Q5_0", 32, 22),
+    7: ("Q5_1", 32, 24),
+    8: ("Q8_0", 32, 34),
+    9: ("Q8_1", 32, 40),
+    10: ("Q2_K", 256, 84),
+    11: ("Q3_K", 256, 110),
+    12: ("Q4_K", 256, 144),
+    13: ("Q5_K", 256, 176),
+    14: ("Q6_K", 256, 210),
+    15: ("Q8_K", 256, 292),
+    16: ("IQ2_XXS", 256, 66),
+    17: ("IQ2_XS", 256, 74),
+    18: ("IQ3_XXS", 256, 98),
+    19: ("IQ1_S", 256, 50),
+    20: ("IQ4_NL", 32, 18),
+    21: ("IQ3_S", 256, 110),
+    22: ("IQ2_S", 256, 82),
+    23: ("IQ4_XS", 256, 136),
+    24: ("I8", 1, 1),
+    25: ("I16", 1, 2),
+    26: ("I32", 1, 4),
+    27: ("I64", 1, 8),
+    28: ("F64", 1, 8),
+    29: ("IQ1_M", 256, 56),
+    30: ("BF16", 1, 2),
+    34: ("TQ1_0", 256, 54),
+    35: ("TQ2_0", 256, 66),
+    39: ("MXFP4", 32, 17),
+    40: ("NVFP4", 64, 36),
+    41: ("Q1_0", 128, 18),
+}
+# llama_ftype (general.file_type) -> the quantization name users know.
+FILE_TYPES: dict[int, str] = {
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    4: "Q4_1_SOME_F16",
+    7: "Q8_0",
+    8: "Q5_0",
+    9: "Q5_1",
+    10: "Q2_K",
+    11: "Q3_K_S",
+    12: "Q3_K_M",
+    13: "Q3_K_L",
+    14: "Q4_K_S",
+    15: "Q4_K_M",
+    16: "Q5_K_S",
+    17: "Q5_K_M",
+    18: "Q6_K",
+    19: "IQ2_XXS",
+    20: "IQ2_XS",
+    21: "Q2_K_S",
+    22: "IQ3_XS",
+    23: "IQ3_XXS",
+    24: "IQ1_S",
+    25: "IQ4_NL",
+    26: "IQ3_S",
+    27: "IQ3_M",
+    28: "IQ2_S",
+    29: "IQ2_M",
+    30: "IQ4_XS",
+    31: "IQ1_M",
+    32: "BF16",
+    33: "Q4_0_4_4",
+    34: "Q4_0_4_8",
+    35: "Q4_0_8_8",
+    36: "TQ1_0",
+    37: "TQ2_0",
+    38: "MXFP4_MOE",
+    39: "NVFP4",
+    40: "Q1_0",
+    1024: "GUESSED",
+}
+
+# GGUF value types: id -> struct code of the scalar (None for string/array).
+_SCALARS = {
+    0: "B",
+    1: "b",
+    2: "H",
+    3: "h",
+    4: "I",
+    5: "i",
+    6: "f",
+    7: "?",
+    10: "Q",
+    11: "q",
+    12: "d",
+}
+_STRING, _ARRAY = 8, 9
+# String values worth keeping (metadata), read up to _TEXT_CAP bytes.
+_KEEP = frozenset(
+    {
+        "general.architecture",
+        "general.name",
+        "general.basename",
+        "general.size_label",
+        "general.finetune",
+        "general.organization",
+        "general.author",
+        "general.version",
+        "general.license",
+        "general.license.name",
+        "general.license.link",
+        "general.url",
+        "general.source.url",
+        "general.source.huggingface.repository",
+        "general.repo_url",
+        "tokenizer.ggml.model",
+        "tokenizer.ggml.pre",
+    }
+)
+_TEMPLATE_KEY = "tokenizer.chat_template"
+
+
+class Malformed(Exception):
+    """The header cannot be parsed further; ``args[0]`` says why, ``offset`` where."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+class _Stop(Malformed):
+    """Stop parsing without another finding (a bound was reported already)."""
+
+    def __init__(self) -> None:
+        super().__init__("scan limit", 0)
+
+
+class _Cursor:
+    """Sequential reads over a buffered window of a source, with bounds checks."""
+
+    def __init__(self, src: Source, big_endian: bool, version: int) -> None:
+        self.src = src
+        self.size = src.size
+        self.buf = b""
+        self.base = 0  # file offset of buf[0]
+        self.pos = 0  # index into buf
+        e = ">" if big_endian else "<"
+        self.u32 = struct.Struct(e + "I")
+        self.u64 = struct.Struct(e + "Q")
+        self.i64 = struct.Struct(e + "q")
+        self.count = self.u32 if version == 1 else self.u64  # v1: 32-bit counts and lengths
+        self.endian = e
+
+    def tell(self) -> int:
+        return self.base + self.pos
+
+    def left(self) -> int:
+        return self.size - self.tell()
+
+    def need(self, n: int) -> None:
+        """Make ``n`` bytes available at ``pos`` (``n`` is small or already bounds-checked)."""
+        if self.pos + n <= len(self.buf):
+            return
+        if n > self.left():
+            raise Malformed(f"truncated: {n} bytes needed, {self.left()} left", self.tell())
+        rest = self.buf[self.pos :]
+        more = self.src.read(self.base + len(self.buf), max(n - len(rest), WINDOW))
+        self.base += self.pos
+        self.buf = rest + more
+        self.pos = 0
+        if len(self.buf) < n:
+            raise Malformed("truncated: read returned fewer bytes", self.tell())
+
+    def skip(self, n: int) -> None:
+        if n > self.left():
+            raise Malformed(f"length {n} runs past the end of the file", self.tell())
+        if self.pos + n <= len(self.buf):
+            self.pos += n
+        else:
+            self.base = self.tell() + n
+            self.buf = b""
+            self.pos = 0
+
+    def unpack(self, st: struct.Struct) -> Any:
+        self.need(st.size)
+        value = st.unpack_from(self.buf, self.pos)[0]
+        self.pos += st.size
+        return value
+
+    def read_count(self) -> int:
+        return int(self.unpack(self.count))
+
+    def take(self, n: int) -> bytes:
+        self.need(n)
+        out = self.buf[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def string(self, cap: int) -> tuple[bytes, int]:
+        """A length-prefixed string: its first ``cap`` bytes and its full length."""
+        n = self.read_count()
+        if n > self.left():
+            raise Malformed(f"string length {n} runs past the end of the file", self.tell())
+        if n <= cap:
+            return self.take(n), n
+        head = self.take(cap)
+        self.skip(n - cap)
+        return head, n
+
+    def skip_strings(self, count: int) -> None:
+        """Skip ``count`` length-prefixed strings without building them."""
+        hdr = self.count.size
+        if count * hdr > self.left():
+            raise Malformed(f"array of {count} strings cannot fit in the file", self.tell())
+        unpack = self.count.unpack_from
+        remaining = count
+        while remaining:
+            buf, p = self.buf, self.pos
+            end = len(buf) - hdr
+            done = 0
+            for done in range(remaining):  # noqa: B007 (done is used after the loop)
+                if p > end:
+                    break
+                q = p + hdr + unpack(buf, p)[0]
+                if q > len(buf):
+                    break
+                p = q
+            else:
+                done = remaining
+            self.pos = p
+            remaining -= done
+            if remaining:  # the next string crosses the window: handle it on its own
+                n = self.read_count()
+                self.skip(n)
+                remaining -= 1
+
+
+@register
+class GGUFDetector(Detector):
+    format = "gguf"
+    extensions = (".gguf",)
+    priority = 10
+
+    def matches(self, head: bytes, src: Source) -> bool:
+        return head[:4] == MAGIC
+
+    def scan(self, src: Source, ctx: ScanContext) -> None:
+        head = src.read(0, 24)
+        if len(head) < 8:
+            ctx.report(MALFORMED, "GGUF file is truncated inside its header.", evidence=head.hex())
+            return
+        version = int.from_bytes(head[4:8], "little")
+        big = False
+        if version & 0xFFFF == 0 and version:  # written big-endian (gguf-py's own test)
+            version = int.from_bytes(head[4:8], "big")
+            big = True
+        ctx.metadata["version"] = version
+        if big:
+            ctx.metadata["endianness"] = "big"
+        if version not in (1, 2, 3):
+            ctx.report(
+                MALFORMED,
+                f"GGUF version {version} is not one of the known versions 1-3.",
+                evidence=f"version {version}",
+                location="byte 4",
+            )
+            return
+        parser = _Parser(src, ctx, big, version)
+        try:
+            parser.parse()
+        except _Stop:
+            pass
+        except Malformed as exc:
+            ctx.report(
+                MALFORMED,
+                f"GGUF header is malformed: {exc.args[0]}.",
+                evidence=str(exc.args[0])[:200],
+                location=f"byte {exc.offset}",
+            )
+        parser.finish()
+
+
+class _Parser:
+    """One pass over the header: key/values, then tensor infos, then layout checks."""
+
+    def __init__(self, src: Source, ctx: ScanContext, big: bool, version: int) -> None:
+        self.src = src
+        self.ctx = ctx
+        self.cur = _Cursor(src, big, version)
+        self.version = version
+        self.meta: dict[str, Any] = {}
+        self.context_lengths: dict[str, int] = {}
+        self.alignment = DEFAULT_ALIGNMENT
+        self.template_names: list[str] = []
+        self.chat_templates: list[str] = []
+        self.n_tensors = 0
+        self.n_kv = 0
+        self.parameters = 0
+        self.type_hist: dict[str, int] = {}
+        self.type_elems: dict[str, int] = {}
+        self.tensors_parsed = False
+
+    # ------------------------------------------------------------------ header
+    def parse(self) -> None:
+        cur, ctx = self.cur, self.ctx
+        cur.skip(8)
+        n_tensors = cur.read_count()
+        n_kv = cur.read_count()
+        self.n_tensors, self.n_kv = n_tensors, n_kv
+        ctx.metadata["tensor_count"] = n_tensors
+        ctx.metadata["kv_count"] = n_kv
+        hdr = cur.count.size
+        # Smallest possible entries: a KV is key length + type + a 1-byte value; a tensor info is
+        # name length + n_dims + type + offset.
+        if n_kv * (hdr + 4 + 1) > cur.left():
+            raise Malformed(f"{n_kv} key/value pairs cannot fit in the file", 16)
+        if n_tensors * (hdr + 4 + 4 + 8) > cur.left():
+            raise Malformed(f"{n_tensors} tensor infos cannot fit in the file", 8)
+        if n_kv > MAX_KV:
+            ctx.report(
+                SCAN_LIMIT,
+                f"GGUF declares {n_kv:,} metadata entries; more than {MAX_KV:,} are not analysed.",
+                evidence=str(n_kv),
+            )
+            return
+        seen: set[str] = set()
+        for _ in range(n_kv):
+            self.read_kv(seen)
+        if n_tensors > MAX_TENSORS:
+            ctx.report(
+                SCAN_LIMIT,
+                f"GGUF declares {n_tensors:,} tensors; more than {MAX_TENSORS:,} are not analysed.",
+                evidence=str(n_tensors),
+            )
+            return
+        self.read_tensors(n_tensors)
+
+    def read_kv(self, seen: set[str]) -> None:
+        cur = self.cur
+        at = cur.tell()
+        raw, n = cur.string(MAX_KEY)
+        if n > MAX_KEY:
+            raise Malformed(f"key of {n} bytes is longer than GGUF allows", at)
+        key = raw.decode("utf-8", "replace")
+        vtype = cur.unpack(cur.u32)
+        if key in seen:
+            self.ctx.report(
+                DUP_KEY,
+                f"Metadata key {key!r} appears more than once.",
+                evidence=key[:200],
+                location=f"byte {at}",
+            )
+        seen.add(key)
+        if vtype == _STRING:
+            want = key in _KEEP or key.startswith(_TEMPLATE_KEY)
+            if key.startswith(_TEMPLATE_KEY):
+                self.read_template(key, at)
+            elif want:
+                value, _n = cur.string(_TEXT_CAP)
+                self.meta[key] = value.decode("utf-8", "replace")
+            else:
+                cur.skip(cur.read_count())
+        elif vtype == _ARRAY:
+            self.read_array(key, at, 0)
+        elif vtype in _SCALARS:
+            value = cur.unpack(struct.Struct(cur.endian + _SCALARS[vtype]))
+            self.scalar(key, value, at)
+        else:
+            raise Malformed(f"key {key!r} has unknown value type {vtype}", at)
+
+    def scalar(self, key: str, value: Any, at: int) -> None:
+        if key == "general.alignment":
+            if not isinstance(value, int) or value <= 0 or value & (value - 1):
+                raise Malformed(f"general.alignment {value} is not a power of two", at)
+            self.alignment = int(value)
+            self.ctx.metadata["alignment"] = self.alignment
+        elif key == "general.file_type":
+            self.meta[key] = value
+        elif key.endswith(".context_length") and isinstance(value, int):
+            self.context_lengths[key[: -len(".context_length")]] = int(value)
+
+    def read_array(self, key: str, at: int, depth: int) -> None:
+        cur = self.cur
+        if depth > MAX_NESTING:
+            raise Malformed(f"arrays nested more than {MAX_NESTING} deep in {key!r}", at)
+        etype = cur.unpack(cur.u32)
+        count = cur.read_count()
+        if etype in _SCALARS:
+            size = struct.calcsize(_SCALARS[etype])
+            if count * size > cur.left():
+                raise Malformed(f"array {key!r} of {count} items runs past the end of the file", at)
+            cur.skip(count * size)
+        elif etype == _STRING:
+            if key == "tokenizer.ggml.tokens":
+                self.ctx.metadata["vocab_size"] = count
+            if key == "tokenizer.chat_templates":
+                self.read_template_names(count, at)
+            elif count > MAX_ARRAY_STRINGS:
+                self.ctx.report(
+                    SCAN_LIMIT,
+                    f"Array {key!r} declares {count:,} strings; the rest of the header was not "
+                    f"analysed.",
+                    evidence=f"{key}: {count}",
+                    location=f"byte {at}",
+                )
+                raise _Stop
+            else:
+                cur.skip_strings(count)
+        elif etype == _ARRAY:
+            if count * 12 > cur.left():
+                raise Malformed(f"array {key!r} of {count} arrays cannot fit in the file", at)
+            for _ in range(count):
+                self.read_array(key, at, depth + 1)
+        else:
+            raise Malformed(f"array {key!r} has unknown element type {etype}", at)
+
+    def read_template_names(self, count: int, at: int) -> None:
+        cur = self.cur
+        if count * cur.count.size > cur.left():
+            raise Malformed(f"array of {count} template names cannot fit in the file", at)
+        for i in range(count):
+            raw, _n = cur.string(256)
+            if i < 64:
+                self.template_names.append(raw.decode("utf-8", "replace"))
+
+    def read_template(self, key: str, at: int) -> None:
+        cur, ctx = self.cur, self.ctx
+        n = cur.read_count()
+        if n > cur.left():
+            raise Malformed(f"{key} of {n} bytes runs past the end of the file", at)
+        name = key[len(_TEMPLATE_KEY) + 1 :] if key != _TEMPLATE_KEY else "default"
+        self.chat_templates.append(name)
+        limit = ctx.limits.max_template_bytes
+        location = f"{key} (byte {at})"
+        if n <= limit:
+            text = cur.take(n).decode("utf-8", "replace")
+            templates.check_template(ctx, text, location)
+            return
+        # Too large to parse: search it as text, a window at a time (bounded memory).
+        ctx.report(
+            SCAN_LIMIT,
+            f"Chat template of {n:,} bytes is larger than the {limit:,} parsed; only searched "
+            f"as text.",
+            evidence=f"{key}: {n} bytes",
+            location=location,
+        )
+        start = cur.tell()
+        cur.skip(n)
+        overlap = 256
+        pos = 0
+        while pos < n:
+            chunk = self.src.read(start + pos, min(WINDOW, n - pos) + overlap)
+            for issue in templates.raw_issues(chunk.decode("utf-8", "replace")):
+                ctx.report(issue.rule, issue.message, evidence=issue.evidence, location=location)
+            pos += WINDOW
+
+    # ------------------------------------------------------------------ tensors
+    def read_tensors(self, n_tensors: int) -> None:
+        cur, ctx = self.cur, self.ctx
+        dim = cur.u32 if self.version == 1 else cur.u64
+        offsets = array("Q")
+        sizes = array("Q")
+        names: set[bytes] = set()
+        for i in range(n_tensors):
+            at = cur.tell()
+            n = cur.read_count()
+            if n > cur.left():
+                raise Malformed(f"tensor {i} name length {n} runs past the end of the file", at)
+            raw = cur.take(min(n, MAX_NAME * 4))
+            cur.skip(n - len(raw))
+            shown = raw.decode("utf-8", "replace")
+            if n >= MAX_NAME:
+                raise Malformed(f"tensor name {shown[:80]!r} is {n} bytes (ggml allows 63)", at)
+            if raw in names:
+                ctx.report(
+                    DUP_TENSOR,
+                    f"Tensor name {shown!r} appears more than once.",
+                    evidence=shown,
+                    location=f"byte {at}",
+                )
+            names.add(raw)
+            n_dims = cur.unpack(cur.u32)
+            if n_dims > MAX_DIMS:
+                raise Malformed(f"tensor {shown!r} has {n_dims} dimensions (ggml allows 4)", at)
+            elems = 1
+            dims = []
+            for _ in range(n_dims):
+                d = cur.unpack(dim)
+                if d >= 1 << 63:
+                    raise Malformed(f"tensor {shown!r} has a negative dimension", at)
+                dims.append(d)
+                elems *= d
+            if elems >= 1 << 63:
+                raise Malformed(f"tensor {shown!r} has {elems} elements (overflows int64)", at)
+            ttype = cur.unpack(cur.u32)
+            offset = cur.unpack(cur.u64)
+            info = GGML_TYPES.get(ttype)
+            if info is None:
+                ctx.report(
+                    UNKNOWN_TYPE,
+                    f"Tensor {shown!r} has ggml type {ttype}, unknown to this scanner.",
+                    evidence=f"type {ttype}",
+                    location=f"byte {at}",
+                )
+                nbytes = 0
+                tname = f"type{ttype}"
+            else:
+                tname, block, bsize = info
+                if dims and dims[0] % block:
+                    raise Malformed(
+                        f"tensor {shown!r}: first dimension {dims[0]} is not a multiple of the "
+                        f"{tname} block size {block}",
+                        at,
+                    )
+                nbytes = elems // block * bsize
+            if offset % self.alignment:
+                ctx.report(
+                    LAYOUT,
+                    f"Tensor {shown!r} starts at offset {offset}, not a multiple of the "
+                    f"alignment {self.alignment}.",
+                    evidence=f"{shown}: offset {offset}",
+                    location=f"byte {at}",
+                )
+            self.parameters += elems
+            self.type_hist[tname] = self.type_hist.get(tname, 0) + 1
+            self.type_elems[tname] = self.type_elems.get(tname, 0) + elems
+            offsets.append(offset)
+            sizes.append(min(nbytes, (1 << 64) - 1))
+        self.tensors_parsed = True
+        self.check_layout(offsets, sizes)
+
+    def check_layout(self, offsets: array[int], sizes: array[int]) -> None:
+        ctx = self.ctx
+        end_of_infos = self.cur.tell()
+        data_start = -(-end_of_infos // self.alignment) * self.alignment
+        ctx.metadata["data_offset"] = data_start
+        if not offsets:
+            return
+        room = self.src.size - data_start
+        if room < 0:
+            ctx.report(
+                LAYOUT,
+                "GGUF tensor data section starts past the end of the file (truncated file).",
+                evidence=f"data at {data_start}, file size {self.src.size}",
+            )
+            return
+        order = sorted(range(len(offsets)), key=offsets.__getitem__)
+        prev_end = 0
+        reported = 0
+        for i in order:
+            start, size = offsets[i], sizes[i]
+            end = start + size
+            problem = None
+            if end > room:
+                problem = (
+                    f"tensor {i} data [{start}, {end}) ends past the end of the file "
+                    f"({room} bytes of data)"
+                )
+            elif start < prev_end:
+                problem = f"tensor {i} data [{start}, {end}) overlaps the previous tensor"
+            if problem is not None:
+                ctx.report(
+                    LAYOUT,
+                    f"GGUF {problem}.",
+                    evidence=problem,
+                    location=f"tensor info {i}",
+                )
+                reported += 1
+                if reported >= 20:
+                    return
+            prev_end = max(prev_end, end)
+
+    # ------------------------------------------------------------------ metadata
+    def finish(self) -> None:
+        md, meta = self.ctx.metadata, self.meta
+        arch = meta.get("general.architecture")
+        if arch:
+            md["architecture"] = arch
+        for key, out in (
+            ("general.name", "name"),
+            ("general.basename", "basename"),
+            ("general.size_label", "size_label"),
+            ("general.organization", "organization"),
+            ("tokenizer.ggml.model", "tokenizer"),
+        ):
+            if key in meta:
+                md[out] = meta[key]
+        lic = {
+            k.removeprefix("general.license").lstrip(".") or "id": v
+            for k, v in meta.items()
+            if k.startswith("general.license")
+        }
+        if lic:
+            md["license"] = lic
+        ftype = meta.get("general.file_type")
+        quant = FILE_TYPES.get(ftype) if isinstance(ftype, int) else None
+        if quant is None and self.type_elems:
+            big = {k: v for k, v in self.type_elems.items() if k not in ("F32",)}
+            pick = big or self.type_elems
+            quant = max(pick, key=pick.__getitem__)
+        if quant is not None:
+            md["quantization"] = quant
+        if self.tensors_parsed:
+            md["parameters"] = self.parameters
+            md["tensor_types"] = dict(sorted(self.type_hist.items()))
+        if arch and arch in self.context_lengths:
+            md["context_length"] = self.context_lengths[arch]
+        elif len(self.context_lengths) == 1:
+            md["context_length"] = next(iter(self.context_lengths.values()))
+        md["chat_template"] = bool(self.chat_templates)
+        named = [t for t in self.chat_templates if t != "default"]
+        for name in self.template_names:
+            if name not in named:
+                named.append(name)
+        if named:
+            md["chat_templates"] = named
