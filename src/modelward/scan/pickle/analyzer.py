@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from modelward.models import Severity
 from modelward.scan.context import ScanContext
 from modelward.scan.pickle.globals import Verdict, classify
-from modelward.scan.pickle.vm import BUDGET, Glob, Sink, walk
+from modelward.scan.pickle.vm import BUDGET, BigStr, Blob, Glob, Obj, Sink, walk
 from modelward.scan.rules import SCAN_LIMIT, rule
 from modelward.scan.source import Buffer, BytesSource
 
@@ -320,11 +320,10 @@ def _report(
 
 
 def _nested(
-    ctx: ScanContext, buf: Buffer, offset: int, loader: Glob, blob: object, location: str
+    ctx: ScanContext, buf: Buffer, offset: int, loader: Glob, arg: object, location: str
 ) -> None:
-    from modelward.scan.pickle.vm import Blob
-
-    if not isinstance(blob, Blob):
+    data = _literal_bytes(ctx, buf, arg)
+    if data is None:
         ctx.report(
             NESTED,
             f"The pickle calls {loader.full} on data computed while loading.",
@@ -332,9 +331,40 @@ def _nested(
             location=_loc(location, offset),
         )
         return
-    view = memoryview(buf)[blob.start : blob.start + blob.size]
-    name = f"{location or 'pickle'}@{blob.start}"
-    ctx.scan_nested(BytesSource(view), name)
+    name = f"{location or 'pickle'}@{offset}"
+    ctx.scan_nested(BytesSource(data), name)
+
+
+def _literal_bytes(ctx: ScanContext, buf: Buffer, arg: object) -> Buffer | None:
+    """The bytes a nested loader receives, when they are a literal of the pickle.
+
+    Protocol 2 writes bytes as ``_codecs.encode(<str>, 'latin1')``: that form is decoded too
+    (within the member-size and decompression budgets, as it needs a copy).
+    """
+    if isinstance(arg, Blob):
+        return memoryview(buf)[arg.start : arg.start + arg.size]
+    if not isinstance(arg, Obj) or not isinstance(arg.callee, Glob):
+        return None
+    callee = arg.callee
+    args = arg.args
+    if (callee.module, callee.name) != ("_codecs", "encode") or not isinstance(args, tuple):
+        return None
+    if len(args) != 2 or args[1] not in ("latin1", "latin-1", "iso-8859-1"):
+        return None
+    text = args[0]
+    if isinstance(text, BigStr):
+        if text.size > ctx.limits.max_member_size or not ctx.take_uncompressed(text.size):
+            return None
+        try:
+            text = str(memoryview(buf)[text.start : text.start + text.size], "utf-8")
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(text, str):
+        return None
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return None
 
 
 def stream_globals(streams: list[PickleStream]) -> list[str]:

@@ -74,7 +74,7 @@ SAFE: dict[str, frozenset[str]] = {
         "numpy.random._pcg64": "PCG64 PCG64DXSM",
         "numpy.random._philox": "Philox",
         "numpy.random._sfc64": "SFC64",
-        "numpy.random.bit_generator": "SeedSequence",
+        "numpy.random.bit_generator": "SeedSequence __pyx_unpickle_SeedSequence",
         "joblib.numpy_pickle": "NumpyArrayWrapper",
         "datetime": "datetime date time timedelta timezone",
         "decimal": "Decimal",

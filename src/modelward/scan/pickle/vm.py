@@ -135,7 +135,7 @@ class Sink:
         self.mutations: list[tuple[int, Glob, str]] = []
         self.mutated: set[str] = set()
         self.extensions: list[tuple[int, int]] = []
-        self.nested: list[tuple[int, Glob, Blob | None]] = []
+        self.nested: list[tuple[int, Glob, object]] = []
         self.calls = 0
         self.joblib_arrays = 0
         self.ops_budget = ops_budget
@@ -232,7 +232,7 @@ def walk(
             if op == 0x8C:  # SHORT_BINUNICODE
                 j = i + 2 + buf[i + 1]
                 if j > end:
-                    raise IndexError
+                    raise IndexError("truncated")
                 append(str(buf[i + 2 : j], "utf-8", "surrogatepass"))
                 i = j
             elif op == 0x94:  # MEMOIZE
@@ -246,14 +246,14 @@ def walk(
                 i += 2
             elif op == 0x47:  # BINFLOAT
                 if i + 9 > end:
-                    raise IndexError
+                    raise IndexError("truncated")
                 append(None)
                 i += 9
             elif op == 0x58:  # BINUNICODE
                 n = _U4(buf, i + 1)[0]
                 j = i + 5 + n
                 if j > end:
-                    raise IndexError
+                    raise IndexError("truncated")
                 if n <= MAX_STR:
                     append(str(buf[i + 5 : j], "utf-8", "surrogatepass"))
                 else:
@@ -428,19 +428,19 @@ def walk(
             elif op == 0x43:  # SHORT_BINBYTES
                 n = buf[i + 1]
                 if i + 2 + n > end:
-                    raise IndexError
+                    raise IndexError("truncated")
                 append(Blob(i + 2, n))
                 i += 2 + n
             elif op == 0x42:  # BINBYTES
                 n = _U4(buf, i + 1)[0]
                 if i + 5 + n > end:
-                    raise IndexError
+                    raise IndexError("truncated")
                 append(Blob(i + 5, n))
                 i += 5 + n
             elif op == 0x8E or op == 0x96 or op == 0x8D:  # BINBYTES8 BYTEARRAY8 BINUNICODE8
                 n = _U8(buf, i + 1)[0]
                 if i + 9 + n > end:
-                    raise IndexError
+                    raise IndexError("truncated")
                 if op == 0x8D:
                     if n <= MAX_STR:
                         append(str(buf[i + 9 : i + 9 + n], "utf-8", "surrogatepass"))
@@ -454,7 +454,7 @@ def walk(
             elif op == 0x8A:  # LONG1
                 n = buf[i + 1]
                 if i + 2 + n > end:
-                    raise IndexError
+                    raise IndexError("truncated")
                 append(int.from_bytes(buf[i + 2 : i + 2 + n], "little", signed=True))
                 i += 2 + n
             elif op == 0x51:  # BINPERSID
@@ -560,8 +560,7 @@ def _call(sink: Sink, f: object, args: object, offset: int, verb: str, probe: bo
 def _special_call(sink: Sink, f: Glob, args: object, offset: int) -> None:
     items = args if type(args) is tuple else ()
     if f.special == SPECIAL_NESTED:
-        blob = items[0] if items and type(items[0]) is Blob else None
-        sink.nested.append((offset, f, blob))
+        sink.nested.append((offset, f, items[0] if items else None))
     elif f.special == SPECIAL_RECONSTRUCTOR:
         if len(items) < 2 or type(items[0]) is not Glob or type(items[1]) is not Glob:
             sink.indirect.append((offset, "copyreg._reconstructor with a computed class"))
