@@ -472,3 +472,28 @@ def test_real_keras_v3_config_json(keras_files: Path) -> None:
         meta = analyze_keras_config(config, ctx, "config.json")
         assert _rules(ctx.findings) == expected
         assert meta["layer_count"] >= 2
+
+
+@pytest.mark.parametrize(
+    ("function", "rule"),
+    [("io.write_file", "keras.file-access"), ("py_function", "keras.dangerous-callable")],
+)
+def test_tf_op_lambda_gadgets(function: str, rule: str) -> None:
+    layer = {"class_name": "TFOpLambda", "config": {"name": "tf.x", "function": function}}
+    ctx, _ = _analyze({"class_name": "Functional", "config": {"layers": [layer]}})
+    assert _rules(ctx.findings) == {rule}
+    layer["config"]["function"] = "math.add"
+    ctx, _ = _analyze({"class_name": "Functional", "config": {"layers": [layer]}})
+    assert ctx.findings == []
+
+
+def test_tensorflow_typespec_is_data() -> None:
+    spec = {
+        "class_name": "__typespec__",
+        "spec_name": "TensorSpec",
+        "module": "tensorflow.python.framework.tensor_spec",
+        "config": [[None, 8], "float32", None],
+        "registered_name": None,
+    }
+    ctx, _ = _analyze(_functional(_dense(input_spec=spec)))
+    assert ctx.findings == []

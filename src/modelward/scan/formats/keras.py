@@ -146,6 +146,15 @@ PATH_VALUE_KEYS = frozenset(
 )
 """Arguments that may be data or a path to a file read on load (lookup layers, tokenizers)."""
 
+TF_OP_LAYERS = frozenset({"TFOpLambda", "SlicingOpLambda"})
+"""tf.keras layers that wrap a TensorFlow API function named in ``config.function``."""
+TF_PY_FUNCS = frozenset(
+    {"py_function", "numpy_function", "py_func", "load_op_library", "load_library"}
+)
+TF_FILE_FUNCS = frozenset(
+    {"read_file", "write_file", "matching_files", "save", "load", "save_v2", "restore_v2"}
+)
+
 _B64_CODE = re.compile(r"^[A-Za-z0-9+/=\s]{20,}$")
 _NAMES = re.compile(rb"[A-Za-z_][A-Za-z0-9_.]{2,60}")
 _WINDOWS_ABS = re.compile(r"^[A-Za-z]:[\\/]")
@@ -255,12 +264,16 @@ class _ConfigWalker:
             return True
         if cls == "Lambda" and isinstance(config, dict) and self.check_lambda_layer(config, here):
             return True
+        if cls in TF_OP_LAYERS and isinstance(config, dict):
+            self.check_tf_op(config.get("function"), here)
 
         name = cls
         if cls == "function":
             name = config if isinstance(config, str) else str(obj.get("registered_name") or "")
         elif cls == "__typespec__":
             name = str(obj.get("spec_name") or "")
+            if isinstance(module, str) and module.startswith("tensorflow."):
+                return False  # tf.TensorSpec and friends: data descriptions
         elif cls.startswith("__") and cls.endswith("__"):
             return False  # __tensor__, __numpy__, __bytes__, __tuple__ ...: plain data
         if isinstance(module, str) and module:
@@ -296,6 +309,26 @@ class _ConfigWalker:
             module = config.get("module")
             self.check_callable(module if isinstance(module, str) else "", fn, here)
         return False
+
+    def check_tf_op(self, function: Any, here: str) -> None:
+        """tf.keras ``TFOpLambda`` layers call the TensorFlow API function they name."""
+        if not isinstance(function, str):
+            return
+        last = function.rsplit(".", 1)[-1]
+        if last in TF_PY_FUNCS:
+            self.ctx.report(
+                DANGEROUS,
+                f"The layer calls tf.{function}, which runs Python code.",
+                evidence=f"tf.{function}"[:200],
+                location=self.where(here),
+            )
+        elif last in TF_FILE_FUNCS or function.startswith(("io.gfile.", "compat.v1.gfile.")):
+            self.ctx.report(
+                FILE_ACCESS,
+                f"The layer calls tf.{function}, which touches files when the model runs.",
+                evidence=f"tf.{function}"[:200],
+                location=self.where(here),
+            )
 
     def check_callable(self, module: str, name: str, here: str) -> None:
         root = module.split(".", 1)[0]
