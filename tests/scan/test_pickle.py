@@ -33,9 +33,9 @@ def rules(ctx: ScanContext) -> dict[str, tuple[Severity, str]]:
 
 def has(ctx: ScanContext, rule: str, evidence: str | None = None, severity: Severity | None = None):
     for f in ctx.findings:
-        if f.rule == rule and (evidence is None or f.evidence == evidence):
-            if severity is None or f.severity == severity:
-                return f
+        ok_evidence = evidence is None or f.evidence == evidence
+        if f.rule == rule and ok_evidence and (severity is None or f.severity == severity):
+            return f
     raise AssertionError(f"{rule} {evidence} not in {[(f.rule, f.evidence) for f in ctx.findings]}")
 
 
@@ -380,7 +380,7 @@ def test_big_binbytes_payload_is_not_copied() -> None:
     data = data + bytes(payload) + b"\x85."
     tracemalloc.start()
     try:
-        streams, ctx = analyse(data)
+        streams, _ctx = analyse(data)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -397,5 +397,5 @@ def test_op_budget_stops_pathological_pickle(tmp_path: Path) -> None:
 
 def test_deep_nesting_does_not_recurse() -> None:
     data = b"\x80\x02" + b"]" * 200_000 + b"a" * 199_999 + b"."
-    streams, ctx = analyse(data)
+    streams, _ctx = analyse(data)
     assert streams[0].complete  # type: ignore[attr-defined]
