@@ -193,7 +193,7 @@ def _read_central(src: Source, arch: ZipArchive, start: int, size: int, max_entr
             break
         if index >= max_entries:
             arch.anomalies.append(
-                Anomaly("malformed", "More entries than the scanner reads.", f"{max_entries}+")
+                Anomaly("limit", "More entries than the scanner reads.", f"{max_entries}+")
             )
             break
         f = _CENTRAL.unpack_from(data, pos)

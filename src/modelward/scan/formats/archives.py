@@ -48,6 +48,7 @@ _ANOMALY_RULES: dict[str, Rule] = {
     "flag-bits": HEADER_MISMATCH,
     "duplicate-name": DUPLICATE,
     "crc-mismatch": CRC_MISMATCH,
+    "limit": SCAN_LIMIT,
 }
 _PICKLE_FORMATS = PICKLE_FAMILY - {"zip", "numpy"}
 
@@ -139,7 +140,7 @@ class _Walk:
         un = self.content(e)
         if un is None:
             return
-        head = un.source.read(0, 16)
+        head = un.source.read(0, 4096)
         if un.error is not None:
             self.anomalies.append(
                 zipread.Anomaly(
@@ -164,16 +165,17 @@ class _Walk:
     def analyse(self, e: zipread.ZipEntry, content: Source, head: bytes) -> str:
         ctx, name = self.ctx, e.name
         if self.kind in ("pytorch-zip", "torchscript"):
-            if content.size <= 64 and pytorch.record_text_member(ctx, name, content.read(0, 64)):
-                return "text"
+            pickle_like = looks_like_pickle(head)
             if pytorch.is_storage_member(name):
-                hit = pytorch.sniff_storage(head, content.buffer, ctx.child(name))
+                hit = pytorch.sniff_storage(head, content.buffer, ctx, name)
                 return "pickle" if hit else "storage"
-            if name.endswith("pkl") or looks_like_pickle(head):
+            if name.endswith("pkl") or pickle_like:
                 pytorch.analyze_member_pickle(
-                    content.buffer(), ctx.child(name), torchscript=self.kind == "torchscript"
+                    content.buffer(), ctx, name, torchscript=self.kind == "torchscript"
                 )
                 return "pickle"
+            if content.size <= 64 and pytorch.record_text_member(ctx, name, content.read(0, 64)):
+                return "text"
             if self.kind == "torchscript" and "/code/" in f"/{name}" and name.endswith(".py"):
                 text = bytes(content.buffer()[: 16 << 20]).decode("utf-8", "replace")
                 pytorch.check_torchscript_code(ctx.child(name), name, text)
@@ -191,7 +193,10 @@ class _Walk:
         except (ImportError, AttributeError):
             return
         data = bytes(content.buffer()[: 64 << 20])
-        fn(data, self.ctx, "config.json")
+        meta = fn(data, self.ctx, "config.json")
+        if isinstance(meta, dict):
+            for key, value in meta.items():
+                self.ctx.metadata.setdefault(str(key), value)
 
     # ------------------------------------------------------------------ reporting
     def report_anomalies(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import tempfile
 from typing import Any
 
@@ -79,14 +80,13 @@ def scan_tar(src: Source, ctx: ScanContext) -> None:
         content = src.slice(m.offset, m.size)
         short = m.name.removeprefix("./")
         if legacy and short in LEGACY_TAR_MEMBERS:
-            child = ctx.child(m.name)
             buf = content.buffer()
             if short == "storages":
-                pytorch.walk_legacy_storages(buf, child)
+                pytorch.walk_legacy_storages(buf, ctx, m.name)
             elif short == "tensors":
-                pytorch.walk_legacy_tensors(buf, child)
+                pytorch.walk_legacy_tensors(buf, ctx, m.name)
             else:
-                pytorch.analyze_member_pickle(buf, child, torchscript=False)
+                pytorch.analyze_member_pickle(buf, ctx, m.name)
             fmt = "pickle"
         else:
             fmt = pytorch.scan_member(ctx, content, m.name)
@@ -194,7 +194,7 @@ class _Member:
             self._done(self)
 
 
-def _factory(limit: int, done: Any) -> Any:
+def _factory(limit: int, done: Any, folder: str) -> Any:
     from py7zr.io import WriterFactory
 
     class Factory(WriterFactory):
@@ -202,7 +202,10 @@ def _factory(limit: int, done: Any) -> Any:
             self.products: list[_Member] = []
 
         def create(self, filename: str) -> Any:
-            m = _Member(filename, limit, done)
+            name = str(filename)  # py7zr passes the path it would have written to
+            if name.startswith(folder + os.sep):
+                name = name[len(folder) + 1 :]
+            m = _Member(name, limit, done)
             self.products.append(m)
             return m
 
@@ -282,7 +285,7 @@ def scan_7z(src: Source, ctx: ScanContext) -> None:
             if not targets:
                 return
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="modelward-7z-"))
-            factory = _factory(limits.max_member_size, done)
+            factory = _factory(limits.max_member_size, done, folder)
             archive.extract(path=folder, targets=targets, factory=factory)
             for m in factory.products:  # py7zr versions that never call close()
                 m.close()

@@ -125,24 +125,33 @@ def note_globals(ctx: ScanContext, streams: list[PickleStream]) -> None:
         ctx.metadata["globals"] = sorted(merged | names)[:500]
 
 
+_TS_OWN = re.compile(r"^__torch__\.[\w.]+$")
+_TS_HELPERS = re.compile(r"^torch\.jit\._pickle\.(?:build_\w+|restore_type_tag)$")
+
+
 def analyze_member_pickle(
-    buf: Buffer, ctx: ScanContext, *, torchscript: bool
+    buf: Buffer, ctx: ScanContext, name: str, *, torchscript: bool = False
 ) -> list[PickleStream]:
-    """Analyse a pickle member. In TorchScript archives, ``__torch__.*`` globals name the
-    archive's own TorchScript classes (resolved by torch's C++ unpickler, never imported from
-    Python), so findings about them alone are dropped; the code itself is reported separately."""
+    """Analyse the pickle member ``name`` in a child context; its globals go to ``ctx.metadata``.
+
+    In TorchScript archives, ``__torch__.*`` globals name the archive's own TorchScript classes
+    and ``torch.jit._pickle.build_*`` / ``restore_type_tag`` rebuild typed lists: torch's C++
+    unpickler resolves them itself and imports nothing from Python (in Python they return their
+    argument). Findings about those alone are dropped; the code is reported separately."""
+    child = ctx.child(name)
     if not torchscript:
-        streams = analyze_pickles(buf, ctx)
+        streams = analyze_pickles(buf, child)
         note_globals(ctx, streams)
         return streams
-    scratch = _scratch(ctx)
+    scratch = _scratch(child)
     streams = analyze_pickles(buf, scratch)
 
     def keep(f: Finding) -> bool:
-        own = f.evidence.startswith("__torch__.") or f.evidence.startswith("torch.jit._pickle.")
-        return not (own and f.severity <= Severity.MEDIUM)
+        if _TS_HELPERS.match(f.evidence):
+            return False
+        return not (_TS_OWN.match(f.evidence) and f.severity <= Severity.MEDIUM)
 
-    _replay(ctx, scratch.findings, keep)
+    _replay(child, scratch.findings, keep)
     note_globals(ctx, streams)
     return streams
 
@@ -151,13 +160,13 @@ def scan_member(ctx: ScanContext, src: Source, name: str) -> str:
     """``ctx.scan_nested`` a member; content that no detector claims but that starts like a
     pickle is analysed as one all the same (a pickle member is never left unread)."""
     fmt = ctx.scan_nested(src, name).format
-    if fmt == "unknown" and looks_like_pickle(src.read(0, 16)):
-        analyze_member_pickle(src.buffer(), ctx.child(name), torchscript=False)
+    if fmt == "unknown" and looks_like_pickle(src.read(0, 4096)):
+        analyze_member_pickle(src.buffer(), ctx, name)
         return "pickle"
     return fmt
 
 
-def sniff_storage(head: bytes, buf: Callable[[], Buffer], ctx: ScanContext) -> bool:
+def sniff_storage(head: bytes, buf: Callable[[], Buffer], ctx: ScanContext, name: str) -> bool:
     """A storage member is raw bytes; analyse it only if it is a pickle that imports something."""
     if not looks_like_pickle(head):
         return False
@@ -165,7 +174,7 @@ def sniff_storage(head: bytes, buf: Callable[[], Buffer], ctx: ScanContext) -> b
     streams = analyze_pickles(buf(), scratch)
     if not any(s.globals for s in streams):
         return False
-    _replay(ctx, scratch.findings, lambda f: True)
+    _replay(ctx.child(name), scratch.findings, lambda f: True)
     note_globals(ctx, streams)
     return True
 
@@ -194,9 +203,11 @@ def report_torchscript(ctx: ScanContext, code_members: list[str]) -> None:
 
 
 # ---------------------------------------------------------------------- legacy checkpoints
-def _analyze_one(buf: Buffer, ctx: ScanContext, start: int, location: str) -> PickleStream | None:
+def _analyze_one(
+    buf: Buffer, ctx: ScanContext, start: int, location: str, meta: ScanContext | None = None
+) -> PickleStream | None:
     streams = analyze_pickles(buf, ctx, start=start, location=location, multiple=False)
-    note_globals(ctx, streams)
+    note_globals(meta or ctx, streams)
     return streams[0] if streams else None
 
 
@@ -207,16 +218,17 @@ def _storage_element_size(stream: PickleStream) -> int:
     return 0
 
 
-def walk_legacy_storages(buf: Buffer, ctx: ScanContext) -> int:
+def walk_legacy_storages(buf: Buffer, parent: ScanContext, name: str) -> int:
     """The ``storages`` member of a legacy tar checkpoint: pickles interleaved with raw storage
     bytes. Returns how many pickles were analysed."""
     size = len(buf)
-    first = _analyze_one(buf, ctx, 0, "")
+    ctx = parent.child(name)
+    first = _analyze_one(buf, ctx, 0, "", parent)
     if first is None or not first.complete:
         return 1
     pos, count = first.end, 1
-    while pos < size and looks_like_pickle(bytes(buf[pos : pos + 2])):
-        st = _analyze_one(buf, ctx, pos, "")
+    while pos < size and looks_like_pickle(bytes(buf[pos : pos + 4096])):
+        st = _analyze_one(buf, ctx, pos, "", parent)
         count += 1
         if st is None or not st.complete:
             break
@@ -231,15 +243,16 @@ def walk_legacy_storages(buf: Buffer, ctx: ScanContext) -> int:
     return count
 
 
-def walk_legacy_tensors(buf: Buffer, ctx: ScanContext) -> int:
+def walk_legacy_tensors(buf: Buffer, parent: ScanContext, name: str) -> int:
     """The ``tensors`` member: a count pickle, then per tensor an args pickle and packed shapes."""
     size = len(buf)
-    first = _analyze_one(buf, ctx, 0, "")
+    ctx = parent.child(name)
+    first = _analyze_one(buf, ctx, 0, "", parent)
     if first is None or not first.complete:
         return 1
     pos, count = first.end, 1
-    while pos < size and looks_like_pickle(bytes(buf[pos : pos + 2])):
-        st = _analyze_one(buf, ctx, pos, "")
+    while pos < size and looks_like_pickle(bytes(buf[pos : pos + 4096])):
+        st = _analyze_one(buf, ctx, pos, "", parent)
         count += 1
         if st is None or not st.complete or st.end + 8 > size:
             break
