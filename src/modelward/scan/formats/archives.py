@@ -158,7 +158,8 @@ class _Walk:
         fmt = self.analyse(e, un.source, head)
         if fmt in _PICKLE_FORMATS:
             self.pickle_members.add(e.name)
-        self.check_crc(e, un, e.name in self.pickle_members or looks_like_pickle(head))
+        if fmt != "storage":  # raw tensor bytes are never interpreted: not worth reading
+            self.check_crc(e, un, e.name in self.pickle_members or looks_like_pickle(head))
         if len(self.listing) < MEMBER_LIST_CAP:
             self.listing.append({"name": e.name, "size": e.usize, "format": fmt})
 
