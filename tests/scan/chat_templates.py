@@ -1,3 +1,4 @@
+# ruff: noqa: W291  (the templates are verbatim, trailing spaces included)
 """Chat templates of mainstream models, verbatim, as test data: none of them may raise a finding.
 
 Sources: the models' ``tokenizer_config.json`` files as quoted in llama.cpp's

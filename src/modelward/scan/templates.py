@@ -386,6 +386,8 @@ class _Walker:
                 self.bind(node.target, self.fold(value, 0), tainted=self.is_tainted(value))
                 children.append((value, ctx))
             else:
+                if isinstance(node, n.AssignBlock):
+                    self.bind(node.target, self.fold_body(node.body), tainted=False)
                 if isinstance(node, (n.Macro, n.CallBlock)):
                     if isinstance(node, n.Macro):
                         self.assigned.add(node.name)
@@ -623,6 +625,22 @@ class _Walker:
             key = self.fold(node.arg, depth)
             return base[key] if isinstance(key, int) else None
         return None
+
+    def fold_body(self, body: list[nodes.Node]) -> str | None:
+        """The text a ``{% set x %}...{% endset %}`` block assigns, when it is constant."""
+        from jinja2 import nodes as n
+
+        parts: list[str] = []
+        for stmt in body:
+            if not isinstance(stmt, n.Output):
+                return None
+            for item in stmt.nodes:
+                value = item.data if isinstance(item, n.TemplateData) else self.fold(item, 0)
+                if value is None:
+                    return None
+                parts.append(str(value))
+        text = "".join(parts)
+        return text if len(text) <= _MAX_FOLD else None
 
     def builds_string(self, node: nodes.Node) -> bool:
         """Whether ``node`` builds a string out of pieces (concatenation, formatting ...)."""
