@@ -126,7 +126,6 @@ def note_globals(ctx: ScanContext, streams: list[PickleStream]) -> None:
 
 
 _TS_OWN = re.compile(r"^__torch__\.[\w.]+$")
-_TS_HELPERS = re.compile(r"^torch\.jit\._pickle\.(?:build_\w+|restore_type_tag)$")
 
 
 def analyze_member_pickle(
@@ -134,10 +133,10 @@ def analyze_member_pickle(
 ) -> list[PickleStream]:
     """Analyse the pickle member ``name`` in a child context; its globals go to ``ctx.metadata``.
 
-    In TorchScript archives, ``__torch__.*`` globals name the archive's own TorchScript classes
-    and ``torch.jit._pickle.build_*`` / ``restore_type_tag`` rebuild typed lists: torch's C++
-    unpickler resolves them itself and imports nothing from Python (in Python they return their
-    argument). Findings about those alone are dropped; the code is reported separately."""
+    In TorchScript archives, ``__torch__.*`` globals name the archive's own TorchScript classes:
+    torch's C++ unpickler resolves them itself and imports nothing from Python. Findings about
+    those alone are dropped; the code is reported separately. (The ``torch.jit._pickle`` type
+    helpers are on the pickle allowlist.)"""
     child = ctx.child(name)
     if not torchscript:
         streams = analyze_pickles(buf, child)
@@ -147,8 +146,6 @@ def analyze_member_pickle(
     streams = analyze_pickles(buf, scratch)
 
     def keep(f: Finding) -> bool:
-        if _TS_HELPERS.match(f.evidence):
-            return False
         return not (_TS_OWN.match(f.evidence) and f.severity <= Severity.MEDIUM)
 
     _replay(child, scratch.findings, keep)

@@ -4,6 +4,11 @@
 exact (module, name) pairs seen in real checkpoints; anything else is at least *unknown*
 (medium). The denylist is checked against every dotted component, because protocol 4+
 ``find_class`` walks attributes: ``pathlib`` + ``os.system`` is ``os.system``.
+
+Denying a whole module (``torch.jit``) is a broad brush; an exact allowlist pair names one
+reviewed function of it (``torch.jit._pickle.build_intlist`` returns its argument), so an
+exact pair, written exactly so in the pickle, wins over a module-wide denial. Dotted names
+never match a pair exactly, so attribute walks from an allow-listed name stay dangerous.
 """
 
 from __future__ import annotations
@@ -40,6 +45,15 @@ _TORCH_DTYPES = (
     "sparse_csr sparse_csc sparse_bsr sparse_bsc _mkldnn contiguous_format channels_last "
     "channels_last_3d preserve_format Size device dtype layout memory_format Tensor"
 )
+# Legacy typed tensor classes: the ``tensors`` member of a pre-1.0 tar checkpoint names them.
+_TORCH_TENSORS = (
+    "FloatTensor DoubleTensor HalfTensor BFloat16Tensor LongTensor IntTensor ShortTensor "
+    "CharTensor ByteTensor BoolTensor"
+)
+_TORCH_CUDA = _TORCH_TENSORS + (
+    " FloatStorage DoubleStorage HalfStorage BFloat16Storage LongStorage IntStorage "
+    "ShortStorage CharStorage ByteStorage BoolStorage ComplexFloatStorage ComplexDoubleStorage"
+)
 _NUMPY_CORE = "_reconstruct scalar _frombuffer ndarray dtype"
 
 SAFE: dict[str, frozenset[str]] = {
@@ -54,7 +68,11 @@ SAFE: dict[str, frozenset[str]] = {
         "torch.serialization": "_get_layout",
         "torch.nn.parameter": "Parameter Buffer UninitializedParameter UninitializedBuffer",
         "torch.storage": "TypedStorage UntypedStorage _load_from_bytes",
-        "torch": _TORCH_STORAGES + " " + _TORCH_DTYPES,
+        "torch": _TORCH_STORAGES + " " + _TORCH_DTYPES + " " + _TORCH_TENSORS,
+        "torch.cuda": _TORCH_CUDA,
+        # TorchScript's ``.debug_pkl``/``constants.pkl`` type helpers: each returns its argument.
+        "torch.jit._pickle": "build_intlist build_tensorlist build_doublelist build_boollist "
+        "build_tensor_from_id restore_type_tag",
         "collections": "OrderedDict defaultdict deque Counter",
         "builtins": "set frozenset bytearray bytes complex slice range dict list tuple int float "
         "str bool object Ellipsis NotImplemented",
@@ -108,7 +126,8 @@ DENY_MODULES = frozenset(
         """
     )
 )
-"""Modules whose every member is treated as dangerous (also when reached as an attribute)."""
+"""Modules whose every member is treated as dangerous (also when reached as an attribute),
+except the exact pairs of ``SAFE``."""
 
 DENY_PAIRS = frozenset(
     tuple(p.split(":"))
@@ -221,6 +240,8 @@ def _dangerous(module: str, name: str) -> str | None:
 def classify(module: str, name: str) -> tuple[Verdict, str]:
     """The verdict for importing ``module.name`` and a short reason."""
     nmod, nname = normalize(module, name)
+    if name in SAFE.get(module, ()) and nname in SAFE.get(nmod, ()):
+        return Verdict.SAFE, "allowlisted"
     for mod, nm in {(module, name), (nmod, nname)}:
         why = _dangerous(mod, nm)
         if why is not None:
