@@ -137,7 +137,9 @@ def looks_like_pickle(head: bytes) -> bool:
     elif first not in _TEXT_STARTS:
         return False
     probe = head[:4096]
-    res = walk(probe, 0, len(probe), Sink(256), joblib=False, probe=True)
+    # A PROTO header already says "pickle": a few sane opcodes confirm it (it is walked in full
+    # right after); text protocols need a longer look to tell them from prose.
+    res = walk(probe, 0, len(probe), Sink(32 if first == 0x80 else 256), joblib=False, probe=True)
     if res.complete:
         return True
     if res.error is None or res.error == BUDGET:

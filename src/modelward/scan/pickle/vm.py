@@ -233,7 +233,13 @@ def walk(
                 j = i + 2 + buf[i + 1]
                 if j > end:
                     raise IndexError("truncated")
-                append(str(buf[i + 2 : j], "utf-8", "surrogatepass"))
+                text = str(buf[i + 2 : j], "utf-8", "surrogatepass")
+                append(text)
+                # Protocol 4+ memoizes every string: take the MEMOIZE that follows in this turn.
+                if j < end and buf[j] == 0x94:
+                    memo[len(memo)] = text
+                    ops += 1
+                    j += 1
                 i = j
             elif op == 0x94:  # MEMOIZE
                 memo[len(memo)] = stack[-1]
@@ -254,14 +260,33 @@ def walk(
                 j = i + 5 + n
                 if j > end:
                     raise IndexError("truncated")
-                if n <= MAX_STR:
-                    append(str(buf[i + 5 : j], "utf-8", "surrogatepass"))
-                else:
-                    append(BigStr(i + 5, n))
+                value: Any = (
+                    str(buf[i + 5 : j], "utf-8", "surrogatepass")
+                    if n <= MAX_STR
+                    else BigStr(i + 5, n)
+                )
+                append(value)
+                # Protocols 2-3 put every string in the memo: take that PUT in this turn.
+                if j + 2 <= end:
+                    nxt = buf[j]
+                    if nxt == 0x71:  # BINPUT
+                        memo[buf[j + 1]] = value
+                        ops += 1
+                        j += 2
+                    elif nxt == 0x72 and j + 5 <= end:  # LONG_BINPUT
+                        memo[_U4(buf, j + 1)[0]] = value
+                        ops += 1
+                        j += 5
                 i = j
             elif op == 0x68:  # BINGET
                 append(memo[buf[i + 1]])
                 i += 2
+            elif op == 0x72:  # LONG_BINPUT
+                memo[_U4(buf, i + 1)[0]] = stack[-1]
+                i += 5
+            elif op == 0x6A:  # LONG_BINGET
+                append(memo[_U4(buf, i + 1)[0]])
+                i += 5
             elif op == 0x4D:  # BININT2
                 append(_U2(buf, i + 1)[0])
                 i += 3
@@ -461,12 +486,6 @@ def walk(
                 pid = stack.pop()
                 append(Obj(PERSISTENT, pid, i))
                 i += 1
-            elif op == 0x72:  # LONG_BINPUT
-                memo[_U4(buf, i + 1)[0]] = stack[-1]
-                i += 5
-            elif op == 0x6A:  # LONG_BINGET
-                append(memo[_U4(buf, i + 1)[0]])
-                i += 5
             elif op == 0x80:  # PROTO
                 proto = buf[i + 1]
                 if proto > 5:
