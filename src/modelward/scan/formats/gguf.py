@@ -22,6 +22,10 @@ from modelward.models import Severity
 from modelward.scan import templates
 from modelward.scan.context import ScanContext
 from modelward.scan.detector import Detector, register
+from modelward.scan.gguf_header import WINDOW, Cursor, Malformed, Stop
+
+# FILE_TYPES and GGML_TYPES are also imported from this module (tests, callers).
+from modelward.scan.gguf_tables import ARRAY, FILE_TYPES, GGML_TYPES, SCALARS, STRING
 from modelward.scan.rules import SCAN_LIMIT, rule
 from modelward.scan.source import Source
 
@@ -66,105 +70,8 @@ MAX_KV = 1 << 16
 MAX_TENSORS = 1 << 20
 MAX_ARRAY_STRINGS = 1 << 24
 MAX_NESTING = 8
-WINDOW = 1 << 20
 _TEXT_CAP = 1024
 
-# ggml types: id -> (name, block size, bytes per block), as in ggml's type traits.
-GGML_TYPES: dict[int, tuple[str, int, int]] = {
-    0: ("F32", 1, 4),
-    1: ("F16", 1, 2),
-    2: ("Q4_0", 32, 18),
-    3: ("Q4_1", 32, 20),
-    6: ("Q5_0", 32, 22),
-    7: ("Q5_1", 32, 24),
-    8: ("Q8_0", 32, 34),
-    9: ("Q8_1", 32, 40),
-    10: ("Q2_K", 256, 84),
-    11: ("Q3_K", 256, 110),
-    12: ("Q4_K", 256, 144),
-    13: ("Q5_K", 256, 176),
-    14: ("Q6_K", 256, 210),
-    15: ("Q8_K", 256, 292),
-    16: ("IQ2_XXS", 256, 66),
-    17: ("IQ2_XS", 256, 74),
-    18: ("IQ3_XXS", 256, 98),
-    19: ("IQ1_S", 256, 50),
-    20: ("IQ4_NL", 32, 18),
-    21: ("IQ3_S", 256, 110),
-    22: ("IQ2_S", 256, 82),
-    23: ("IQ4_XS", 256, 136),
-    24: ("I8", 1, 1),
-    25: ("I16", 1, 2),
-    26: ("I32", 1, 4),
-    27: ("I64", 1, 8),
-    28: ("F64", 1, 8),
-    29: ("IQ1_M", 256, 56),
-    30: ("BF16", 1, 2),
-    34: ("TQ1_0", 256, 54),
-    35: ("TQ2_0", 256, 66),
-    39: ("MXFP4", 32, 17),
-    40: ("NVFP4", 64, 36),
-    41: ("Q1_0", 128, 18),
-}
-# llama_ftype (general.file_type) -> the quantization name users know.
-FILE_TYPES: dict[int, str] = {
-    0: "F32",
-    1: "F16",
-    2: "Q4_0",
-    3: "Q4_1",
-    4: "Q4_1_SOME_F16",
-    7: "Q8_0",
-    8: "Q5_0",
-    9: "Q5_1",
-    10: "Q2_K",
-    11: "Q3_K_S",
-    12: "Q3_K_M",
-    13: "Q3_K_L",
-    14: "Q4_K_S",
-    15: "Q4_K_M",
-    16: "Q5_K_S",
-    17: "Q5_K_M",
-    18: "Q6_K",
-    19: "IQ2_XXS",
-    20: "IQ2_XS",
-    21: "Q2_K_S",
-    22: "IQ3_XS",
-    23: "IQ3_XXS",
-    24: "IQ1_S",
-    25: "IQ4_NL",
-    26: "IQ3_S",
-    27: "IQ3_M",
-    28: "IQ2_S",
-    29: "IQ2_M",
-    30: "IQ4_XS",
-    31: "IQ1_M",
-    32: "BF16",
-    33: "Q4_0_4_4",
-    34: "Q4_0_4_8",
-    35: "Q4_0_8_8",
-    36: "TQ1_0",
-    37: "TQ2_0",
-    38: "MXFP4_MOE",
-    39: "NVFP4",
-    40: "Q1_0",
-    1024: "GUESSED",
-}
-
-# GGUF value types: id -> struct code of the scalar (None for string/array).
-_SCALARS = {
-    0: "B",
-    1: "b",
-    2: "H",
-    3: "h",
-    4: "I",
-    5: "i",
-    6: "f",
-    7: "?",
-    10: "Q",
-    11: "q",
-    12: "d",
-}
-_STRING, _ARRAY = 8, 9
 # String values worth keeping (metadata), read up to _TEXT_CAP bytes.
 _KEEP = frozenset(
     {
@@ -188,121 +95,6 @@ _KEEP = frozenset(
     }
 )
 _TEMPLATE_KEY = "tokenizer.chat_template"
-
-
-class Malformed(Exception):
-    """The header cannot be parsed further; ``args[0]`` says why, ``offset`` where."""
-
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(message)
-        self.offset = offset
-
-
-class _Stop(Malformed):
-    """Stop parsing without another finding (a bound was reported already)."""
-
-    def __init__(self) -> None:
-        super().__init__("scan limit", 0)
-
-
-class _Cursor:
-    """Sequential reads over a buffered window of a source, with bounds checks."""
-
-    def __init__(self, src: Source, big_endian: bool, version: int) -> None:
-        self.src = src
-        self.size = src.size
-        self.buf = b""
-        self.base = 0  # file offset of buf[0]
-        self.pos = 0  # index into buf
-        e = ">" if big_endian else "<"
-        self.u32 = struct.Struct(e + "I")
-        self.u64 = struct.Struct(e + "Q")
-        self.i64 = struct.Struct(e + "q")
-        self.count = self.u32 if version == 1 else self.u64  # v1: 32-bit counts and lengths
-        self.endian = e
-
-    def tell(self) -> int:
-        return self.base + self.pos
-
-    def left(self) -> int:
-        return self.size - self.tell()
-
-    def need(self, n: int) -> None:
-        """Make ``n`` bytes available at ``pos`` (``n`` is small or already bounds-checked)."""
-        if self.pos + n <= len(self.buf):
-            return
-        if n > self.left():
-            raise Malformed(f"truncated: {n} bytes needed, {self.left()} left", self.tell())
-        rest = self.buf[self.pos :]
-        more = self.src.read(self.base + len(self.buf), max(n - len(rest), WINDOW))
-        self.base += self.pos
-        self.buf = rest + more
-        self.pos = 0
-        if len(self.buf) < n:
-            raise Malformed("truncated: read returned fewer bytes", self.tell())
-
-    def skip(self, n: int) -> None:
-        if n > self.left():
-            raise Malformed(f"length {n} runs past the end of the file", self.tell())
-        if self.pos + n <= len(self.buf):
-            self.pos += n
-        else:
-            self.base = self.tell() + n
-            self.buf = b""
-            self.pos = 0
-
-    def unpack(self, st: struct.Struct) -> Any:
-        self.need(st.size)
-        value = st.unpack_from(self.buf, self.pos)[0]
-        self.pos += st.size
-        return value
-
-    def read_count(self) -> int:
-        return int(self.unpack(self.count))
-
-    def take(self, n: int) -> bytes:
-        self.need(n)
-        out = self.buf[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def string(self, cap: int) -> tuple[bytes, int]:
-        """A length-prefixed string: its first ``cap`` bytes and its full length."""
-        n = self.read_count()
-        if n > self.left():
-            raise Malformed(f"string length {n} runs past the end of the file", self.tell())
-        if n <= cap:
-            return self.take(n), n
-        head = self.take(cap)
-        self.skip(n - cap)
-        return head, n
-
-    def skip_strings(self, count: int) -> None:
-        """Skip ``count`` length-prefixed strings without building them."""
-        hdr = self.count.size
-        if count * hdr > self.left():
-            raise Malformed(f"array of {count} strings cannot fit in the file", self.tell())
-        unpack = self.count.unpack_from
-        remaining = count
-        while remaining:
-            buf, p = self.buf, self.pos
-            end = len(buf) - hdr
-            done = 0
-            for done in range(remaining):  # noqa: B007 (done is used after the loop)
-                if p > end:
-                    break
-                q = p + hdr + unpack(buf, p)[0]
-                if q > len(buf):
-                    break
-                p = q
-            else:
-                done = remaining
-            self.pos = p
-            remaining -= done
-            if remaining:  # the next string crosses the window: handle it on its own
-                n = self.read_count()
-                self.skip(n)
-                remaining -= 1
 
 
 @register
@@ -338,7 +130,7 @@ class GGUFDetector(Detector):
         parser = _Parser(src, ctx, big, version)
         try:
             parser.parse()
-        except _Stop:
+        except Stop:
             pass
         except Malformed as exc:
             ctx.report(
@@ -356,7 +148,7 @@ class _Parser:
     def __init__(self, src: Source, ctx: ScanContext, big: bool, version: int) -> None:
         self.src = src
         self.ctx = ctx
-        self.cur = _Cursor(src, big, version)
+        self.cur = Cursor(src, big, version)
         self.version = version
         self.meta: dict[str, Any] = {}
         self.context_lengths: dict[str, int] = {}
@@ -421,7 +213,7 @@ class _Parser:
                 location=f"byte {at}",
             )
         seen.add(key)
-        if vtype == _STRING:
+        if vtype == STRING:
             want = key in _KEEP or key.startswith(_TEMPLATE_KEY)
             if key.startswith(_TEMPLATE_KEY):
                 self.read_template(key, at)
@@ -430,10 +222,10 @@ class _Parser:
                 self.meta[key] = value.decode("utf-8", "replace")
             else:
                 cur.skip(cur.read_count())
-        elif vtype == _ARRAY:
+        elif vtype == ARRAY:
             self.read_array(key, at, 0)
-        elif vtype in _SCALARS:
-            value = cur.unpack(struct.Struct(cur.endian + _SCALARS[vtype]))
+        elif vtype in SCALARS:
+            value = cur.unpack(struct.Struct(cur.endian + SCALARS[vtype]))
             self.scalar(key, value, at)
         else:
             raise Malformed(f"key {key!r} has unknown value type {vtype}", at)
@@ -455,12 +247,12 @@ class _Parser:
             raise Malformed(f"arrays nested more than {MAX_NESTING} deep in {key!r}", at)
         etype = cur.unpack(cur.u32)
         count = cur.read_count()
-        if etype in _SCALARS:
-            size = struct.calcsize(_SCALARS[etype])
+        if etype in SCALARS:
+            size = struct.calcsize(SCALARS[etype])
             if count * size > cur.left():
                 raise Malformed(f"array {key!r} of {count} items runs past the end of the file", at)
             cur.skip(count * size)
-        elif etype == _STRING:
+        elif etype == STRING:
             if key == "tokenizer.ggml.tokens":
                 self.ctx.metadata["vocab_size"] = count
             if key == "tokenizer.chat_templates":
@@ -473,10 +265,10 @@ class _Parser:
                     evidence=f"{key}: {count}",
                     location=f"byte {at}",
                 )
-                raise _Stop
+                raise Stop
             else:
                 cur.skip_strings(count)
-        elif etype == _ARRAY:
+        elif etype == ARRAY:
             if count * 12 > cur.left():
                 raise Malformed(f"array {key!r} of {count} arrays cannot fit in the file", at)
             for _ in range(count):
