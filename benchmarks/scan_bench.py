@@ -149,6 +149,10 @@ def bench(
     for i in range(reps):
         for name, (cmd, env) in cmds.items():
             r = run(cmd, env, timeout)
+            if "Traceback (most recent call last)" in r.out and "modelward" in name:
+                raise RuntimeError(
+                    f"{name} crashed (rc {r.rc}); figures would be bogus:\n{r.out[-3000:]}"
+                )
             res[name].runs.append(r)
             extra = " TIMED OUT" if r.timed_out else ""
             log(f"{section}: {name} run {i + 1}/{reps}: {r.wall:.3f} s, rc {r.rc}{extra}")
