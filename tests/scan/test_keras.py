@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelward.models import FileReport, Severity
-from modelward.scan import ScanOptions, scan_file
+from modelward.scan import ScanOptions, keras_config, scan_file
 from modelward.scan.context import Limits, NestedResult, ScanContext
 from modelward.scan.formats import keras as kmod
 from modelward.scan.formats.keras import analyze_keras_config
@@ -272,7 +272,7 @@ def test_malformed_config_is_a_finding(data: bytes) -> None:
 
 
 def test_oversized_config_is_not_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kmod, "MAX_CONFIG_BYTES", 100)
+    monkeypatch.setattr(keras_config, "MAX_CONFIG_BYTES", 100)
     ctx = _ctx()
     analyze_keras_config(b"{" + b" " * 200 + b"}", ctx, "config.json")
     assert _rules(ctx.findings) == {"format.scan-limit"}
