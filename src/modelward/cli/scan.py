@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -106,8 +107,14 @@ def _with_progress(run: typing_run) -> ScanReport:
         console=None,
     )
     task = progress.add_task("", total=None)
+    last = 0.0
 
     def cb(done: int, total: int, path: str) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < 0.1 and done < total:  # redraw ten times a second at most
+            return
+        last = now
         progress.update(task, completed=done, total=total, description=os.path.basename(path)[-40:])
         progress.refresh()
 
