@@ -78,6 +78,6 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second() -> None:
 def test_every_rule_id_is_family_kebab() -> None:
     registry.load()
     families = {"pickle", "gguf", "keras", "onnx", "archive", "safetensors", "format", "tf"}
-    families |= {"torchscript", "template", "numpy", "tflite", "coreml", "hdf5", "joblib"}
+    families |= {"torchscript", "template", "numpy", "tflite", "coreml", "hdf5", "joblib", "hf"}
     for rid in catalog():
         assert rid.split(".")[0] in families, rid

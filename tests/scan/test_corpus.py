@@ -70,7 +70,7 @@ BENIGN_FORMATS = {
     "hf/model.safetensors": "safetensors",
     "hf/pytorch_model.bin": "pytorch-zip",
     "hf/config.json": "unknown",
-    "hf/tokenizer_config.json": "unknown",
+    "hf/tokenizer_config.json": "hf-config",
     "numpy/floats.npy": "numpy",
     "numpy/obj_ints.npy": "numpy",
     "numpy/obj_strs.npy": "numpy",

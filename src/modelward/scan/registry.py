@@ -22,6 +22,7 @@ FORMAT_MODULES = (
     "onnx",
     "tflite",
     "coreml",
+    "hfconfig",
 )
 
 _loaded = False
