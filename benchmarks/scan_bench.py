@@ -38,6 +38,12 @@ if __package__ in (None, ""):
 from benchmarks import corpus, peers
 
 HERE = Path(__file__).resolve().parent
+# Runs the command given as arguments twice at once and waits for both.
+_PAR_SCRIPT = """import subprocess, sys
+procs = [subprocess.Popen(sys.argv[1:]) for _ in range(2)]
+for p in procs:
+    p.wait()
+"""
 SECTIONS = ("startup", "small", "header", "hash", "memory")
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
@@ -388,6 +394,13 @@ class Bench:
              "-", f"{ms_file:.3f} ms/file", f"{inproc['maxrss_kb'] / 1024:.0f} MB")
         )  # fmt: skip
 
+        kinds = self.inprocess("kinds", False, 1, [d])["ms_per_file_by_kind"]
+        res["inprocess_ms_per_file_by_kind"] = kinds
+        self.rows.append(
+            ("small", "  by shape, ms/file", "-", "-", "",
+             " ".join(f"{k} {v:.2f}" for k, v in kinds.items()))
+        )  # fmt: skip
+
         mw_rate = n / m["modelward"].median
         peer_rates = {k: n / m[k].median for k in ("picklescan -p", "modelscan -p") if k in m}
         if "modelaudit" in res["tools"]:
@@ -658,7 +671,7 @@ class Bench:
         print()
         print("== modelward scan benchmark", self.results["meta"]["started"])
         m = self.results["meta"]
-        print(f"   machine: {m['cpu']}, {m['cores']} cores; load before {m['load_before']}; "
+        print(f"   machine: {m['cpu']}, {m['cores']} cores; "
               f"python {m['python']}; {m['openssl']}")  # fmt: skip
         print(f"   modelward {m['modelward']} ({m['git']}); peers {m.get('peers', 'not run')}")
         print()
@@ -700,9 +713,10 @@ class Bench:
             print(
                 f"  {mark}  {t['target']}: {t['value']:g} {t['unit']} (target {op} {t['goal']:g})"
             )
-        print(
-            f"   load after {self.results['meta'].get('load_after')}; noise on this VM is about +-15%"
-        )
+        m = self.results["meta"]
+        print(f"   load average before/after {m['load_before']:.2f}/{m['load_after']:.2f}; "
+              f"2-process speed-up before/after {m['parallelism_before']}x/{m['parallelism_after']}x "
+              "(2.0 = both cores free); noise on this VM is about +-15%")  # fmt: skip
 
     def meta(self) -> dict[str, Any]:
         cpu = platform.processor()
@@ -727,8 +741,26 @@ class Bench:
             "args": {k: str(v) for k, v in vars(self.args).items()},
         }  # fmt: skip
 
+    def parallelism(self, when: str) -> float:
+        """How much faster two CPU-bound processes finish than one after the other (2.0 = idle)."""
+        spin = [self.py, "-S", "-c", "sum(i * i for i in range(4_000_000))"]
+        one = statistics.median(run(spin).wall for _ in range(3))
+        both = [self.py, "-S", "-c", _PAR_SCRIPT, *spin]
+        two = statistics.median(run(both).wall for _ in range(3))
+        factor = 2 * one / two
+        log(
+            f"parallelism {when}: 2 processes ran {factor:.2f}x as fast as 1 (2.0 = both cores free)"
+        )
+        if factor < 1.6:
+            self.warn(
+                f"{when}: 2 CPU-bound processes got only {factor:.2f}x of 1 (another load holds a "
+                "core): figures that use both cores (small pickles, several files) are understated"
+            )
+        return round(factor, 2)
+
     def main(self) -> int:
         self.results["meta"] = self.meta()
+        self.results["meta"]["parallelism_before"] = self.parallelism("before")
         only = self.args.only or list(SECTIONS)
         if not self.args.no_peers and set(only) - {"memory"}:
             p = self.ensure_peers()
@@ -741,6 +773,7 @@ class Bench:
                 log(f"== {name}")
                 steps[name]()
         self.results["meta"]["load_after"] = os.getloadavg()[0]
+        self.results["meta"]["parallelism_after"] = self.parallelism("after")
         self.results["rows"] = [list(r) for r in self.rows]
         self.results["targets"] = self.targets
         self.results["warnings"] = self.warnings
