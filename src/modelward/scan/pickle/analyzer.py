@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from modelward.models import Severity
 from modelward.scan.context import ScanContext
 from modelward.scan.pickle.globals import Verdict, classify
+from modelward.scan.pickle.plain import is_plain
 from modelward.scan.pickle.vm import BUDGET, BigStr, Blob, Glob, Obj, Sink, walk
 from modelward.scan.rules import SCAN_LIMIT, rule
 from modelward.scan.source import Buffer, BytesSource
@@ -112,6 +113,7 @@ class PickleStream:
     end: int
     protocol: int
     ops: int
+    """Opcodes walked (approximate where runs were skipped; 0 for a stream proven plain)."""
     complete: bool
     error: str | None = None
     globals: list[PickleGlobal] = field(default_factory=list)
@@ -137,9 +139,9 @@ def looks_like_pickle(head: bytes) -> bool:
     elif first not in _TEXT_STARTS:
         return False
     probe = head[:4096]
-    # A PROTO header already says "pickle": a few sane opcodes confirm it (it is walked in full
+    # A PROTO header already says "pickle": eight sane opcodes confirm it (it is walked in full
     # right after); text protocols need a longer look to tell them from prose.
-    res = walk(probe, 0, len(probe), Sink(32 if first == 0x80 else 256), joblib=False, probe=True)
+    res = walk(probe, 0, len(probe), Sink(8 if first == 0x80 else 256), joblib=False, probe=True)
     if res.complete:
         return True
     if res.error is None or res.error == BUDGET:
@@ -189,6 +191,10 @@ def analyze_pickles(
                 evidence=f"{MAX_STREAMS} streams",
                 location=_loc(location, pos),
             )
+            break
+        if pos == start and is_plain(buf, pos, end):
+            # Data-only opcodes from PROTO to the final STOP: nothing can be imported or called.
+            streams.append(PickleStream(pos, end, buf[pos + 1], 0, True))
             break
         sink = Sink(max(1, ctx.limits.max_pickle_ops))
         res = walk(buf, pos, end, sink, joblib=joblib)
