@@ -17,6 +17,8 @@ Buffer: TypeAlias = bytes | bytearray | memoryview | mmap.mmap
 
 SMALL_FILE = 4 << 20
 """Files up to this size are read whole into memory; larger ones are memory-mapped."""
+EAGER_FILE = 256 << 10
+"""Files up to this size are read whole on the first read (sniffing then costs no extra I/O)."""
 
 
 class Source(ABC):
@@ -100,6 +102,9 @@ class FileSource(Source):
     def read(self, offset: int, n: int) -> bytes:
         if offset < 0 or n <= 0 or offset >= self.size:
             return b""
+        if self.size <= EAGER_FILE:  # one read serves sniffing, analysis and the hash
+            whole = self.buffer()
+            return bytes(whole[offset : offset + n]) if offset or n < self.size else bytes(whole)
         n = min(n, self.size - offset)
         out = os.pread(self._fd, n, offset)
         if len(out) < n:  # pread may return short reads; loop until EOF
@@ -119,10 +124,21 @@ class FileSource(Source):
             if self.size == 0:
                 self._buf = b""
             elif self.size <= SMALL_FILE:
-                self._buf = self.read(0, self.size)
+                self._buf = self._read_all()
             else:
                 self._buf = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
         return self._buf
+
+    def _read_all(self) -> bytes:
+        parts = []
+        got = 0
+        while got < self.size:
+            chunk = os.pread(self._fd, self.size - got, got)
+            if not chunk:
+                break  # the file shrank while being read: analyse what is there
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
 
     def cached_bytes(self) -> bytes | None:
         """The whole content when it has already been read into memory, else ``None``."""
