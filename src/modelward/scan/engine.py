@@ -52,7 +52,6 @@ def scan(
     """
     options = options or ScanOptions()
     targets = list(iter_targets(paths))
-    registry.load()  # import detectors before forking, once
     reports = _run(targets, options, progress)
     return ScanReport(files=tuple(sorted(reports, key=lambda r: r.path)))
 

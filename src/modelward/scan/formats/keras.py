@@ -24,6 +24,7 @@ from modelward.scan.keras_config import (
     analyze_keras_config,
 )
 from modelward.scan.rules import SCAN_LIMIT, rule
+from modelward.scan.sniff import HDF5_MAGIC, find_hdf5_signature
 from modelward.scan.source import FileSource, Source
 
 __all__ = [
@@ -49,24 +50,8 @@ HDF5_MALFORMED = rule(
     "Treat the file as unscanned; a loader may still read parts of it.",
 )
 
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-_USERBLOCK_OFFSETS = (0, 512, 1024, 2048)
-_FAR_OFFSETS = tuple(4096 << i for i in range(5))  # 4 KiB ... 64 KiB
 MAX_ATTR_BYTES = 32 << 20
 _ROOT_ATTRS = ("model_config", "training_config", "keras_version", "backend")
-
-
-def find_hdf5_signature(head: bytes, src: Source) -> int | None:
-    """Offset of the HDF5 superblock (0 or a power-of-two user block size), or None."""
-    for off in _USERBLOCK_OFFSETS:
-        if head[off : off + 8] == HDF5_MAGIC:
-            return off
-    for off in _FAR_OFFSETS:
-        if off + 8 > src.size:
-            break
-        if src.read(off, 8) == HDF5_MAGIC:
-            return off
-    return None
 
 
 class _SourceFile(io.RawIOBase):

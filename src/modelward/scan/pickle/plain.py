@@ -78,19 +78,26 @@ _SINGLE = re.escape(
 def _plain() -> re.Pattern[bytes]:
     # Commonest first: strings (vocabularies, config keys), then one-byte opcodes and numbers.
     token = (
-        b"(?:\\x8c" + _lengths(1, STR_MAX)  # SHORT_BINUNICODE
-        + b"|[" + _SINGLE + b"]"
+        b"(?:\\x8c"
+        + _lengths(1, STR_MAX)  # SHORT_BINUNICODE
+        + b"|["
+        + _SINGLE
+        + b"]"
         + rb"|K[\x00-\xff]"  # BININT1
-        + b"|X" + _lengths(4, STR_MAX)  # BINUNICODE
+        + b"|X"
+        + _lengths(4, STR_MAX)  # BINUNICODE
         + rb"|[qh][\x00-\xff]"  # BINPUT BINGET
         + rb"|M[\x00-\xff]{2}"  # BININT2
         + rb"|[rj][\x00-\xff]{4}"  # LONG_BINPUT LONG_BINGET
         + rb"|J[\x00-\xff]{4}"  # BININT
         + rb"|G[\x00-\xff]{8}"  # BINFLOAT
         + rb"|\x95[\x00-\xff]{8}"  # FRAME
-        + b"|C" + _lengths(1, BYTES_MAX)  # SHORT_BINBYTES
-        + b"|B" + _lengths(4, BYTES_MAX)  # BINBYTES
-        + b"|\\x8a" + _lengths(1, LONG_MAX)  # LONG1
+        + b"|C"
+        + _lengths(1, BYTES_MAX)  # SHORT_BINBYTES
+        + b"|B"
+        + _lengths(4, BYTES_MAX)  # BINBYTES
+        + b"|\\x8a"
+        + _lengths(1, LONG_MAX)  # LONG1
         + b")"
     )
     return re.compile(rb"\x80[\x02-\x05](?:" + token + rb")*+\.")
