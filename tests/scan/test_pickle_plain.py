@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import pickle
 import pickletools
+import re
 from collections import OrderedDict
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelward.scan.pickle.plain import is_plain
+from modelward.scan.pickle.vm import float_run_end
 from tests.scan import pickle_samples
 
 # Every opcode through which loading can import, call or reach the loader's hooks.
@@ -133,3 +135,24 @@ def test_data_after_stop_and_long_strings_take_the_full_walk() -> None:
     assert not is_plain(one + one, 0, 2 * len(one))
     long = pickle.dumps("x" * 300, protocol=4)
     assert not is_plain(long, 0, len(long))
+
+
+FLOAT_RUN = re.compile(rb"(?:G[\x00-\xff]{8})+(?=[eu])")
+
+
+@given(
+    st.lists(
+        st.sampled_from([b"G" + bytes(8), b"G\x01\x02", b"e", b"u", b"K\x05", b"G"]), max_size=40
+    ),
+    st.integers(0, 3),
+)
+def test_float_run_stride_equals_the_regex(parts: list[bytes], start: int) -> None:
+    buf = b"".join(parts)
+    start = min(start, len(buf))
+    m = FLOAT_RUN.match(buf, start)
+    assert float_run_end(buf, start, len(buf)) == (m.end() if m else -1)
+
+
+def test_float_run_over_a_batch_boundary() -> None:
+    buf = b"(" + (b"G" + b"\x47" * 8) * 3000 + b"e."  # floats whose bytes are all G
+    assert float_run_end(buf, 1, len(buf)) == len(buf) - 2

@@ -33,7 +33,30 @@ _U2 = struct.Struct("<H").unpack_from
 _NL = re.compile(rb"\n")
 
 # A run of fixed-size scalar pushes that ends with APPENDS or SETITEMS: skipped in one C call.
-_SKIP_FLOATS = re.compile(rb"(?:G[\x00-\xff]{8})+(?=[eu])").match
+_FLOAT_BATCH = 9 * 1024
+"""Bytes of BINFLOATs looked at per step (the pickler batches 1,000 items per APPENDS)."""
+
+
+def float_run_end(buf: Any, i: int, end: int) -> int:
+    """End of a run of BINFLOATs (``G`` + 8 bytes) from ``i`` that APPENDS/SETITEMS closes, or -1.
+
+    The same as matching ``(?:G[\\x00-\\xff]{8})+(?=[eu])`` at ``i``, done by striding: every
+    ninth byte of the run is a ``G``, so one step slice and ``lstrip`` find its end in C (the
+    regex engine costs ~50 ns a float; this, ~1 ns).
+    """
+    j = i
+    while True:
+        stop = min(end, j + _FLOAT_BATCH)
+        marks = bytes(buf[j:stop:9])
+        n = len(marks) - len(marks.lstrip(b"G"))
+        j += 9 * n
+        if n < len(marks) or stop >= end:
+            break
+    if j == i or j >= end or buf[j] not in (0x65, 0x75):  # no run, truncated, or not closed
+        return -1
+    return j
+
+
 _SKIP_SCALARS = re.compile(
     rb"(?:G[\x00-\xff]{8}|K[\x00-\xff]|M[\x00-\xff]{2}|J[\x00-\xff]{4}|[N\x88\x89])+(?=[eu])"
 ).match
@@ -220,7 +243,7 @@ def walk(
     ops = 0
     proto = 0
     limit = sink.ops_budget
-    skip_floats = _SKIP_FLOATS
+    skip_floats = float_run_end
     skip_scalars = _SKIP_SCALARS
     op = -1
     try:
@@ -298,9 +321,8 @@ def walk(
                 stack = []
                 append = stack.append
                 i += 1
-                m = skip_floats(buf, i)
-                if m is not None:
-                    j = m.end()
+                j = skip_floats(buf, i, end)
+                if j >= 0:
                     ops += (j - i) // 9 - 1
                     i = j
                 else:
