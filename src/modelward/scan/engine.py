@@ -1,9 +1,9 @@
 """Walks the paths to scan, identifies each file by content and runs its detector.
 
 Small files are read once (hash and analysis share the bytes); large files are memory-mapped for
-analysis and hashed with ``readinto`` (hashlib releases the GIL). Many files are spread over the
-cores with a fork-based process pool; a handful run in two threads, which is enough to overlap
-hashing of large files.
+analysis and hashed with ``readinto``. Several files are spread over the cores by forking (see
+:mod:`.forkpool`), balanced by size so that two large files are hashed on two cores; where
+forking is not available, threads overlap the hashing (hashlib releases the GIL).
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from modelward.errors import UsageError
 from modelward.models import FileReport, ScanReport, Severity, Sha256
-from modelward.scan import masquerade, registry
+from modelward.scan import forkpool, masquerade, registry
 from modelward.scan.context import Limits, NestedResult, ScanContext
 from modelward.scan.rules import INTERNAL, MASQUERADE, SCAN_LIMIT
 from modelward.scan.source import FileSource, Source
@@ -26,7 +25,6 @@ Progress = Callable[[int, int, str], None]
 """``progress(done, total, path)`` is called after each file."""
 
 _HASH_CHUNK = 1 << 20
-_POOL_MIN_FILES = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,19 +187,12 @@ def _sha256(src: FileSource) -> Sha256:
 
 
 # ---------------------------------------------------------------------- parallel execution
-_options: ScanOptions | None = None
-
-
-def _work(item: tuple[str, str]) -> FileReport:
-    assert _options is not None
-    return scan_file(item[0], item[1], _options)
-
-
 def _run(
     targets: list[tuple[str, str]], options: ScanOptions, progress: Progress | None
 ) -> list[FileReport]:
     # The same file reached twice (a Hugging Face snapshot link and its blob) is scanned once.
     unique: dict[tuple[int, int], tuple[str, str]] = {}
+    sizes: dict[tuple[int, int], int] = {}
     aliases: list[tuple[tuple[int, int] | None, str, str]] = []
     for real, display in targets:
         try:
@@ -211,10 +202,12 @@ def _run(
             key = None
         if key is not None and key not in unique:
             unique[key] = (real, display)
+            sizes[key] = st.st_size
         aliases.append((key, real, display))
 
     work = list(unique.values()) + [(r, d) for k, r, d in aliases if k is None]
-    jobs = options.jobs or os.cpu_count() or 1
+    weights = [sizes.get(k, 0) for k in unique] + [0] * (len(work) - len(unique))
+    jobs = min(options.jobs or os.cpu_count() or 1, len(work))
     total = len(work)
     done: dict[str, FileReport] = {}
 
@@ -223,26 +216,30 @@ def _run(
         if progress is not None:
             progress(len(done), total, rep.path)
 
-    if jobs > 1 and total >= _POOL_MIN_FILES and sys.platform != "win32":
-        import multiprocessing
+    def scan_one(item: tuple[str, str]) -> FileReport:
+        return scan_file(item[0], item[1], options)
 
-        global _options
-        _options = options
-        chunk = max(1, min(64, total // (jobs * 8)))
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(jobs) as pool:
-            for rep in pool.imap_unordered(_work, work, chunksize=chunk):
-                note(rep)
-        _options = None
-    elif jobs > 1 and total > 1:
+    if jobs > 1 and forkpool.available():
+        lost = forkpool.run(work, scan_one, jobs, weights, lambda _i, rep: note(rep))
+        for i in lost:
+            note(
+                FileReport(
+                    work[i][1],
+                    weights[i],
+                    None,
+                    "unknown",
+                    errors=("the worker process analysing this file died; it was not scanned",),
+                )
+            )
+    elif jobs > 1:
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(min(jobs, total)) as tp:
-            for rep in tp.map(lambda it: scan_file(it[0], it[1], options), work):
+        with ThreadPoolExecutor(jobs) as tp:
+            for rep in tp.map(scan_one, work):
                 note(rep)
     else:
-        for real, display in work:
-            note(scan_file(real, display, options))
+        for item in work:
+            note(scan_one(item))
 
     out: list[FileReport] = []
     by_key = {k: done[d] for k, (_, d) in unique.items()}

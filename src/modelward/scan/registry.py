@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from modelward.scan.detector import HEAD_SIZE, Detector, detectors
-from modelward.scan.sniff import find_hdf5_signature
+from modelward.scan.sniff import find_hdf5_signature, is_legacy_torch
 from modelward.scan.source import Source
 
 MayMatch = Callable[[bytes, Source], bool]
@@ -55,7 +55,7 @@ class Entry(NamedTuple):
 
 
 ENTRIES: tuple[Entry, ...] = (
-    Entry("pytorch", "LegacyPyTorch", 10, _prefix(b"\x80", b"(", b"L")),
+    Entry("pytorch", "LegacyPyTorch", 10, lambda head, src: is_legacy_torch(head)),
     Entry("gguf", "GGUFDetector", 10, _prefix(b"GGUF")),
     Entry("numpy", "NumpyDetector", 20, _prefix(b"\x93NUMPY")),
     Entry("archives", "Zip", 20, _prefix(b"PK")),

@@ -17,11 +17,10 @@ from modelward.scan.detector import Detector, register
 from modelward.scan.members import MALFORMED
 from modelward.scan.pickle import PickleStream, analyze_pickles, looks_like_pickle
 from modelward.scan.rules import catalog, rule
+from modelward.scan.sniff import TORCH_MAGIC_NUMBER, is_legacy_torch
 from modelward.scan.source import Buffer, Source
 
-MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
-_MAGIC_BIN = b"\x8a\x0a" + MAGIC_NUMBER.to_bytes(10, "little")
-_MAGIC_TEXT = b"L" + str(MAGIC_NUMBER).encode()
+MAGIC_NUMBER = TORCH_MAGIC_NUMBER
 LEGACY_PICKLES = ("magic number", "protocol version", "sys_info", "model", "storage keys")
 
 TS_CODE = rule(
@@ -282,9 +281,7 @@ class LegacyPyTorch(Detector):
     priority = 10  # before the plain pickle detector: its storage bytes are not pickles
 
     def matches(self, head: bytes, src: Source) -> bool:
-        if head[:1] == b"\x80":
-            return _MAGIC_BIN in head[:32]
-        return head[:40].lstrip(b"(").startswith(_MAGIC_TEXT)
+        return is_legacy_torch(head)
 
     def scan(self, src: Source, ctx: ScanContext) -> None:
         buf = src.buffer()
