@@ -77,6 +77,15 @@ def test_unreadable_file_is_an_error_entry_and_scan_goes_on(tmp_path: Path) -> N
     assert not files[str(ok)].errors
 
 
+def test_a_folder_of_links_to_blobs_is_scanned_through_the_links(tmp_path: Path) -> None:
+    (tmp_path / "blobs").mkdir()
+    (tmp_path / "snapshots").mkdir()
+    (tmp_path / "blobs" / "abc").write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    (tmp_path / "snapshots" / "model.pkl").symlink_to(tmp_path / "blobs" / "abc")
+    (rep,) = scan([tmp_path / "snapshots"]).files
+    assert rep.format == "pickle" and rep.errors == () and rep.sha256 is not None
+
+
 def test_fifo_is_skipped_not_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)

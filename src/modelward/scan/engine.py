@@ -19,7 +19,7 @@ from modelward.models import FileReport, ScanReport, Severity, Sha256
 from modelward.scan import forkpool, masquerade, registry
 from modelward.scan.context import Limits, NestedResult, ScanContext
 from modelward.scan.rules import INTERNAL, MASQUERADE, SCAN_LIMIT
-from modelward.scan.source import FileSource, Source
+from modelward.scan.source import FileSource, NotRegularFile, Source
 
 Progress = Callable[[int, int, str], None]
 """``progress(done, total, path)`` is called after each file."""
@@ -101,19 +101,11 @@ def _walk(root: str) -> Iterator[tuple[str, str]]:
 def scan_file(path: str, display: str, options: ScanOptions) -> FileReport:
     """Scan one file. Never raises for a problem with the file itself."""
     try:
-        st = os.stat(path)
+        src = FileSource(path)
+    except NotRegularFile as exc:
+        return FileReport(display, 0, None, "unknown", errors=(f"{exc}: skipped",))
     except OSError as exc:
         return FileReport(display, 0, None, "unknown", errors=(f"cannot read: {exc.strerror}",))
-    if stat.S_ISDIR(st.st_mode):
-        return FileReport(display, 0, None, "unknown", errors=("cannot read: folder not readable",))
-    if not stat.S_ISREG(st.st_mode):
-        return FileReport(display, 0, None, "unknown", errors=("not a regular file: skipped",))
-    try:
-        src = FileSource(path)
-    except OSError as exc:
-        return FileReport(
-            display, st.st_size, None, "unknown", errors=(f"cannot read: {exc.strerror}",)
-        )
     with src:
         ctx = ScanContext(path, options.limits, dispatch)
         result = dispatch(ctx, src, os.path.basename(path))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import stat
 from abc import ABC, abstractmethod
 from typing import TypeAlias
 
@@ -83,15 +84,26 @@ class SliceSource(Source):
         return memoryview(whole)[self._offset : self._offset + self.size]
 
 
+class NotRegularFile(OSError):
+    """The path is a folder, a FIFO, a device or a socket: nothing to scan."""
+
+
 class FileSource(Source):
-    """A regular file, opened read-only. Use as a context manager."""
+    """A regular file, opened read-only (links followed). Use as a context manager.
+
+    Raises :class:`NotRegularFile` for anything else; ``O_NONBLOCK`` keeps opening a FIFO from
+    waiting for a writer.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
-        flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+        flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
         self._fd = os.open(self.path, flags)
         try:
             st = os.fstat(self._fd)
+            if not stat.S_ISREG(st.st_mode):
+                kind = "folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+                raise NotRegularFile(kind)
         except OSError:
             os.close(self._fd)
             raise
