@@ -8,11 +8,12 @@ so that only the pages actually looked at are ever brought in.
 from __future__ import annotations
 
 import contextlib
+import io
 import mmap
 import os
 import stat
 from abc import ABC, abstractmethod
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 Buffer: TypeAlias = bytes | bytearray | memoryview | mmap.mmap
 
@@ -175,3 +176,34 @@ class FileSource(Source):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SourceIO(io.RawIOBase):
+    """A read-only, seekable file object over a :class:`Source`, for libraries that want one
+    (py7zr, h5py's file-object driver)."""
+
+    def __init__(self, src: Source) -> None:
+        super().__init__()
+        self._src = src
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._src.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        data = self._src.read(self._pos, len(view))
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)

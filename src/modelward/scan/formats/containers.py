@@ -30,7 +30,7 @@ from modelward.scan.members import (
     check_path,
 )
 from modelward.scan.rules import SCAN_LIMIT
-from modelward.scan.source import BytesSource, Source
+from modelward.scan.source import BytesSource, Source, SourceIO
 
 MEMBER_LIST_CAP = 200
 LEGACY_TAR_MEMBERS = frozenset({"sys_info", "pickle", "storages", "tensors"})
@@ -128,36 +128,6 @@ class Tar(Detector):
 
 
 # ---------------------------------------------------------------------- 7z
-class _SourceIO(io.RawIOBase):
-    """A read-only, seekable file object over a :class:`Source` (py7zr wants one)."""
-
-    def __init__(self, src: Source) -> None:
-        super().__init__()
-        self._src = src
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self._src.size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, b: Any) -> int:
-        data = self._src.read(self._pos, len(b))
-        n = len(data)
-        b[:n] = data
-        self._pos += n
-        return n
-
-
 class _Member:
     """A py7zr writer that keeps at most ``limit`` bytes and hands the member on when closed."""
 
@@ -237,7 +207,7 @@ def scan_7z(src: Source, ctx: ScanContext) -> None:
     try:
         with contextlib.ExitStack() as stack:
             archive = stack.enter_context(
-                py7zr.SevenZipFile(io.BufferedReader(_SourceIO(src), 1 << 16), mode="r")
+                py7zr.SevenZipFile(io.BufferedReader(SourceIO(src), 1 << 16), mode="r")
             )
             infos = archive.list()
             ctx.metadata["members"] = len(infos)

@@ -7,7 +7,6 @@ size. The config itself is checked by :mod:`modelward.scan.keras_config` (also r
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 from modelward.models import Severity
@@ -25,7 +24,7 @@ from modelward.scan.keras_config import (
 )
 from modelward.scan.rules import SCAN_LIMIT, rule
 from modelward.scan.sniff import HDF5_MAGIC, find_hdf5_signature
-from modelward.scan.source import FileSource, Source
+from modelward.scan.source import FileSource, Source, SourceIO
 
 __all__ = [
     "CUSTOM",
@@ -52,36 +51,6 @@ HDF5_MALFORMED = rule(
 
 MAX_ATTR_BYTES = 32 << 20
 _ROOT_ATTRS = ("model_config", "training_config", "keras_version", "backend")
-
-
-class _SourceFile(io.RawIOBase):
-    """A read-only file object over a Source, for h5py's file-object driver."""
-
-    def __init__(self, src: Source) -> None:
-        super().__init__()
-        self._src = src
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self._src.size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-    def readinto(self, b: Any) -> int:
-        view = memoryview(b).cast("B")
-        data = self._src.read(self._pos, len(view))
-        view[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
 
 
 def _attr_text(value: Any) -> bytes | None:
@@ -115,7 +84,7 @@ class KerasH5Detector(Detector):
 
         values: dict[str, bytes] = {}
         try:
-            fileobj: Any = src.path if isinstance(src, FileSource) else _SourceFile(src)
+            fileobj: Any = src.path if isinstance(src, FileSource) else SourceIO(src)
             with h5py.File(fileobj, "r", locking=False) as f:
                 root_id = f.id
                 for name in _ROOT_ATTRS:
