@@ -228,9 +228,11 @@ def _storage_element_size(stream: PickleStream) -> int:
     return 0
 
 
-def walk_legacy_storages(buf: Buffer, parent: ScanContext, name: str) -> int:
-    """The ``storages`` member of a legacy tar checkpoint: pickles interleaved with raw storage
-    bytes. Returns how many pickles were analysed."""
+def _walk_interleaved(
+    buf: Buffer, parent: ScanContext, name: str, step: Callable[[PickleStream], int]
+) -> int:
+    """Pickles interleaved with raw bytes: analyse each pickle, then ``step`` returns where the
+    next one starts (-1: stop). Returns how many pickles were analysed."""
     size = len(buf)
     ctx = parent.child(name)
     first = _analyze_one(buf, ctx, 0, "", parent)
@@ -242,35 +244,38 @@ def walk_legacy_storages(buf: Buffer, parent: ScanContext, name: str) -> int:
         count += 1
         if st is None or not st.complete:
             break
-        pos = st.end
-        elem = _storage_element_size(st)
-        if not elem:
-            break  # the storage-views pickle (or something we cannot step over)
-        if pos + 8 > size:
+        pos = step(st)
+        if pos < 0:
             break
-        numel = int.from_bytes(bytes(buf[pos : pos + 8]), "little")
-        pos += 8 + numel * elem
     return count
+
+
+def walk_legacy_storages(buf: Buffer, parent: ScanContext, name: str) -> int:
+    """The ``storages`` member of a legacy tar checkpoint: pickles interleaved with raw storage
+    bytes (an 8-byte element count, then the elements). Returns how many pickles were analysed."""
+
+    def step(st: PickleStream) -> int:
+        elem = _storage_element_size(st)
+        if not elem or st.end + 8 > len(buf):
+            return -1  # the storage-views pickle (or something we cannot step over)
+        numel = int.from_bytes(bytes(buf[st.end : st.end + 8]), "little")
+        return st.end + 8 + numel * elem
+
+    return _walk_interleaved(buf, parent, name, step)
 
 
 def walk_legacy_tensors(buf: Buffer, parent: ScanContext, name: str) -> int:
     """The ``tensors`` member: a count pickle, then per tensor an args pickle and packed shapes."""
-    size = len(buf)
-    ctx = parent.child(name)
-    first = _analyze_one(buf, ctx, 0, "", parent)
-    if first is None or not first.complete:
-        return 1
-    pos, count = first.end, 1
-    while pos < size and looks_like_pickle(bytes(buf[pos : pos + 4096])):
-        st = _analyze_one(buf, ctx, pos, "", parent)
-        count += 1
-        if st is None or not st.complete or st.end + 8 > size:
-            break
+
+    def step(st: PickleStream) -> int:
+        if st.end + 8 > len(buf):
+            return -1
         ndim = int.from_bytes(bytes(buf[st.end : st.end + 4]), "little", signed=True)
         if not 0 <= ndim <= 64:
-            break
-        pos = st.end + 8 + 16 * ndim + 8
-    return count
+            return -1
+        return st.end + 8 + 16 * ndim + 8
+
+    return _walk_interleaved(buf, parent, name, step)
 
 
 @register
