@@ -71,3 +71,13 @@ def test_table_mentions_every_file_and_summary() -> None:
     out = render("table")
     assert "evil.pkl" in out and "ok.safetensors" in out
     assert "1 unsafe" in out and "1 critical" in out
+
+
+def test_table_of_a_large_folder_lists_only_files_with_findings() -> None:
+    clean = tuple(FileReport(f"m/{i:03}.bin", 1, None, "unknown") for i in range(60))
+    big = ScanReport(files=(*clean, REPORT.files[0]))
+    buf = io.StringIO()
+    renderer("table")(big, buf)
+    out = buf.getvalue()
+    assert "evil.pkl" in out and "m/000.bin" not in out
+    assert "60 file(s) with no finding not listed" in out

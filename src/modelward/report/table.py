@@ -15,6 +15,10 @@ _STYLE = {
 }
 
 
+MAX_CLEAN_ROWS = 50
+"""Past this many files, the table lists only those with findings or errors."""
+
+
 def _size(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000:
@@ -37,10 +41,15 @@ def write_table(report: ScanReport, out: TextIO) -> None:
     table.add_column("severity")
     table.add_column("rule")
     table.add_column("finding", overflow="fold")
+    show_clean = len(report.files) <= MAX_CLEAN_ROWS
+    hidden = 0
     for fr in report.files:
         name = escape(fr.path)
         if not fr.findings and not fr.errors:
-            table.add_row(name, fr.format, _size(fr.size), "[green]ok[/]", "", "")
+            if show_clean:
+                table.add_row(name, fr.format, _size(fr.size), "[green]ok[/]", "", "")
+            else:
+                hidden += 1
             continue
         first = True
         for f in fr.findings:
@@ -68,7 +77,12 @@ def write_table(report: ScanReport, out: TextIO) -> None:
                 escape(e),
             )
             first = False
-    console.print(table)
+    if table.row_count:
+        console.print(table)
+    if hidden:
+        console.print(
+            f"[dim]{hidden} file(s) with no finding not listed (--format json lists all)[/]"
+        )
     s = report.summary()
     counts = ", ".join(f"{n} {sev}" for sev, n in s["findings"].items() if n)
     verdict = (
