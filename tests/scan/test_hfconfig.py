@@ -77,6 +77,13 @@ def test_chat_template_jinja_file(tmp_path: Path) -> None:
     assert one(bad).max_severity == Severity.CRITICAL
 
 
+def test_other_jinja_files_are_not_chat_templates(tmp_path: Path) -> None:
+    p = tmp_path / "flex_decode.py.jinja"
+    p.write_text("{{ kernel }} see https://example.com/docs for {{ name }}")
+    rep = one(p)
+    assert rep.format == "unknown" and rep.findings == ()
+
+
 def test_auto_map_is_remote_code(tmp_path: Path) -> None:
     own = one(
         write_json(

@@ -142,3 +142,28 @@ def test_joblib_payload_after_array(tmp_path: Path) -> None:
     p.write_bytes(evil)
     rep = scan(p)
     assert any(f.evidence == "os.system" for f in rep.findings)
+
+
+def test_python2_header_with_long_literals_is_read_like_numpy(tmp_path: Path) -> None:
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (2L,), }"
+    header += b" " * (63 - len(header) % 64) + b"\n"
+    p = tmp_path / "py2.npy"
+    p.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(16))
+    rep = scan_file(str(p), str(p), ScanOptions())
+    assert rep.format == "numpy" and rep.findings == ()
+    assert rep.metadata["shape"] == [2]
+
+
+def test_numpy_1_era_object_array_shim_is_allowlisted() -> None:
+    from modelward.scan.pickle.globals import Verdict, classify
+
+    assert classify("numpy.core._internal", "_reconstruct")[0] == Verdict.SAFE
+
+
+def test_scipy_sparse_and_numpy_matrix_are_not_unknown() -> None:
+    from modelward.scan.pickle.globals import Verdict, classify
+
+    assert classify("scipy.sparse._coo", "coo_matrix")[0] == Verdict.LIBRARY
+    assert classify("scipy.sparse._csr", "csr_array")[0] == Verdict.LIBRARY
+    assert classify("scipy.sparse._csr", "save_npz")[0] == Verdict.UNKNOWN
+    assert classify("numpy.matrixlib.defmatrix", "matrix")[0] == Verdict.SAFE

@@ -10,6 +10,7 @@ backdoored model uses to inject hidden instructions, and other runtimes render i
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from modelward.models import Severity
@@ -56,6 +57,10 @@ class HuggingFaceConfig(Detector):
         raw = bytes(src.read(0, min(src.size, MAX_JSON)))
         start = raw.lstrip()[:2]
         if start[:1] != b"{" or start in (b"{{", b"{%", b"{#"):  # a .jinja file: the template
+            name = ctx.prefix.rsplit("/", 1)[-1] if ctx.prefix else os.path.basename(ctx.path)
+            if "chat_template" not in name:  # other Jinja files (code generators ...) are not
+                ctx.format = "unknown"  # prompts: nothing to say about them
+                return
             text = raw.decode("utf-8", "replace")
             ctx.metadata["chat_template"] = True
             templates.check_template(ctx, text, "chat template")

@@ -25,6 +25,7 @@ MALFORMED = rule(
     "numpy would refuse or misread this file; obtain an intact copy from a trusted source.",
 )
 
+_PY2_LONG = re.compile(r"\b(\d+)L\b")
 _SIMPLE = re.compile(r"[<>|=]?([a-zA-Z])(\d*)\Z")
 _SIZES = {"b": 1, "?": 1, "e": 2, "f": 4, "d": 8, "g": 16, "h": 2, "i": 4, "l": 8, "q": 8}
 
@@ -126,8 +127,11 @@ class NumpyDetector(Detector):
     @staticmethod
     def _parse(raw: bytes, major: int) -> tuple[Any, tuple[int, ...], bool] | None:
         try:
-            text = raw.decode("utf-8" if major >= 3 else "latin-1")
-            value = ast.literal_eval(text.strip())
+            text = raw.decode("utf-8" if major >= 3 else "latin-1").strip()
+            try:
+                value = ast.literal_eval(text)
+            except SyntaxError:  # Python 2 wrote shapes as (2L,): numpy drops the L, as here
+                value = ast.literal_eval(_PY2_LONG.sub(r"\1", text))
         except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
             return None
         if not isinstance(value, dict) or set(value) != {"descr", "fortran_order", "shape"}:

@@ -84,7 +84,11 @@ SAFE: dict[str, frozenset[str]] = {
         "numpy._core.multiarray": _NUMPY_CORE,
         "numpy.core.numeric": _NUMPY_CORE,
         "numpy._core.numeric": _NUMPY_CORE,
+        # numpy 1.0-era object arrays name this shim (ndarray.__new__ under another name).
+        "numpy.core._internal": "_reconstruct",
+        "numpy._core._internal": "_reconstruct",
         "numpy.ma.core": "_mareconstruct MaskedArray",
+        "numpy.matrixlib.defmatrix": "matrix",
         "numpy.random._pickle": "__randomstate_ctor __generator_ctor __bit_generator_ctor",
         "numpy.random.mtrand": "RandomState",
         "numpy.random._generator": "Generator",
@@ -193,6 +197,8 @@ NESTED_LOADERS = frozenset(
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _CLASS = re.compile(r"_?[A-Z][A-Za-z0-9_]*\Z")
 _LIBRARY_PREFIXES = ("sklearn.", "torch.nn.modules.", "omegaconf.", "scipy.sparse.")
+_SPARSE_CLASS = re.compile(r"(?:bsr|coo|csc|csr|dia|dok|lil)_(?:matrix|array)\Z")
+"""scipy.sparse's containers have lower-case names."""
 _LIBRARY_EXCLUDE = re.compile(r"\.(?:_testing|tests?|externals|datasets|_build_utils)(?:\.|$)")
 
 
@@ -254,7 +260,9 @@ def classify(module: str, name: str) -> tuple[Verdict, str]:
     if (
         nmod.startswith(_LIBRARY_PREFIXES)
         and "." not in nname
-        and _CLASS.match(nname)
+        and (
+            _CLASS.match(nname) or (nmod.startswith("scipy.sparse.") and _SPARSE_CLASS.match(nname))
+        )
         and not _LIBRARY_EXCLUDE.search(nmod)
     ):
         return Verdict.LIBRARY, "class from a known ML library"
