@@ -14,6 +14,7 @@ from modelward.scan.formats.coreml import looks_like_coreml
 from modelward.scan.formats.onnx import looks_like_onnx
 from modelward.scan.formats.tensorflow import looks_like_savedmodel
 from modelward.scan.source import BytesSource
+from tests.scan.fuzz import mutate, scan_written
 from tests.scan.test_protobuf import ld, vint
 
 
@@ -130,14 +131,7 @@ def test_mutated_model_never_escapes(
     tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
 ) -> None:
     good = mlmodel(500, network(layer("mine", 500, ld(10, "X")), layer("l", 615, ld(4, BENIGN_NN))))
-    buf = bytearray(good)
-    for _ in range(data.draw(st.integers(1, 6))):
-        buf[data.draw(st.integers(0, len(buf) - 1))] = data.draw(st.integers(0, 255))
-    cut = data.draw(st.integers(1, len(buf)))
-    p = tmp_path_factory.mktemp("cml") / "m.mlmodel"
-    p.write_bytes(bytes(buf[:cut]))
-    rep = _scan(p)
-    assert not any(f.rule == "format.analysis-failed" for f in rep.findings)
+    scan_written(tmp_path_factory.mktemp("cml") / "m.mlmodel", mutate(data, good))
 
 
 @given(st.binary(max_size=300))
