@@ -121,3 +121,25 @@ def test_malicious_pickle_fails_the_report(tmp_path: Path) -> None:
 def test_scan_file_never_raises_on_directory(tmp_path: Path) -> None:
     rep = scan_file(str(tmp_path), "d", ScanOptions())
     assert rep.errors
+
+
+@pytest.mark.parametrize("ext", [".pkl", ".safetensors", ".gguf", ".onnx", ".keras", ".pt", ".npy"])
+def test_an_empty_model_file_is_a_low_finding(tmp_path: Path, ext: str) -> None:
+    p = tmp_path / f"model{ext}"
+    p.write_bytes(b"")
+    rep = scan([p]).files[0]
+    assert [(f.rule, f.severity) for f in rep.findings] == [("format.empty", Severity.LOW)]
+    assert not rep.unsafe
+
+
+def test_an_empty_file_without_a_model_name_says_nothing(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_bytes(b"")
+    (tmp_path / "weights.bin").write_bytes(b"")  # .bin promises nothing in particular
+    assert all(f.findings == () for f in scan([tmp_path]).files)
+
+
+def test_unrecognised_content_under_a_model_name_is_a_low_finding(tmp_path: Path) -> None:
+    p = tmp_path / "model.pt"
+    p.write_bytes(bytes(range(7, 107)))
+    (f,) = scan([p]).files[0].findings
+    assert f.rule == "format.unrecognized" and f.severity == Severity.LOW

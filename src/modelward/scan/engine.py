@@ -18,7 +18,7 @@ from modelward.errors import UsageError
 from modelward.models import FileReport, ScanReport, Severity, Sha256
 from modelward.scan import forkpool, masquerade, registry
 from modelward.scan.context import Limits, NestedResult, ScanContext
-from modelward.scan.rules import INTERNAL, MASQUERADE, SCAN_LIMIT
+from modelward.scan.rules import EMPTY, INTERNAL, MASQUERADE, SCAN_LIMIT, UNRECOGNIZED
 from modelward.scan.source import FileSource, NotRegularFile, Source
 
 Progress = Callable[[int, int, str], None]
@@ -132,10 +132,22 @@ def scan_file(path: str, display: str, options: ScanOptions) -> FileReport:
 
 def dispatch(ctx: ScanContext, src: Source, name: str) -> NestedResult:
     """Identify ``src`` by content, scan it, and check the format against ``name``'s extension."""
+    expected = masquerade.expected_formats(name)
+    ext = os.path.splitext(name)[1]
+    if src.size == 0:
+        if expected is not None:
+            ctx.report(EMPTY, f"The file is empty but its name ends in {ext}.", evidence=ext)
+        return NestedResult("unknown", ctx.metadata)
     det = registry.identify(src, name)
     if det is None:
         claimed = registry.claimed_by_extension(name)
         if not claimed:
+            if expected is not None:
+                ctx.report(
+                    UNRECOGNIZED,
+                    f"The content is of no known format, but the name ends in {ext}.",
+                    evidence=ext,
+                )
             return NestedResult("unknown", ctx.metadata)
         det = claimed[0]  # unrecognisable content under a model extension: let it say why
     try:
@@ -151,10 +163,8 @@ def dispatch(ctx: ScanContext, src: Source, name: str) -> NestedResult:
             evidence=f"{type(exc).__name__}: {exc}"[:300],
         )
     fmt = ctx.format or det.format
-    expected = masquerade.expected_formats(name)
     if expected is not None and fmt not in expected and fmt != "unknown":
         severity = Severity.HIGH if fmt in masquerade.CODE_CAPABLE else Severity.LOW
-        ext = os.path.splitext(name)[1]
         ctx.report(
             MASQUERADE,
             f"Content is {fmt} but the name ends in {ext}: a loader chosen by extension "

@@ -76,3 +76,15 @@ INTERNAL = rule(
     "The scanner failed while analysing this content",
     "Treat the file as unscanned and report the problem to the modelward developers.",
 )
+EMPTY = rule(
+    "format.empty",
+    Severity.LOW,
+    "The file is empty although its name promises a model format",
+    "Re-download or re-export the model; a loader will fail on an empty file.",
+)
+UNRECOGNIZED = rule(
+    "format.unrecognized",
+    Severity.LOW,
+    "The content is of no known model format although the name promises one",
+    "Check where the file came from; a loader will fail on it or read something unexpected.",
+)
