@@ -399,3 +399,15 @@ def test_deep_nesting_does_not_recurse() -> None:
     data = b"\x80\x02" + b"]" * 200_000 + b"a" * 199_999 + b"."
     streams, _ctx = analyse(data)
     assert streams[0].complete  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("module", ["my-plugin", "évil", "plug in"])
+def test_importable_non_identifier_module_names_are_imports_not_noise(
+    tmp_path: Path, module: str
+) -> None:
+    # __import__ loads my-plugin.py / évil.py from sys.path (the current folder): an attacker can
+    # ship the module next to the model, so the name must be reported, not dismissed as garbage.
+    data = b"\x80\x02c" + module.encode() + b"\nrun\n)R."
+    rep = scan_bytes(tmp_path, data)
+    assert any(f.rule == "pickle.unknown-global" and module in f.evidence for f in rep.findings)
+    assert rep.unsafe

@@ -194,7 +194,6 @@ NESTED_LOADERS = frozenset(
 )
 """Callables that unpickle bytes given as argument: the bytes are scanned as nested content."""
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _CLASS = re.compile(r"_?[A-Z][A-Za-z0-9_]*\Z")
 _LIBRARY_PREFIXES = ("sklearn.", "torch.nn.modules.", "omegaconf.", "scipy.sparse.")
 _SPARSE_CLASS = re.compile(r"(?:bsr|coo|csc|csr|dia|dok|lil)_(?:matrix|array)\Z")
@@ -203,8 +202,13 @@ _LIBRARY_EXCLUDE = re.compile(r"\.(?:_testing|tests?|externals|datasets|_build_u
 
 
 def valid_name(text: str) -> bool:
-    """Whether ``text`` is a dotted Python identifier (anything else cannot be imported)."""
-    return len(text) <= 512 and _IDENT.match(text) is not None
+    """Whether ``text`` could name a module or attribute that ``find_class`` imports.
+
+    Not only identifiers: ``__import__("my-plugin")`` imports ``my-plugin.py`` when such a file
+    sits on ``sys.path`` (the current folder, for ``python -c``), and non-ASCII identifiers are
+    valid. Only empty, overlong or non-printable text (what random bytes produce) cannot be.
+    """
+    return 0 < len(text) <= 512 and text.isprintable()
 
 
 def normalize(module: str, name: str) -> tuple[str, str]:
