@@ -158,7 +158,7 @@ class HuggingFaceStore:
         result = StoreResult()
         try:
             with os.scandir(root) as it:
-                repos = sorted((e.name, e.path) for e in it if repo_id(e.name) is not None)
+                repos = sorted((e.name, e.path) for e in it if repo_id(e.name) and _is_dir(e))
         except OSError as exc:
             result.errors.append(CollectError(str(root), f"cannot list: {exc.strerror or exc}"))
             return result
@@ -169,10 +169,17 @@ class HuggingFaceStore:
         return result
 
 
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
 def _listdir(path: str, result: StoreResult | None = None) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(path) as it:
-            return sorted(it, key=lambda e: e.name)
+            return list(it)
     except FileNotFoundError:
         return []
     except OSError as exc:
@@ -225,13 +232,19 @@ def _no_exist(repo: str, commit: str) -> list[str]:
 
 
 def _collect_repo(repo: str, rid: str, rtype: str, result: StoreResult) -> None:
-    blobs_dir = os.path.join(repo, "blobs")
-    blobs = {e.name: e for e in _listdir(blobs_dir, result)}
-    refs = _refs(repo, result)
+    parts = {e.name for e in _listdir(repo, result)}  # one listing instead of failing opens
+    blobs = (
+        {e.name: e for e in _listdir(os.path.join(repo, "blobs"), result)}
+        if "blobs" in parts
+        else {}
+    )
+    refs = _refs(repo, result) if "refs" in parts else {}
+    has_no_exist = ".no_exist" in parts
     hits: dict[str, _Hit] = {}
     remote_code: set[str] = set()
     licenses: dict[str, License | None] = {}
-    for snap in _listdir(os.path.join(repo, "snapshots"), result):
+    snaps = _listdir(os.path.join(repo, "snapshots"), result) if "snapshots" in parts else []
+    for snap in sorted(snaps, key=lambda e: e.name):
         try:
             if not snap.is_dir(follow_symlinks=False):
                 continue
@@ -257,7 +270,7 @@ def _collect_repo(repo: str, rid: str, rtype: str, result: StoreResult) -> None:
         if hits and card is not None and commit not in licenses:
             licenses[commit] = _read_card(card)
     no_exist: dict[str, list[str]] = {}
-    for hit in hits.values():
+    for _, hit in sorted(hits.items()):
         primary = min(hit.revisions, key=_rank)
         meta: dict[str, Any] = {
             "repo_type": rtype,
@@ -270,7 +283,8 @@ def _collect_repo(repo: str, rid: str, rtype: str, result: StoreResult) -> None:
         if remote_code:
             meta["remote_code"] = sorted(remote_code)[:64]
         if primary["revision"] not in no_exist:
-            no_exist[primary["revision"]] = _no_exist(repo, primary["revision"])
+            tried_here = _no_exist(repo, primary["revision"]) if has_no_exist else []
+            no_exist[primary["revision"]] = tried_here
         tried = no_exist[primary["revision"]]
         if tried:
             meta["no_exist"] = tried
@@ -286,7 +300,7 @@ def _collect_repo(repo: str, rid: str, rtype: str, result: StoreResult) -> None:
                 findings=tuple(hit.findings),
             )
         )
-    for name, entry in blobs.items():
+    for name, entry in sorted(blobs.items()):
         if name.endswith(".incomplete"):
             result.items.append(
                 _incomplete_item(entry.path, name[: -len(".incomplete")], rid, rtype)

@@ -22,6 +22,7 @@ Decisions:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
@@ -130,8 +131,9 @@ def read_bounded(path: str, limit: int) -> bytes | str:
             return f"larger than {limit} bytes ({st.st_size}); not read"
         chunks: list[bytes] = []
         total = 0
+        want = st.st_size + 1  # a file that grows while read is still bounded by ``limit``
         while total <= limit:
-            chunk = os.read(fd, limit + 1 - total)
+            chunk = os.read(fd, min(want, limit + 1 - total))
             if not chunk:
                 break
             chunks.append(chunk)
@@ -203,13 +205,17 @@ def _identify_license(text: str) -> License | None:
     return found if isinstance(found, License) else None
 
 
-def license_function(name: str) -> Callable[..., Any] | None:
-    """A function of ``modelward.inventory.license`` (written separately), or None while it is absent."""
+@functools.cache
+def _license_module() -> Any:
     try:
-        mod = importlib.import_module("modelward.inventory.license")
+        return importlib.import_module("modelward.inventory.license")
     except ImportError:
         return None
-    fn = getattr(mod, name, None)
+
+
+def license_function(name: str) -> Callable[..., Any] | None:
+    """A function of ``modelward.inventory.license`` (written separately), or None while it is absent."""
+    fn = getattr(_license_module(), name, None)
     return fn if callable(fn) else None
 
 
