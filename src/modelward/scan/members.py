@@ -99,7 +99,33 @@ RATIO_FLOOR = 1 << 20
 _IN_CHUNK = 64 << 10
 _OUT_CHUNK = 1 << 20
 
-_MULTI_MAGIC = {"gzip": b"\x1f\x8b", "bz2": b"BZh", "xz": b"\xfd7zXZ\x00"}
+_LZMA_KINDS = frozenset({"xz", "lzma-alone", "lzma-auto"})
+_ZERO_SKIP_MAX = 64 << 20
+"""Zero padding skipped between gzip members (``gzip.GzipFile`` skips any amount)."""
+
+
+def next_stream(kind: str, comp: Source, at: int) -> int:
+    """Where the stream that follows a finished one starts, or -1: what the standard readers
+    do after the end of a stream. ``gzip.GzipFile`` (``gzip.open``, ``pandas.read_pickle``)
+    skips zero padding and reads the next member; ``bz2.BZ2File`` reads the next ``BZh`` stream;
+    ``lzma.LZMAFile`` (``joblib`` for ``.xz`` and ``.lzma``) tries *any* xz or lzma-alone
+    stream (the caller treats an error on its first bytes as trailing data, as LZMAFile does)."""
+    if at >= comp.size:
+        return -1
+    if kind == "gzip":
+        pos = at
+        while pos < comp.size and pos - at < _ZERO_SKIP_MAX:
+            chunk = comp.read(pos, _IN_CHUNK)
+            stripped = chunk.lstrip(b"\x00")
+            pos += len(chunk) - len(stripped)
+            if stripped:
+                break
+        return pos if comp.read(pos, 2) == b"\x1f\x8b" else -1
+    if kind == "bz2":
+        return at if comp.read(at, 3) == b"BZh" else -1
+    if kind in _LZMA_KINDS:
+        return at
+    return -1
 
 
 @dataclass(slots=True)
@@ -129,6 +155,8 @@ def _decompressor(kind: str, props: bytes = b"") -> Any:
         return lzma.LZMADecompressor(lzma.FORMAT_XZ)
     if kind == "lzma-alone":
         return lzma.LZMADecompressor(lzma.FORMAT_ALONE)
+    if kind == "lzma-auto":  # what lzma.LZMAFile (and so joblib) uses for every later stream
+        return lzma.LZMADecompressor(lzma.FORMAT_AUTO)
     if kind == "zip-lzma":  # zip method 14: raw LZMA1 with the properties in a 4+5 byte header
         decode = getattr(lzma, "_decode_filter_properties", None)
         if decode is None:
@@ -200,6 +228,8 @@ def decompress(
     stopped: str | None = None
     trailing = 0
     ended = False
+    fresh = False  # a later lzma stream whose first bytes have not been decoded yet
+    stream_at = start
     while True:
         want = min(_OUT_CHUNK, limits.max_member_size - sink.size)
         if want <= 0:
@@ -223,8 +253,13 @@ def decompress(
                         break
                 out = dec.decompress(chunk, want)
         except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
+            if fresh:  # LZMAFile ignores a following "stream" that fails at once
+                trailing = max(0, comp.size - stream_at)
+                ended = True
+                break
             error = str(exc) or type(exc).__name__
             break
+        fresh = False
         if out:
             sink.write(out)
             if not ctx.take_uncompressed(len(out)):
@@ -235,14 +270,16 @@ def decompress(
                 stopped = "bomb"
                 break
         if dec.eof:
-            rest = bytes(dec.unused_data) + (bytes(pending) if is_zlib else b"")
-            magic = _MULTI_MAGIC.get(kind)
-            if magic and rest.startswith(magic):  # concatenated streams, as gzip/bz2/xz allow
+            rest_at = pos - len(dec.unused_data) - (len(pending) if is_zlib else 0)
+            nxt = next_stream(kind, comp, rest_at)
+            if nxt > stream_at:  # concatenated streams, read on as the standard readers do
+                kind = "lzma-auto" if kind in _LZMA_KINDS else kind
                 dec = _decompressor(kind)
+                fresh = kind == "lzma-auto"
                 pending = b""
-                pos -= len(rest)
+                pos = stream_at = nxt
                 continue
-            trailing = len(rest) + max(0, comp.size - pos)
+            trailing = max(0, comp.size - rest_at)
             ended = True
             break
     if stopped == "bomb":

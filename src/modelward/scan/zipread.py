@@ -47,7 +47,8 @@ class Anomaly:
     """Something a strict reader would reject or that differs between two views of the archive."""
 
     kind: str
-    """``malformed``, ``header-mismatch``, ``duplicate-name``, ``prefix-data`` or ``flag-bits``."""
+    """``malformed``, ``header-mismatch``, ``duplicate-name``, ``prefix-data``, ``flag-bits``,
+    ``limit``, ``hidden-member`` or ``two-directories``."""
     message: str
     evidence: str = ""
     member: str = ""
@@ -71,6 +72,10 @@ class ZipEntry:
     data_offset: int = -1
     """Absolute offset of the member data, or -1 when the local header is unusable."""
     local_name: str = ""
+    local_offset: int = -1
+    """Absolute offset of the local header that was used (-1 when missing)."""
+    hidden: bool = False
+    """Found from its local header only: the central directory read does not list it."""
 
     @property
     def is_dir(self) -> bool:
@@ -94,6 +99,8 @@ class ZipArchive:
     entries: list[ZipEntry] = field(default_factory=list)
     anomalies: list[Anomaly] = field(default_factory=list)
     declared_entries: int = 0
+    late: int = 0
+    """Entries past the entry cap that were read because loaders open them by name."""
 
 
 def decode_name(raw: bytes, flags: int) -> str:
@@ -148,6 +155,19 @@ def read_zip(src: Source, max_entries: int) -> ZipArchive | None:
                 fields = _EOCD64.unpack(src.read(z64, _EOCD64.size))
                 n_total, cd_size, cd_offset = fields[7], fields[8], fields[9]
                 dir_end = z64
+                other = loc_at - _EOCD64.size  # where Python's zipfile reads it, ignoring rec_off
+                if other != z64 and other >= 0 and src.read(other, 4) == EOCD64_SIG:
+                    alt = _EOCD64.unpack(src.read(other, _EOCD64.size))
+                    if alt[7:10] != fields[7:10]:
+                        anomalies.append(
+                            Anomaly(
+                                "two-directories",
+                                "Two zip64 end records point to different central directories: "
+                                "miniz (torch) reads one, Python's zipfile (numpy, Keras) the "
+                                "other.",
+                                f"records at {z64} and {other}",
+                            )
+                        )
     del n_disk
     concat = dir_end - cd_size - cd_offset
     if concat < 0:
@@ -166,7 +186,94 @@ def read_zip(src: Source, max_entries: int) -> ZipArchive | None:
     arch = ZipArchive(start=concat, anomalies=anomalies, declared_entries=n_total)
     _read_central(src, arch, cd_start, cd_size, max_entries)
     _cross_check(src, arch)
+    covered = [(0, concat), (cd_start, cd_start + cd_size), (dir_end, src.size)]
+    _find_hidden(src, arch, covered, max_entries)
     return arch
+
+
+_MAX_HIDDEN = 256
+_GAP_CHUNK = 1 << 20
+DESCRIPTOR_SIG = b"PK\x07\x08"
+
+
+def _gaps(src: Source, arch: ZipArchive, covered: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Byte ranges that neither a listed member, a directory nor an end record accounts for."""
+    spans = list(covered)
+    for e in arch.entries:
+        if e.local_offset < 0:
+            continue
+        end = e.data_offset + e.csize
+        if e.flags & FLAG_DESCRIPTOR:
+            wide = 8 if max(e.csize, e.usize) >= 0xFFFFFFFF else 0
+            end += (16 if src.read(end, 4) == DESCRIPTOR_SIG else 12) + wide
+        spans.append((e.local_offset, end))
+    spans.sort()
+    out: list[tuple[int, int]] = []
+    pos = 0
+    for a, b in spans:
+        if a > pos:
+            out.append((pos, a))
+        pos = max(pos, b)
+    if pos < src.size:
+        out.append((pos, src.size))
+    if src.read(0, 4) != LOCAL_SIG:  # prefix data (an executable, a polyglot): reported apart
+        out = [(a, b) for a, b in out if a > 0]
+    return out
+
+
+def _find_hidden(
+    src: Source, arch: ZipArchive, covered: list[tuple[int, int]], max_entries: int
+) -> None:
+    """Local headers that the central directory does not list. Another directory (a second
+    zip64 end record, a second end record, a hand-edited offset) may list them for another
+    reader: Python's zipfile and miniz find the directory differently. They are analysed too."""
+    found = 0
+    for g0, g1 in _gaps(src, arch, covered):
+        at = g0
+        while at < g1 and found < _MAX_HIDDEN and len(arch.entries) < max_entries:
+            chunk = src.read(at, min(g1 - at, _GAP_CHUNK + 3))
+            i = chunk.find(LOCAL_SIG)
+            if i < 0:
+                at += max(1, len(chunk) - 3)
+                if len(chunk) <= 3:
+                    break
+                continue
+            off = at + i
+            at = off + 4
+            entry = _hidden_entry(src, off, g1, len(arch.entries))
+            if entry is None:
+                continue
+            found += 1
+            arch.entries.append(entry)
+            arch.anomalies.append(
+                Anomaly(
+                    "hidden-member",
+                    "A member's local header is not listed in the central directory; a reader "
+                    "that finds another directory loads it.",
+                    f"local header at byte {off}",
+                    entry.name,
+                )
+            )
+
+
+def _hidden_entry(src: Source, off: int, gap_end: int, index: int) -> ZipEntry | None:
+    hdr = src.read(off, _LOCAL.size)
+    if len(hdr) < _LOCAL.size:
+        return None
+    (_, _ver, flags, method, _t, _d, crc, csize, usize, nlen, xlen) = _LOCAL.unpack(hdr)
+    if not 0 < nlen <= 4096 or method not in (0, 8, 12, 14):
+        return None
+    raw = src.read(off + _LOCAL.size, nlen)
+    data_off = off + _LOCAL.size + nlen + xlen
+    if len(raw) < nlen or data_off > src.size:
+        return None
+    if csize in (0, 0xFFFFFFFF):  # sizes in a data descriptor or a zip64 extra: up to the gap end
+        csize = max(0, gap_end - data_off)
+    csize = min(csize, src.size - data_off)
+    name = decode_name(raw, flags)
+    return ZipEntry(
+        index, name, raw, flags, method, crc, csize, usize, off, 0, 0, data_off, name, off, True
+    )
 
 
 def _find_eocd64(src: Source, declared: int, loc_at: int) -> int:
@@ -176,6 +283,60 @@ def _find_eocd64(src: Source, declared: int, loc_at: int) -> int:
     if guess >= 0 and src.read(guess, 4) == EOCD64_SIG:
         return guess
     return -1
+
+
+def _parse_central(data: bytes, pos: int, index: int, start: int) -> tuple[ZipEntry, int] | None:
+    """The central entry at ``data[pos:]`` and where the next one starts (None past the end)."""
+    f = _CENTRAL.unpack_from(data, pos)
+    (ver_made, _ver, flags, method, _t, _d, crc, csize, usize, nlen, xlen, clen) = f[1:13]
+    ext_attr, local_off = f[15], f[16]
+    end = pos + _CENTRAL.size + nlen + xlen + clen
+    if end > len(data):
+        return None
+    raw = bytes(data[pos + _CENTRAL.size : pos + _CENTRAL.size + nlen])
+    extra = data[pos + _CENTRAL.size + nlen : pos + _CENTRAL.size + nlen + xlen]
+    if 0xFFFFFFFF in (usize, csize, local_off):
+        usize, csize, local_off = _zip64_extra(extra, usize, csize, local_off)
+    entry = ZipEntry(
+        index=index,
+        name=decode_name(raw, flags),
+        raw_name=raw,
+        flags=flags,
+        method=method,
+        crc=crc,
+        csize=csize,
+        usize=usize,
+        header_offset=local_off + start,
+        external_attr=ext_attr,
+        create_system=ver_made >> 8,
+    )
+    return entry, end
+
+
+_LOADED_NAMES = (b".pkl", b".npy", b"config.json")
+"""Member names that loaders open by name: torch's ``data.pkl``, npz arrays, Keras' config."""
+_LATE_MAX = 64
+
+
+def _late_entries(data: bytes, pos: int, arch: ZipArchive) -> None:
+    """Past the entry cap, still pick out the members a loader opens by name (torch finds
+    ``data.pkl`` wherever it is listed), so a pickle cannot hide behind 100,000 decoys."""
+    low = bytes(data[pos:]).lower()
+    hits: set[int] = set()
+    for needle in _LOADED_NAMES:
+        at = low.find(needle)
+        while at >= 0 and len(hits) < _LATE_MAX:
+            entry_at = low.rfind(CENTRAL_SIG.lower(), 0, at)
+            if entry_at >= 0:
+                hits.add(entry_at)
+            at = low.find(needle, at + 1)
+    for rel in sorted(hits):
+        parsed = _parse_central(data, pos + rel, len(arch.entries), arch.start)
+        if parsed is not None and parsed[0].name.lower().endswith(
+            tuple(n.decode() for n in _LOADED_NAMES)
+        ):
+            arch.entries.append(parsed[0])
+            arch.late += 1
 
 
 def _read_central(src: Source, arch: ZipArchive, start: int, size: int, max_entries: int) -> None:
@@ -195,36 +356,18 @@ def _read_central(src: Source, arch: ZipArchive, start: int, size: int, max_entr
             arch.anomalies.append(
                 Anomaly("limit", "More entries than the scanner reads.", f"{max_entries}+")
             )
+            _late_entries(data, pos, arch)
             break
-        f = _CENTRAL.unpack_from(data, pos)
-        (ver_made, _ver, flags, method, _t, _d, crc, csize, usize, nlen, xlen, clen) = f[1:13]
-        ext_attr, local_off = f[15], f[16]
-        end = pos + _CENTRAL.size + nlen + xlen + clen
-        if end > len(data):
+        parsed = _parse_central(data, pos, index, arch.start)
+        if parsed is None:
             arch.anomalies.append(
                 Anomaly(
                     "malformed", "A central directory entry runs past its end.", f"entry {index}"
                 )
             )
             break
-        raw = bytes(data[pos + _CENTRAL.size : pos + _CENTRAL.size + nlen])
-        extra = data[pos + _CENTRAL.size + nlen : pos + _CENTRAL.size + nlen + xlen]
-        if 0xFFFFFFFF in (usize, csize, local_off):
-            usize, csize, local_off = _zip64_extra(extra, usize, csize, local_off)
-        name = decode_name(raw, flags)
-        entry = ZipEntry(
-            index=index,
-            name=name,
-            raw_name=raw,
-            flags=flags,
-            method=method,
-            crc=crc,
-            csize=csize,
-            usize=usize,
-            header_offset=local_off + arch.start,
-            external_attr=ext_attr,
-            create_system=ver_made >> 8,
-        )
+        entry, pos = parsed
+        name = entry.name
         if name in seen:
             arch.anomalies.append(
                 Anomaly(
@@ -237,7 +380,6 @@ def _read_central(src: Source, arch: ZipArchive, start: int, size: int, max_entr
         seen[name] = index
         arch.entries.append(entry)
         index += 1
-        pos = end
     if arch.declared_entries != len(arch.entries) and len(arch.entries) < max_entries:
         arch.anomalies.append(
             Anomaly(
@@ -292,6 +434,7 @@ def _cross_check(src: Source, arch: ZipArchive) -> None:
         (_, _ver, flags, method, _t, _d, crc, csize, usize, nlen, xlen) = _LOCAL.unpack(hdr)
         raw = src.read(off + _LOCAL.size, nlen)
         e.local_name = decode_name(raw, flags)
+        e.local_offset = off
         e.data_offset = off + _LOCAL.size + nlen + xlen
         if raw != e.raw_name:
             arch.anomalies.append(

@@ -51,6 +51,16 @@ _ANOMALY_RULES: dict[str, Rule] = {
     "limit": SCAN_LIMIT,
 }
 _PICKLE_FORMATS = PICKLE_FAMILY - {"zip", "numpy"}
+_EVASIONS = frozenset({"hidden-member", "two-directories"})
+"""Anomalies that only a crafted archive has: readers that find the directory differently load
+different members (high whatever the members hold)."""
+_LOADED_FIRST = (".pkl", ".npy", "config.json")
+
+
+def _load_order(e: zipread.ZipEntry) -> int:
+    """Members that loaders open by name come first, so no bound (member count, total size)
+    is spent on decoys before them."""
+    return 0 if e.name.lower().endswith(_LOADED_FIRST) else 1
 
 
 def classify(names: list[str]) -> str:
@@ -204,7 +214,11 @@ class _Walk:
         for a in self.anomalies:
             r = _ANOMALY_RULES.get(a.kind, MALFORMED)
             hides = a.member in self.pickle_members or (not a.member and bool(self.pickle_members))
-            severity = Severity.HIGH if hides and r.severity < Severity.HIGH else None
+            severity = (
+                Severity.HIGH
+                if (hides or a.kind in _EVASIONS) and r.severity < Severity.HIGH
+                else None
+            )
             extra = " It hides a pickle: a deliberate evasion of strict scanners." if hides else ""
             self.ctx.report(
                 r, a.message + extra, evidence=a.evidence, location=a.member, severity=severity
@@ -232,7 +246,7 @@ def scan_zip(src: Source, ctx: ScanContext, *, executable: str | None = None) ->
     ctx.format = "llamafile" if executable and has_gguf else kind
     with contextlib.ExitStack() as stack:
         walk = _Walk(src, ctx, kind, stack, anomalies=list(anomalies))
-        for e in entries:
+        for e in sorted(entries, key=_load_order):
             walk.member(e)
     if kind == "torchscript":
         pytorch.report_torchscript(ctx, walk.code_members)

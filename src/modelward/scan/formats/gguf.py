@@ -95,6 +95,7 @@ _KEEP = frozenset(
     }
 )
 _TEMPLATE_KEY = "tokenizer.chat_template"
+_MAX_TEMPLATE_ITEMS = 64
 
 
 @register
@@ -257,6 +258,8 @@ class _Parser:
                 self.ctx.metadata["vocab_size"] = count
             if key == "tokenizer.chat_templates":
                 self.read_template_names(count, at)
+            elif key.startswith(_TEMPLATE_KEY):
+                self.read_template_array(key, count, at)
             elif count > MAX_ARRAY_STRINGS:
                 self.ctx.report(
                     SCAN_LIMIT,
@@ -285,7 +288,26 @@ class _Parser:
             if i < 64:
                 self.template_names.append(raw.decode("utf-8", "replace"))
 
-    def read_template(self, key: str, at: int) -> None:
+    def read_template_array(self, key: str, count: int, at: int) -> None:
+        """Strings in an array under a template key are templates too: readers that collapse a
+        one-item array into its item (``transformers``' GGUF loader does) render them."""
+        cur = self.cur
+        if count * cur.count.size > cur.left():
+            raise Malformed(f"array {key!r} of {count} strings cannot fit in the file", at)
+        for i in range(count):
+            if i == _MAX_TEMPLATE_ITEMS:
+                self.ctx.report(
+                    SCAN_LIMIT,
+                    f"Array {key!r} holds {count:,} templates; only the first "
+                    f"{_MAX_TEMPLATE_ITEMS} were analysed.",
+                    evidence=f"{key}: {count}",
+                    location=f"byte {at}",
+                )
+                cur.skip_strings(count - i)
+                return
+            self.read_template(key, at, f"{key}[{i}]")
+
+    def read_template(self, key: str, at: int, label: str = "") -> None:
         cur, ctx = self.cur, self.ctx
         n = cur.read_count()
         if n > cur.left():
@@ -293,7 +315,7 @@ class _Parser:
         name = key[len(_TEMPLATE_KEY) + 1 :] if key != _TEMPLATE_KEY else "default"
         self.chat_templates.append(name)
         limit = ctx.limits.max_template_bytes
-        location = f"{key} (byte {at})"
+        location = f"{label or key} (byte {at})"
         if n <= limit:
             text = cur.take(n).decode("utf-8", "replace")
             templates.check_template(ctx, text, location)

@@ -1,0 +1,199 @@
+"""Red-team samples for the container and non-pickle scanners: files a real loader would run or
+read differently from what the scanner saw. Each test names the technique and the loader it
+targets; every sample is built from raw bytes and never loaded."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from modelward.models import FileReport, Severity
+from modelward.scan import ScanOptions, scan_file
+from modelward.scan.context import Limits
+
+# os.system("true") with harmless payload; protocol 2 and 3. Never loaded.
+MAL = b"\x80\x02cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03."
+MAL3 = b"\x80\x03cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03."
+SSTI = "{{ cycler.__init__.__globals__.os.popen('true').read() }}"
+
+
+def scan(path: Path, limits: Limits | None = None) -> FileReport:
+    return scan_file(
+        str(path), str(path), ScanOptions(hash=False, jobs=1, limits=limits or Limits())
+    )
+
+
+def rules_at(report: FileReport, floor: Severity = Severity.HIGH) -> set[str]:
+    return {f.rule for f in report.findings if f.severity >= floor}
+
+
+# ---------------------------------------------------------------------- raw zip builders
+def npy(descr: str, payload: bytes) -> bytes:
+    head = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': (1,), }}"
+    head += " " * ((64 - (10 + len(head) + 1) % 64) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(head)) + head.encode() + payload
+
+
+def local(name: str, data: bytes) -> bytes:
+    n = name.encode()
+    crc = zlib.crc32(data)
+    return (
+        struct.pack(
+            "<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, crc, len(data), len(data), len(n), 0
+        )
+        + n
+        + data
+    )
+
+
+def central(name: str, data: bytes, off: int) -> bytes:
+    n = name.encode()
+    crc = zlib.crc32(data)
+    fields = (b"PK\x01\x02", 20, 20, 0, 0, 0, 0, crc, len(data), len(data), len(n), 0, 0, 0, 0, 0)
+    return struct.pack("<4s6H3L5H2L", *fields, off) + n
+
+
+def members(items: list[tuple[str, bytes]], base: int) -> tuple[bytes, bytes]:
+    blob, cd = b"", b""
+    for name, data in items:
+        cd += central(name, data, base + len(blob))
+        blob += local(name, data)
+    return blob, cd
+
+
+def z64_record(n: int, cd_size: int, cd_off: int) -> bytes:
+    return struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, n, n, cd_size, cd_off)
+
+
+# ---------------------------------------------------------------------- compression wrappers
+def test_gzip_members_separated_by_zero_padding(tmp_path: Path) -> None:
+    # Technique: multi-member gzip with zero padding between the members. gzip.GzipFile
+    # (gzip.open + pickle.load, pandas.read_pickle) skips the zeros and reads the second member,
+    # so the pickle is the concatenation; the scanner stopped at the padding (trailing data).
+    p = tmp_path / "model.pkl.gz"
+    p.write_bytes(gzip.compress(MAL[:10]) + b"\x00" * 8 + gzip.compress(MAL[10:]))
+    assert "pickle.dangerous-global" in rules_at(scan(p), Severity.CRITICAL)
+
+
+def test_xz_stream_followed_by_lzma_alone_stream(tmp_path: Path) -> None:
+    # Technique: joblib.load opens .xz/.lzma with lzma.LZMAFile (FORMAT_AUTO), which reads any
+    # following xz *or* lzma-alone stream; the scanner only continued on the xz magic.
+    p = tmp_path / "model.joblib"
+    p.write_bytes(lzma.compress(MAL[:10]) + lzma.compress(MAL[10:], format=lzma.FORMAT_ALONE))
+    assert "pickle.dangerous-global" in rules_at(scan(p), Severity.CRITICAL)
+
+
+def test_lzma_alone_streams_concatenated(tmp_path: Path) -> None:
+    # Technique: two lzma-alone streams (joblib compress='lzma'); LZMAFile reads both.
+    p = tmp_path / "model.joblib"
+    alone = lzma.FORMAT_ALONE
+    p.write_bytes(lzma.compress(MAL[:10], format=alone) + lzma.compress(MAL[10:], format=alone))
+    assert "pickle.dangerous-global" in rules_at(scan(p), Severity.CRITICAL)
+
+
+def test_benign_multi_stream_and_trailing_garbage_stay_low(tmp_path: Path) -> None:
+    benign = b"\x80\x02}q\x00X\x01\x00\x00\x00aq\x01K\x01s."
+    for name, data in (
+        ("a.pkl.gz", gzip.compress(benign) + b"\x00" * 512),
+        ("b.pkl.xz", lzma.compress(benign) + b"not a stream at all"),
+        ("c.pkl.bz2", bz2.compress(benign) + b"junk"),
+    ):
+        p = tmp_path / name
+        p.write_bytes(data)
+        assert not rules_at(scan(p), Severity.MEDIUM), name
+
+
+# ---------------------------------------------------------------------- zip directories
+def test_zip64_end_records_disagree(tmp_path: Path) -> None:
+    # Technique: two zip64 end records. miniz (and the scanner) follow the locator's offset;
+    # Python's zipfile (numpy.load of an .npz, Keras) reads the record just before the locator.
+    # The second directory lists an object array (a pickle) that the first one hides.
+    good = [("a.npy", npy("<f8", b"\x00" * 8))]
+    bad = [("a.npy", npy("|O", MAL3))]
+    blob_a, cd_a = members(good, 0)
+    blob_b, cd_b = members(bad, len(blob_a))
+    cd_a_off = len(blob_a) + len(blob_b)
+    z64_a = cd_a_off + len(cd_a)
+    cd_b_off = z64_a + 56
+    data = (
+        blob_a
+        + blob_b
+        + cd_a
+        + z64_record(1, len(cd_a), cd_a_off)
+        + cd_b
+        + z64_record(1, len(cd_b), cd_b_off)
+        + struct.pack("<4sLQL", b"PK\x06\x07", 0, z64_a, 1)
+        + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    )
+    p = tmp_path / "arrays.npz"
+    p.write_bytes(data)
+    with zipfile.ZipFile(p) as z:  # what numpy.load sees (reads the directory, loads nothing)
+        assert z.infolist()[0].header_offset == len(blob_a)
+    report = scan(p)
+    assert "pickle.dangerous-global" in rules_at(report, Severity.CRITICAL)
+    assert "archive.malformed" in rules_at(report)
+
+
+def test_member_only_in_local_headers(tmp_path: Path) -> None:
+    # Technique: a local header that the central directory does not list (a second directory,
+    # or an offset another reader computes differently, points at it). It is analysed and high.
+    hidden = local("archive/data.pkl", MAL)
+    blob, cd = members([("x.txt", b"hello")], len(hidden))
+    data = (
+        hidden
+        + blob
+        + cd
+        + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(cd), len(hidden) + len(blob), 0)
+    )
+    p = tmp_path / "x.zip"
+    p.write_bytes(data)
+    report = scan(p)
+    assert "pickle.dangerous-global" in rules_at(report, Severity.CRITICAL)
+    assert "archive.malformed" in rules_at(report)
+
+
+def test_data_pkl_listed_past_the_member_cap(tmp_path: Path) -> None:
+    # Technique: data.pkl listed after more decoy members than the scanner reads. torch finds
+    # <prefix>/data.pkl by name wherever the directory lists it; the scanner stopped at the cap.
+    p = tmp_path / "model.pt"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("archive/version", "3\n")
+        for i in range(40):
+            z.writestr(f"archive/data/{i}", b"\x00" * 8)
+        z.writestr("archive/data.pkl", MAL)
+    report = scan(p, Limits(max_members=10))
+    assert "pickle.dangerous-global" in rules_at(report, Severity.CRITICAL)
+
+
+def test_benign_npz_and_torch_zip_have_no_hidden_members(tmp_path: Path) -> None:
+    p = tmp_path / "a.npz"
+    np.savez_compressed(p, a=np.arange(10), b=np.ones((3, 3)))
+    q = tmp_path / "b.npz"
+    np.savez(q, a=np.arange(10))
+    for path in (p, q):
+        assert not rules_at(scan(path), Severity.MEDIUM), path
+
+
+# ---------------------------------------------------------------------- GGUF
+def test_gguf_chat_template_as_string_array(tmp_path: Path) -> None:
+    # Technique: tokenizer.chat_template stored as a one-item string array. transformers' GGUF
+    # loader collapses one-item arrays into the item and uses it as the chat template; the
+    # scanner skipped string arrays.
+    import gguf
+
+    p = tmp_path / "model.gguf"
+    w = gguf.GGUFWriter(str(p), "llama")
+    w.add_array("tokenizer.chat_template", [SSTI])
+    w.add_tensor("t", np.zeros(4, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    assert "template.ssti" in rules_at(scan(p), Severity.CRITICAL)
