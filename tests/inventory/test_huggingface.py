@@ -32,7 +32,8 @@ def card_license() -> License | None:
     if fn is None:
         return None
     found = fn(MODEL_CARD)
-    return found if found is None or found.evidence else License(found.id, found.name, "model card")
+    assert isinstance(found, License) and (found.id, found.evidence) == ("apache-2.0", "model card")
+    return found
 
 
 def by_path(items: list[StoreItem]) -> dict[str, StoreItem]:

@@ -28,7 +28,11 @@ STORE = ollama.STORE
 def expected_license() -> License | None:
     """What the license layer yields: identify_text's answer when license.py exists, else None."""
     fn = ollama.license_function("identify_text")
-    return fn(LLAMA31_LICENSE, "ollama license layer") if fn is not None else None
+    if fn is None:
+        return None
+    found = fn(LLAMA31_LICENSE, "ollama license layer")
+    assert found == License("llama3.1", "Llama 3.1 Community License", "ollama license layer")
+    return found
 
 
 def by_path(items: list[StoreItem]) -> dict[str, StoreItem]:
