@@ -381,6 +381,18 @@ def test_llama_versions_are_told_apart_by_their_body_too() -> None:
         assert identify_text(text, "x") == License(ident, NAMES[ident], "x")
 
 
+def test_llama_text_without_its_title_is_still_recognised() -> None:
+    body = (
+        "\u201cLlama 3.3\u201d means the foundational large language models and software and "
+        "algorithms, including machine-learning model code, trained model weights, inference-enabling "
+        "code, training-enabling code, fine-tuning enabling code and other elements of the foregoing "
+        "distributed by Meta at https://www.llama.com/llama-downloads.\n"
+        "\u201cLlama Materials\u201d means, collectively, Meta\u2019s proprietary Llama 3.3 and "
+        "Documentation (and any portion or element thereof) made available under this Agreement.\n"
+    )
+    assert identify_text(body, "x").id == "llama3.3"  # type: ignore[union-attr]
+
+
 def test_the_first_license_wins_when_notices_follow() -> None:
     text = APACHE + "\n\nTHIRD-PARTY NOTICES\n\nsome-lib\n\n" + MIT
     assert identify_text(text, "x") is not None

@@ -204,7 +204,8 @@ LINKS: dict[str, str] = {
 class Fingerprint:
     """How one license's full text is recognised.
 
-    At least one ``anchors`` phrase (title lines) and every ``require`` phrase must occur, and
+    At least one ``anchors`` phrase (title lines, or a sentence that names the license and
+    nothing else does) and every ``require`` phrase must occur, and
     at least ``need`` distinct phrases of ``anchors`` + ``require`` + ``support`` in all; no
     ``exclude`` phrase may occur. A ``fallback`` fingerprint is tried only when no other matched.
     """
@@ -298,9 +299,13 @@ FINGERPRINTS: tuple[Fingerprint, ...] = tuple(
         ),
         Fingerprint(
             "llama2",
-            ("LLAMA 2 COMMUNITY LICENSE AGREEMENT", "Llama 2 Version Release Date"),
             (
+                "LLAMA 2 COMMUNITY LICENSE AGREEMENT",
+                "Llama 2 Version Release Date",
                 "Llama 2 is licensed under the LLAMA 2 Community License",
+                '"Llama 2" means the foundational large language models',
+            ),
+            (
                 "Meta's proprietary Llama 2 and Documentation",
                 "documentation accompanying Llama 2 distributed by Meta",
                 "to improve any other large language model (excluding Llama 2 or derivative works thereof)",
@@ -309,23 +314,29 @@ FINGERPRINTS: tuple[Fingerprint, ...] = tuple(
         ),
         Fingerprint(
             "llama3",
-            ("META LLAMA 3 COMMUNITY LICENSE AGREEMENT", "Meta Llama 3 Version Release Date"),
             (
+                "META LLAMA 3 COMMUNITY LICENSE AGREEMENT",
+                "Meta Llama 3 Version Release Date",
                 "Meta Llama 3 is licensed under the Meta Llama 3 Community License",
+                '"Meta Llama 3" means the foundational large language models',
+            ),
+            (
                 "Built with Meta Llama 3",
                 "documentation accompanying Meta Llama 3 distributed by Meta",
-                '"Meta Llama 3" means the foundational large language models',
                 *_LLAMA,
             ),
         ),
         *(
             Fingerprint(
                 f"llama{v}",
-                (f"LLAMA {v} COMMUNITY LICENSE AGREEMENT", f"Llama {v} Version {date} Date"),
                 (
+                    f"LLAMA {v} COMMUNITY LICENSE AGREEMENT",
+                    f"Llama {v} Version {date} Date",
                     f"Llama {v} is licensed under the Llama {v} Community License",
-                    f"documentation accompanying Llama {v} distributed by Meta",
                     f'"Llama {v}" means the foundational large language models',
+                ),
+                (
+                    f"documentation accompanying Llama {v} distributed by Meta",
                     "Built with Llama",
                     *_LLAMA,
                 ),
