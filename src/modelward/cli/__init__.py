@@ -7,6 +7,7 @@ import sys
 import typer
 
 from modelward import __version__
+from modelward.cli import inventory as _inventory
 from modelward.cli import scan as _scan
 from modelward.errors import Error
 
@@ -17,7 +18,8 @@ app = typer.Typer(
         "\b\nExamples:\n"
         "  modelward scan ~/Downloads/model.pt      # is it safe to load?\n"
         "  modelward scan ./models --format json -o report.json\n"
-        "  modelward scan model.safetensors --fail-on medium   # CI gate"
+        "  modelward scan model.safetensors --fail-on medium   # CI gate\n"
+        "  modelward inventory                      # every local model in your home"
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -48,6 +50,13 @@ app.command(
     epilog=_scan.EPILOG,
     no_args_is_help=True,
 )(_scan.scan_command)
+
+
+app.command(
+    "inventory",
+    help=_inventory.HELP,
+    epilog=_inventory.EPILOG,
+)(_inventory.inventory_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,261 @@
+"""Collects an inventory: runtime stores, loose model files, hashes (cached), scan findings,
+licenses and which files are in use."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from modelward.errors import UsageError
+from modelward.inventory import host
+from modelward.inventory.stores import StoreItem, stores
+from modelward.models import (
+    UNKNOWN_LICENSE,
+    Artifact,
+    CollectError,
+    FileReport,
+    Inventory,
+    License,
+    Sha256,
+    Source,
+)
+
+if TYPE_CHECKING:  # sqlite3 is imported only when hashing
+    from modelward.inventory.hashcache import HashCache
+
+Progress = Callable[[str, int, int], None]
+"""``progress(phase, done, total)``: phase is ``walk``, ``scan``."""
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryOptions:
+    """How to collect. The defaults suit a laptop run by its user."""
+
+    hash: bool = True
+    """SHA-256 of every artifact (free when a store names it; cached by inode, size and mtime)."""
+    processes: bool = True
+    """Look at running processes (which models are in use)."""
+    size_floor: int = 16 << 20
+    """Files without a model extension are sniffed only from this size up."""
+    jobs: int = 0
+    """Worker processes for scanning and hashing; 0 means one per core."""
+    cache: Path | None = None
+    """The hash cache database (default: the user's cache folder); ``use_cache=False`` disables it."""
+    use_cache: bool = True
+    env: dict[str, str] | None = field(default=None, compare=False)
+    """The environment that locates the current user's stores (default: ``os.environ``)."""
+
+
+def default_roots() -> list[Path]:
+    """The user's home; every home when run as root."""
+    return host.all_homes() if host.is_root() else [Path.home()]
+
+
+def collect(
+    roots: Sequence[str | os.PathLike[str]] | None = None,
+    options: InventoryOptions | None = None,
+    progress: Progress | None = None,
+) -> Inventory:
+    """Inventory the models under ``roots`` (default: :func:`default_roots`) and their homes' stores.
+
+    Never raises for a problem with the machine's content: unreadable folders, corrupt
+    manifests and vanishing files become ``errors`` entries or findings.
+    """
+    options = options or InventoryOptions()
+    env = dict(os.environ) if options.env is None else options.env
+    root_paths = [Path(r) for r in roots] if roots else default_roots()
+    for r in root_paths:
+        if not r.exists():
+            raise UsageError(f"{r}: no such file or folder")
+    errors: list[CollectError] = []
+    items = _store_items(root_paths, env, errors)
+    store_roots = {os.path.realpath(p) for p in items.roots}
+    _loose_items(root_paths, items, store_roots, options, errors, progress)
+    in_use = _in_use(errors) if options.processes else set()
+    artifacts = _identify(items.by_path, options, errors, in_use, progress)
+    return Inventory(
+        host=host.host_info(),
+        artifacts=tuple(sorted(artifacts, key=lambda a: (a.source.kind, a.path))),
+        errors=tuple(errors),
+    )
+
+
+@dataclass(slots=True)
+class _Items:
+    by_path: dict[str, StoreItem] = field(default_factory=dict)
+    roots: list[Path] = field(default_factory=list)
+
+    def add(self, item: StoreItem) -> None:
+        key = os.path.realpath(item.path)
+        # A file seen by a store and by the walk keeps the store's richer description.
+        if key not in self.by_path or self.by_path[key].source.kind == "file":
+            self.by_path[key] = item
+
+
+def _store_items(roots: list[Path], env: dict[str, str], errors: list[CollectError]) -> _Items:
+    items = _Items()
+    homes = host.known_homes()
+    me = os.path.realpath(Path.home())
+    seen: set[str] = set()
+    for root in roots:
+        real = os.path.realpath(root)
+        if real not in homes:
+            continue  # a plain folder: only its loose files
+        for store in stores():
+            for loc in store.locations(homes[real], env if real == me else {}):
+                key = os.path.realpath(loc)
+                if key in seen or not loc.is_dir():
+                    continue
+                seen.add(key)
+                items.roots.append(loc)
+                result = store.collect(loc)
+                errors.extend(result.errors)
+                for item in result.items:
+                    items.add(item)
+    return items
+
+
+def _loose_items(
+    roots: list[Path],
+    items: _Items,
+    skip: set[str],
+    options: InventoryOptions,
+    errors: list[CollectError],
+    progress: Progress | None,
+) -> None:
+    from modelward.inventory.walk import find_model_files
+
+    def on_error(path: str, message: str) -> None:
+        errors.append(CollectError(path, message))
+
+    found = find_model_files(roots, skip=skip, on_error=on_error, size_floor=options.size_floor)
+    for n, (path, _st) in enumerate(found, 1):
+        items.add(StoreItem(path=path, source=Source("file")))
+        if progress is not None and n % 256 == 0:
+            progress("walk", n, 0)
+
+
+def _in_use(errors: list[CollectError]) -> set[str]:
+    from modelward.inventory.inuse import files_in_use
+
+    try:
+        return set(files_in_use().paths)
+    except Exception as exc:  # psutil missing or the process table unreadable: say so, go on
+        errors.append(CollectError("processes", f"could not read the process table: {exc}"))
+        return set()
+
+
+def _identify(
+    by_path: dict[str, StoreItem],
+    options: InventoryOptions,
+    errors: list[CollectError],
+    in_use: set[str],
+    progress: Progress | None,
+) -> list[Artifact]:
+    """Scan every item (hashing what neither its store nor the cache knows) into artifacts."""
+    from modelward.scan import forkpool
+    from modelward.scan.engine import ScanOptions, scan_file
+
+    cache = _open_cache(options, errors)
+    paths = sorted(by_path)
+    known: dict[str, Sha256] = {}
+    stats: dict[str, os.stat_result] = {}
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError as exc:
+            errors.append(CollectError(p, f"cannot read: {exc.strerror}"))
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        stats[p] = st
+        given = by_path[p].sha256
+        if given is not None:
+            known[p] = given
+        elif options.hash and cache is not None:
+            hit = cache.get(st)
+            if hit is not None:
+                known[p] = Sha256(hit)
+    work = [p for p in paths if p in stats]
+    need_hash = {p for p in work if options.hash and p not in known}
+    reports: dict[str, FileReport] = {}
+    total = len(work)
+
+    def scan_one(p: str) -> FileReport:
+        return scan_file(p, p, ScanOptions(hash=p in need_hash))
+
+    def note(_i: int, rep: FileReport) -> None:
+        reports[rep.path] = rep
+        if progress is not None:
+            progress("scan", len(reports), total)
+
+    jobs = min(options.jobs or os.cpu_count() or 1, max(1, len(work)))
+    weights = [stats[p].st_size if p in need_hash else 0 for p in work]
+    if jobs > 1 and forkpool.available():
+        for i in forkpool.run(work, scan_one, jobs, weights, note):
+            errors.append(CollectError(work[i], "the worker analysing this file died"))
+    else:
+        for i, p in enumerate(work):
+            note(i, scan_one(p))
+
+    artifacts: list[Artifact] = []
+    fresh: list[tuple[os.stat_result, str]] = []
+    for p in work:
+        rep = reports.get(p)
+        if rep is None:
+            continue
+        item = by_path[p]
+        digest = known.get(p) or rep.sha256
+        if rep.sha256 is not None and p in need_hash:
+            fresh.append((stats[p], rep.sha256))
+        for e in rep.errors:
+            errors.append(CollectError(p, e))
+        metadata = {**rep.metadata, **item.metadata}
+        artifacts.append(
+            Artifact(
+                path=item.path,
+                size=stats[p].st_size,
+                sha256=digest,
+                format=rep.format,
+                source=item.source,
+                license=_license(item, rep, p),
+                metadata=metadata,
+                findings=tuple(item.findings) + rep.findings,
+                in_use=p in in_use or item.path in in_use,
+            )
+        )
+    if cache is not None:
+        try:
+            cache.put_many(fresh)
+        finally:
+            cache.close()
+    return artifacts
+
+
+def _open_cache(options: InventoryOptions, errors: list[CollectError]) -> HashCache | None:
+    if not (options.hash and options.use_cache):
+        return None
+    from modelward.inventory.hashcache import HashCache
+
+    try:
+        return HashCache(options.cache)
+    except Exception as exc:  # a broken cache costs speed, never the run
+        errors.append(
+            CollectError(str(options.cache or "hash cache"), f"hash cache unusable: {exc}")
+        )
+        return None
+
+
+def _license(item: StoreItem, rep: FileReport, path: str) -> License:
+    if item.license is not None:
+        return item.license
+    from modelward.inventory import license as lic
+
+    found = lic.from_gguf_metadata(rep.metadata) if rep.format == "gguf" else None
+    if found is None:
+        found = lic.near(Path(path))
+    return found or UNKNOWN_LICENSE

@@ -1,0 +1,96 @@
+"""Output formats for an inventory: the ``modelward.inventory/v1`` JSON document and a table."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TextIO
+
+from modelward.models import Inventory, Severity
+
+FORMATS = ("table", "json")
+
+
+def write_inventory_json(inv: Inventory, out: TextIO) -> None:
+    """The interfaces.md document, one artifact per line (C encoder; see report.json)."""
+
+    def dumps(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, default=str)
+
+    doc = inv.to_dict()
+    out.write('{"schema": ' + dumps(doc["schema"]) + ",\n")
+    out.write(' "host": ' + dumps(doc["host"]) + ",\n")
+    for key in ("artifacts", "runtimes", "packages", "errors"):
+        entries = doc[key]
+        out.write(f' "{key}": [')
+        for n, entry in enumerate(entries):
+            out.write(("\n  " if n == 0 else ",\n  ") + dumps(entry))
+        out.write("\n ]" if entries else "]")
+        out.write(",\n" if key != "errors" else "\n")
+    out.write("}\n")
+
+
+_STYLE = {
+    Severity.CRITICAL: "bold white on red",
+    Severity.HIGH: "bold red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n:.1f} TB"
+
+
+def write_inventory_table(inv: Inventory, out: TextIO) -> None:
+    """Artifacts grouped by source, then errors and a summary line."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(file=out, highlight=False, width=None if out.isatty() else 180)
+    kinds = sorted({a.source.kind for a in inv.artifacts})
+    for kind in kinds:
+        table = Table(title=f"{kind} models", title_justify="left", header_style="bold")
+        for col in (
+            "model",
+            "file",
+            "format",
+            "size",
+            "license",
+            "sha256",
+            "worst finding",
+            "in use",
+        ):
+            table.add_column(col, overflow="fold")
+        for a in (x for x in inv.artifacts if x.source.kind == kind):
+            top = max(a.findings, key=lambda f: f.severity, default=None)
+            name = a.source.name or a.source.repo or "-"
+            if a.source.repo and a.source.name and a.source.repo not in a.source.name:
+                name = f"{a.source.repo}: {a.source.name}"
+            table.add_row(
+                escape(name),
+                escape(a.path),
+                a.format,
+                _size(a.size),
+                a.license.id,
+                (a.sha256 or "-")[:12],
+                f"[{_STYLE[top.severity]}]{top.severity.label}[/] {top.rule}"
+                if top
+                else "[green]-[/]",
+                "[bold]yes[/]" if a.in_use else "",
+            )
+        console.print(table)
+    if inv.errors:
+        console.print(
+            f"[magenta]{len(inv.errors)} item(s) could not be read[/] (--format json lists them)"
+        )
+    worst = max((f.severity for f in inv.findings), default=None)
+    console.print(
+        f"{len(inv.artifacts)} model file(s) found"
+        + (f"; worst finding: {worst.label}" if worst is not None else "; no findings")
+    )
