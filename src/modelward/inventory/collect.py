@@ -211,7 +211,11 @@ def _identify(
         item = by_path[p]
         digest = known.get(p) or rep.sha256
         if rep.sha256 is not None and p in need_hash:
-            fresh.append((stats[p], rep.sha256))
+            if _unchanged(p, stats[p]):
+                fresh.append((stats[p], rep.sha256))
+            else:  # written to while hashed: report it, cache nothing
+                errors.append(CollectError(p, "the file changed while it was being hashed"))
+                digest = None
         for e in rep.errors:
             errors.append(CollectError(p, e))
         metadata = {**rep.metadata, **item.metadata}
@@ -234,6 +238,18 @@ def _identify(
         finally:
             cache.close()
     return artifacts
+
+
+def _unchanged(path: str, before: os.stat_result) -> bool:
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    return (now.st_ino, now.st_size, now.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
 
 
 def _open_cache(options: InventoryOptions, errors: list[CollectError]) -> HashCache | None:
