@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
+import json
 import lzma
 import struct
+import tarfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -197,3 +200,63 @@ def test_gguf_chat_template_as_string_array(tmp_path: Path) -> None:
     w.write_tensors_to_file()
     w.close()
     assert "template.ssti" in rules_at(scan(p), Severity.CRITICAL)
+
+
+# ---------------------------------------------------------------------- 7z, tar, Keras zips
+def test_7z_member_with_bad_crc(tmp_path: Path) -> None:
+    # Technique: nullifAI-style 7z whose pickle member fails its CRC after the payload. py7zr
+    # raises only after the member's data was written (7-Zip keeps such files too); the scanner
+    # dropped the member on the exception and reported a medium malformed archive.
+    import py7zr
+
+    p = tmp_path / "model.7z"
+    with py7zr.SevenZipFile(p, "w", filters=[{"id": py7zr.FILTER_COPY}]) as z:
+        z.writestr(MAL + b"\x00" * 100, "archive/data.pkl")
+    raw = bytearray(p.read_bytes())
+    raw[raw.find(MAL) + len(MAL) + 50] ^= 0xFF
+    p.write_bytes(bytes(raw))
+    report = scan(p)
+    assert "pickle.dangerous-global" in rules_at(report, Severity.CRITICAL)
+    assert "archive.malformed" in rules_at(report)
+
+
+def test_legacy_tar_members_past_the_member_cap(tmp_path: Path) -> None:
+    # Technique: torch's legacy tar checkpoint (torch.load -> tarfile.getmember('pickle')) with
+    # more decoy members than the scanner lists before the real ones.
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        items = [(f"decoy{i}", b"x") for i in range(30)]
+        items += [("sys_info", b"\x80\x02}q\x00."), ("storages", b"\x80\x02K\x00.")]
+        items += [("tensors", b"\x80\x02K\x00."), ("pickle", MAL)]
+        for name, data in items:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    p = tmp_path / "model"
+    p.write_bytes(buf.getvalue())
+    report = scan(p, Limits(max_members=10))
+    assert report.format == "pytorch-legacy"
+    assert "pickle.dangerous-global" in rules_at(report, Severity.CRITICAL)
+
+
+def test_keras_zip_with_config_only(tmp_path: Path) -> None:
+    # Technique: a .keras zip holding only config.json. keras.saving.load_model reads nothing
+    # else; the scanner wanted metadata.json or model.weights.h5 before treating it as Keras,
+    # so the config was never analysed (only a masquerade was reported).
+    cfg = {"module": "os", "class_name": "system", "config": {}, "registered_name": "x"}
+    p = tmp_path / "model.keras"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("config.json", json.dumps(cfg))
+    report = scan(p)
+    assert report.format == "keras-v3"
+    assert "keras.dangerous-callable" in rules_at(report, Severity.CRITICAL)
+
+
+def test_zipped_hf_folder_config_is_not_keras(tmp_path: Path) -> None:
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "_class_name": "X"}
+    p = tmp_path / "model.zip"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("config.json", json.dumps(cfg))
+    report = scan(p)
+    assert report.format == "zip"
+    assert not rules_at(report, Severity.MEDIUM)

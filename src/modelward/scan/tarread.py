@@ -6,6 +6,7 @@ detector can hand out zero-copy slices. Malformed headers end the walk with an e
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelward.scan.source import Source
@@ -108,8 +109,15 @@ def _pax(data: bytes) -> dict[str, str]:
     return out
 
 
-def walk(src: Source, max_members: int) -> TarListing:
-    """List members from the start of ``src``; bounded by ``max_members`` and the file size."""
+_LATE_MAX = 16
+
+
+def walk(src: Source, max_members: int, keep: Callable[[str], bool] | None = None) -> TarListing:
+    """List members from the start of ``src``; bounded by ``max_members`` and the file size.
+
+    Past ``max_members``, headers are still walked (up to four times as many) and members whose
+    name ``keep`` accepts are listed all the same: a loader that opens a member by name
+    (``tarfile.getmember``) finds it however many decoys precede it."""
     out = TarListing()
     off = 0
     long_name: str | None = None
@@ -117,6 +125,7 @@ def walk(src: Source, max_members: int) -> TarListing:
     pax: dict[str, str] = {}
     gpax: dict[str, str] = {}
     seen_headers = 0
+    late = 0
     while True:
         block = src.read(off, BLOCK)
         if len(block) < BLOCK:
@@ -179,7 +188,12 @@ def walk(src: Source, max_members: int) -> TarListing:
         pax = {}
         if len(out.members) >= max_members:
             out.truncated = True
-            break
+            if keep is None or late >= _LATE_MAX:
+                break
+            if not keep(name):
+                off = nxt
+                continue
+            late += 1
         out.members.append(TarMember(name, typ, size, data_off, linkname, mode))
         if out.error:
             break

@@ -79,6 +79,14 @@ def classify(names: list[str]) -> str:
     return "zip"
 
 
+def _keras_shaped(content: Source) -> bool:
+    """A root ``config.json`` that holds serialised Keras objects (``"class_name"`` keys)."""
+    return content.size <= _KERAS_CONFIG_MAX and b'"class_name"' in content.read(0, content.size)
+
+
+_KERAS_CONFIG_MAX = 64 << 20
+
+
 @dataclass(slots=True)
 class _Walk:
     src: Source
@@ -192,7 +200,9 @@ class _Walk:
                 pytorch.check_torchscript_code(ctx.child(name), name, text)
                 self.code_members.append(name)
                 return "torchscript-code"
-        if self.kind == "keras-v3" and name == "config.json":
+        if name == "config.json" and (self.kind == "keras-v3" or _keras_shaped(content)):
+            if self.kind == "zip":  # keras.saving.load_model needs nothing but config.json
+                self.kind = ctx.format = "keras-v3"
             self.keras_config(content)
             return "keras-config"
         return pytorch.scan_member(ctx, content, name)

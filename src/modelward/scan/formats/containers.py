@@ -55,15 +55,20 @@ def _member_budget(ctx: ScanContext, state: dict[str, bool]) -> bool:
 
 
 # ---------------------------------------------------------------------- tar
+def _legacy_name(name: str) -> bool:
+    return name.removeprefix("./") in LEGACY_TAR_MEMBERS
+
+
 def scan_tar(src: Source, ctx: ScanContext) -> None:
-    listing = tarread.walk(src, ctx.limits.max_members)
+    listing = tarread.walk(src, ctx.limits.max_members, _legacy_name)
     names = {m.name.removeprefix("./") for m in listing.members if m.is_file}
     legacy = {"pickle", "storages"} <= names and bool(names & {"sys_info", "tensors"})
     ctx.format = "pytorch-legacy" if legacy else "tar"
     out: list[dict[str, Any]] = []
     pickles = False
     state: dict[str, bool] = {}
-    for m in listing.members:
+    # The members torch.load opens by name come first: no bound is spent on decoys before them.
+    for m in sorted(listing.members, key=lambda m: not _legacy_name(m.name)):
         if not _member_budget(ctx, state):
             break
         check_path(ctx, m.name)
@@ -190,6 +195,8 @@ def scan_7z(src: Source, ctx: ScanContext) -> None:
         return
     limits = ctx.limits
     out: list[dict[str, Any]] = []
+    products: list[_Member] = []
+    pickles: list[str] = []
 
     def done(m: _Member) -> None:
         if m.dropped:
@@ -200,6 +207,8 @@ def scan_7z(src: Source, ctx: ScanContext) -> None:
             )
         ctx.take_uncompressed(len(m.buf))
         fmt = pytorch.scan_member(ctx, BytesSource(m.buf), m.name)
+        if fmt in PICKLE_FAMILY:
+            pickles.append(m.name)
         if len(out) < MEMBER_LIST_CAP:
             out.append(_listing_entry(m.name, len(m.buf) + m.dropped, fmt))
         m.buf = bytearray()
@@ -256,15 +265,23 @@ def scan_7z(src: Source, ctx: ScanContext) -> None:
                 return
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="modelward-7z-"))
             factory = _factory(limits.max_member_size, done, folder)
+            products = factory.products
             archive.extract(path=folder, targets=targets, factory=factory)
             for m in factory.products:  # py7zr versions that never call close()
                 m.close()
     except Exception as exc:  # py7zr raises many types on hostile input; each is a finding
+        # A member cut short by the error (a CRC mismatch is raised only after its data was
+        # written: 7-Zip keeps such files) is analysed as far as it was decompressed.
+        for m in products:
+            with contextlib.suppress(Exception):
+                m.close()
         ctx.report(
             MALFORMED,
             "The 7z archive could not be read completely; members read before the error were "
-            "analysed.",
+            "analysed."
+            + (" It holds a pickle that extractors still write out (nullifAI)." if pickles else ""),
             evidence=f"{type(exc).__name__}: {exc}"[:200],
+            severity=Severity.HIGH if pickles else None,
         )
     finally:
         ctx.metadata["member_list"] = out
