@@ -17,9 +17,9 @@ from modelward.scan.rules import catalog
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def scan_help() -> str:
+def command_help(command: str) -> str:
     out = subprocess.run(
-        [sys.executable, "-m", "modelward", "scan", "--help"],
+        [sys.executable, "-m", "modelward", command, "--help"],
         capture_output=True,
         text=True,
         check=True,
@@ -28,8 +28,16 @@ def scan_help() -> str:
     return "\n".join(line.rstrip() for line in out.strip().splitlines())
 
 
-def rules_table() -> str:
+def load_every_rule() -> None:
+    """Import every module that declares rules (the catalogue fills on import)."""
+    from modelward.inventory.stores import stores
+
     registry.load()
+    stores()
+
+
+def rules_table() -> str:
+    load_every_rule()
     lines = ["| rule | default severity | what it means |", "| --- | --- | --- |"]
     for rid, r in sorted(catalog().items()):
         lines.append(f"| `{rid}` | {r.severity.label} | {r.title} |")
@@ -37,7 +45,11 @@ def rules_table() -> str:
 
 
 def sections() -> dict[str, str]:
-    return {"rules": rules_table(), "help:scan": scan_help()}
+    return {
+        "rules": rules_table(),
+        "help:scan": command_help("scan"),
+        "help:inventory": command_help("inventory"),
+    }
 
 
 def check_or_update() -> list[str]:
@@ -76,8 +88,9 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second() -> None:
 
 
 def test_every_rule_id_is_family_kebab() -> None:
-    registry.load()
+    load_every_rule()
     families = {"pickle", "gguf", "keras", "onnx", "archive", "safetensors", "format", "tf"}
     families |= {"torchscript", "template", "numpy", "tflite", "coreml", "hdf5", "joblib", "hf"}
+    families |= {"ollama", "huggingface"}
     for rid in catalog():
         assert rid.split(".")[0] in families, rid

@@ -26,7 +26,7 @@ its format and scanner findings, its license, and whether a running process has 
 changed and no model is loaded.
 """
 
-EPILOG = """\\b
+EPILOG = """\b
 Examples:
   modelward inventory                      # your home: stores and loose model files
   modelward inventory /data/models -f json -o inventory.json
