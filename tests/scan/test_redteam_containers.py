@@ -260,3 +260,33 @@ def test_zipped_hf_folder_config_is_not_keras(tmp_path: Path) -> None:
     report = scan(p)
     assert report.format == "zip"
     assert not rules_at(report, Severity.MEDIUM)
+
+
+def v7_header(name: bytes, data: bytes) -> bytes:
+    """A v7 tar header (no ustar magic) for ``name`` followed by ``data``, as tarfile reads it."""
+    h = bytearray(512)
+    h[: len(name)] = name
+    h[100:108] = b"0000644\x00"
+    h[108:116] = b"0000000\x00"
+    h[116:124] = b"0000000\x00"
+    h[124:136] = b"%011o\x00" % len(data)
+    h[136:148] = b"00000000000\x00"
+    h[148:156] = b" " * 8
+    h[156] = ord("0")
+    h[148:156] = b"%06o\x00 " % sum(h)
+    return bytes(h) + data + b"\x00" * (-len(data) % 512)
+
+
+def test_v7_tar_whose_first_name_is_another_format(tmp_path: Path) -> None:
+    # Technique: torch.load tries tarfile on every file that does not start with a zip header
+    # (legacy_load), and tarfile accepts a v7 header whatever its name. A first member named like
+    # a pickle (or any non-printable bytes, or another format's magic) made the scanner read the
+    # file as that format (or as nothing) and never see the tar's 'pickle' member.
+    rest = [(b"sys_info", b"\x80\x02}q\x00."), (b"storages", b"\x80\x02K\x00.")]
+    rest += [(b"tensors", b"\x80\x02K\x00."), (b"pickle", MAL)]
+    for first in (b"\x80\x02K\x01.", b"\x01junk", b"GGUF\x03\x00\x00\x00"):
+        p = tmp_path / "model.pt"
+        p.write_bytes(b"".join(v7_header(n, d) for n, d in [(first, b""), *rest]) + bytes(1024))
+        report = scan(p)
+        assert report.format == "pytorch-legacy", first
+        assert "pickle.dangerous-global" in rules_at(report, Severity.CRITICAL), first

@@ -19,6 +19,7 @@ from typing import NamedTuple
 from modelward.scan.detector import HEAD_SIZE, Detector, detectors
 from modelward.scan.sniff import find_hdf5_signature, is_legacy_torch
 from modelward.scan.source import Source
+from modelward.scan.tarread import octal_checksum_field
 
 MayMatch = Callable[[bytes, Source], bool]
 
@@ -35,8 +36,8 @@ def _safetensors(head: bytes, src: Source) -> bool:
     return len(head) >= 10 and b"{" in head[8:80]
 
 
-def _tar(head: bytes, src: Source) -> bool:  # ustar magic, or a v7 header's printable name
-    return len(head) >= 512 and (head[257:262] == b"ustar" or 32 <= head[0] < 127)
+def _tar(head: bytes, src: Source) -> bool:  # ustar magic, or an octal v7 checksum field
+    return len(head) >= 512 and (head[257:262] == b"ustar" or octal_checksum_field(head))
 
 
 def _hdf5(head: bytes, src: Source) -> bool:
@@ -55,6 +56,7 @@ class Entry(NamedTuple):
 
 
 ENTRIES: tuple[Entry, ...] = (
+    Entry("containers", "Tar", 5, _tar),
     Entry("pytorch", "LegacyPyTorch", 10, lambda head, src: is_legacy_torch(head)),
     Entry("gguf", "GGUFDetector", 10, _prefix(b"GGUF")),
     Entry("numpy", "NumpyDetector", 20, _prefix(b"\x93NUMPY")),
@@ -65,7 +67,6 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("compressed", "Xz", 20, _prefix(b"\xfd7zXZ\x00")),
     Entry("compressed", "JoblibZFile", 20, _prefix(b"ZF")),
     Entry("safetensors", "SafetensorsDetector", 20, _safetensors),
-    Entry("containers", "Tar", 30, _tar),
     Entry("archives", "Llamafile", 40, _prefix(b"MZ", b"\x7fELF", b"#!")),
     Entry("keras", "KerasH5Detector", 40, _hdf5),
     Entry("tflite", "TFLiteDetector", 45, lambda head, src: head[4:8] == b"TFL3"),

@@ -65,6 +65,9 @@ def _number(field_: bytes) -> int:
     return int(text, 8) if text else 0
 
 
+_LOW_BYTES = bytes(range(128))
+
+
 def checksum_ok(block: bytes) -> bool:
     """Whether a 512-byte header's checksum field matches (signed or unsigned sum)."""
     if len(block) < BLOCK:
@@ -75,18 +78,26 @@ def checksum_ok(block: bytes) -> bool:
         return False
     body = block[:148] + b" " * 8 + block[156:BLOCK]
     unsigned = sum(body)
-    signed = sum(x - 256 if x > 127 else x for x in body)
+    signed = unsigned - 256 * len(body.translate(None, _LOW_BYTES))  # bytes > 127 count negative
     return want in (unsigned, signed)
 
 
+def octal_checksum_field(head: bytes) -> bool:
+    """The checksum field holds octal digits, as ``tarfile`` requires of a header without the
+    base-256 marker (cheap; the registry's pre-check for tar)."""
+    text = head[148:156].split(b"\x00", 1)[0].strip()
+    return bool(text) and not text.strip(b"01234567")
+
+
 def looks_like_tar(head: bytes) -> bool:
-    """ustar/GNU magic at 257, or a v7 header with a valid checksum and a printable name."""
+    """ustar/GNU magic at 257, or any header with a valid octal checksum (v7). Like
+    ``tarfile.open``, the name is not checked: ``torch.load`` tries tar before anything else
+    for a file that does not start with a zip header, whatever its first member is called."""
     if len(head) < BLOCK:
         return False
     if head[257:262] == b"ustar":
         return checksum_ok(head)
-    name = head[:100].split(b"\x00", 1)[0]
-    return bool(name) and all(32 <= c < 127 for c in name) and checksum_ok(head)
+    return octal_checksum_field(head) and checksum_ok(head)
 
 
 def _pax(data: bytes) -> dict[str, str]:

@@ -123,7 +123,9 @@ class Tar(Detector):
 
     format = "tar"
     extensions = (".tar",)
-    priority = 30
+    priority = 5
+    """First: torch.load reads any file that does not start with a zip header as a tar when
+    tarfile accepts it, whatever magic its first member name begins with."""
 
     def matches(self, head: bytes, src: Source) -> bool:
         return tarread.looks_like_tar(head)
