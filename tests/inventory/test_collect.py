@@ -166,3 +166,39 @@ def test_loose_pickle_is_found_whatever_its_size(tmp_path: Path) -> None:
     (folder / "small.pkl").write_bytes(pickle.dumps({"a": 1}, protocol=4))
     inv = collect([folder], InventoryOptions(processes=False, use_cache=False))
     assert [Path(a.path).name for a in inv.artifacts] == ["small.pkl"]
+
+
+def test_a_model_mapped_by_a_running_process_is_in_use(home: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    model = home / "Downloads" / "phi.gguf"
+    code = (
+        "import mmap, sys, time\n"
+        "f = open(sys.argv[1], 'rb'); m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)\n"
+        "print('ready', flush=True); time.sleep(30)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(model)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        options = InventoryOptions(use_cache=False, env={"HOME": str(home)})
+        inv = collect([home / "Downloads"], options)
+        flags = {Path(a.path).name: a.in_use for a in inv.artifacts}
+        assert flags == {"phi.gguf": True, "evil.pkl": False}
+    finally:
+        child.kill()
+        child.wait()
+        assert child.stdout is not None
+        child.stdout.close()
+
+
+def test_a_corrupt_hash_cache_is_moved_aside_and_the_run_goes_on(
+    home: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "cache.sqlite"
+    db.write_bytes(b"this is not a database" * 100)
+    inv = run(home, tmp_path)
+    assert by_kind(inv, "file")
+    assert any(p.name.startswith("cache.sqlite.corrupt") for p in tmp_path.iterdir())

@@ -24,8 +24,9 @@ from modelward.models import (
     Source,
 )
 
-if TYPE_CHECKING:  # sqlite3 is imported only when hashing
+if TYPE_CHECKING:  # sqlite3 and the process table are imported only when used
     from modelward.inventory.hashcache import HashCache
+    from modelward.inventory.inuse import InUse
 
 Progress = Callable[[str, int, int], None]
 """``progress(phase, done, total)``: phase is ``walk``, ``scan``."""
@@ -75,7 +76,7 @@ def collect(
     items = _store_items(root_paths, env, errors)
     store_roots = {os.path.realpath(p) for p in items.roots}
     _loose_items(root_paths, items, store_roots, options, errors, progress)
-    in_use = _in_use(errors) if options.processes else set()
+    in_use = _in_use(errors) if options.processes else None
     artifacts = _identify(items.by_path, options, errors, in_use, progress)
     return Inventory(
         host=host.host_info(),
@@ -139,21 +140,22 @@ def _loose_items(
             progress("walk", n, 0)
 
 
-def _in_use(errors: list[CollectError]) -> set[str]:
+def _in_use(errors: list[CollectError]) -> InUse | None:
+    """Taken before any scan worker starts (the scanner maps the files it reads)."""
     from modelward.inventory.inuse import files_in_use
 
     try:
-        return set(files_in_use().paths)
+        return files_in_use()
     except Exception as exc:  # psutil missing or the process table unreadable: say so, go on
         errors.append(CollectError("processes", f"could not read the process table: {exc}"))
-        return set()
+        return None
 
 
 def _identify(
     by_path: dict[str, StoreItem],
     options: InventoryOptions,
     errors: list[CollectError],
-    in_use: set[str],
+    in_use: InUse | None,
     progress: Progress | None,
 ) -> list[Artifact]:
     """Scan every item (hashing what neither its store nor the cache knows) into artifacts."""
@@ -229,7 +231,8 @@ def _identify(
                 license=_license(item, rep, p),
                 metadata=metadata,
                 findings=tuple(item.findings) + rep.findings,
-                in_use=p in in_use or item.path in in_use,
+                in_use=in_use is not None
+                and bool(in_use.pids(p, stats[p]) or in_use.pids(item.path)),
             )
         )
     if cache is not None:
@@ -258,7 +261,10 @@ def _open_cache(options: InventoryOptions, errors: list[CollectError]) -> HashCa
     from modelward.inventory.hashcache import HashCache
 
     try:
-        return HashCache(options.cache)
+        cache = HashCache(options.cache)
+        if cache.status:  # moved aside as corrupt, or locked: the run goes on without it
+            errors.append(CollectError(str(options.cache or "hash cache"), cache.status))
+        return cache
     except Exception as exc:  # a broken cache costs speed, never the run
         errors.append(
             CollectError(str(options.cache or "hash cache"), f"hash cache unusable: {exc}")
