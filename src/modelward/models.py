@@ -227,9 +227,16 @@ class Package:
     name: str
     version: str
     environment: str
+    findings: tuple[Finding, ...] = ()
+    """Known advisories for this version (an extension of the interfaces' package entry)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "environment": self.environment}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "environment": self.environment,
+            "findings": [f.to_dict() for f in self.findings],
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +282,7 @@ class Inventory:
     def findings(self) -> list[Finding]:
         out = [f for a in self.artifacts for f in a.findings]
         out += [f for r in self.runtimes for f in r.findings]
+        out += [f for p in self.packages for f in p.findings]
         return out
 
     def fails(self, threshold: Severity) -> bool:

@@ -85,6 +85,42 @@ def write_inventory_table(inv: Inventory, out: TextIO) -> None:
                 "[bold]yes[/]" if a.in_use else "",
             )
         console.print(table)
+    if inv.runtimes:
+        table = Table(title="runtimes", title_justify="left", header_style="bold")
+        for col in ("runtime", "version", "running", "listening", "worst finding", "executable"):
+            table.add_column(col, overflow="fold")
+        for r in inv.runtimes:
+            top = max(r.findings, key=lambda f: f.severity, default=None)
+            listen = ", ".join(
+                f"{x.address}:{x.port}" + (" [bold red](exposed)[/]" if x.exposed else "")
+                for x in r.listen
+            )
+            table.add_row(
+                r.name,
+                r.version or "?",
+                f"yes ({', '.join(map(str, r.pids))})" if r.running else "no",
+                listen or "-",
+                f"[{_STYLE[top.severity]}]{top.severity.label}[/] {top.rule}"
+                if top
+                else "[green]-[/]",
+                escape(r.executable or "-"),
+            )
+        console.print(table)
+    if inv.packages:
+        table = Table(title="inference libraries", title_justify="left", header_style="bold")
+        for col in ("package", "version", "environment", "worst finding"):
+            table.add_column(col, overflow="fold")
+        for p in inv.packages:
+            top = max(p.findings, key=lambda f: f.severity, default=None)
+            table.add_row(
+                p.name,
+                p.version,
+                escape(p.environment),
+                f"[{_STYLE[top.severity]}]{top.severity.label}[/] {top.rule}"
+                if top
+                else "[green]-[/]",
+            )
+        console.print(table)
     if inv.errors:
         console.print(
             f"[magenta]{len(inv.errors)} item(s) could not be read[/] (--format json lists them)"
