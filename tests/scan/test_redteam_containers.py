@@ -290,3 +290,33 @@ def test_v7_tar_whose_first_name_is_another_format(tmp_path: Path) -> None:
         report = scan(p)
         assert report.format == "pytorch-legacy", first
         assert "pickle.dangerous-global" in rules_at(report, Severity.CRITICAL), first
+
+
+def test_npz_member_with_a_method_the_scanner_cannot_read(tmp_path: Path) -> None:
+    # Technique: an object array (a pickle) compressed with zstd (zip method 93). Python 3.14's
+    # zipfile reads it, so numpy.load(allow_pickle=True) runs it; the scanner cannot decompress
+    # it and said so at medium only. An unreadable member that a loader opens is high.
+    blob, cd = members([("a.npy", npy("|O", MAL))], 0)
+    data = bytearray(
+        blob + cd + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(cd), len(blob), 0)
+    )
+    struct.pack_into("<H", data, 8, 93)  # local header method
+    struct.pack_into("<H", data, len(blob) + 10, 93)  # central directory method
+    p = tmp_path / "arrays.npz"
+    p.write_bytes(bytes(data))
+    assert "format.scan-limit" in rules_at(scan(p))
+
+
+def test_member_flagged_encrypted_is_still_analysed(tmp_path: Path) -> None:
+    # Hardening: a member whose encryption flag is set on plain bytes is analysed as stored
+    # (a reader that ignores the flag reads them), not skipped.
+    hidden = b"(cos\nsystem\nS'true'\ntR."  # imports os.system, then breaks
+    blob, cd = members([("archive/version", b"3\n"), ("archive/data.pkl", hidden)], 0)
+    data = bytearray(
+        blob + cd + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 2, 2, len(cd), len(blob), 0)
+    )
+    data[blob.find(b"PK\x03\x04", 4) + 6] |= 1
+    data[len(blob) + cd.find(b"PK\x01\x02", 4) + 8] |= 1
+    p = tmp_path / "model.pt"
+    p.write_bytes(bytes(data))
+    assert "pickle.dangerous-global" in rules_at(scan(p), Severity.CRITICAL)

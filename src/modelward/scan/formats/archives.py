@@ -55,6 +55,7 @@ _EVASIONS = frozenset({"hidden-member", "two-directories"})
 """Anomalies that only a crafted archive has: readers that find the directory differently load
 different members (high whatever the members hold)."""
 _LOADED_FIRST = (".pkl", ".npy", "config.json")
+_LOADER_KINDS = frozenset({"pytorch-zip", "torchscript", "numpy-npz", "keras-v3"})
 
 
 def _load_order(e: zipread.ZipEntry) -> int:
@@ -106,10 +107,13 @@ class _Walk:
             return Unpacked(comp, True)
         kind = _METHODS.get(e.method)
         if kind is None:
+            # High when a loader opens the member (Python 3.14's zipfile reads zstd, method 93).
+            loaded = _load_order(e) == 0 or self.kind in _LOADER_KINDS
             self.ctx.report(
                 SCAN_LIMIT,
                 f"Member uses compression method {e.method}, which the scanner does not read.",
                 evidence=e.name,
+                severity=Severity.HIGH if loaded else None,
             )
             return None
         return decompress(self.ctx, comp, kind, self.stack, name=e.name, location=e.name)
@@ -159,7 +163,7 @@ class _Walk:
         if un is None:
             return
         head = un.source.read(0, 4096)
-        if un.error is not None:
+        if un.error is not None and not e.encrypted:
             self.anomalies.append(
                 zipread.Anomaly(
                     "malformed",
@@ -169,10 +173,12 @@ class _Walk:
                 )
             )
         if e.encrypted and not looks_like_pickle(head):
+            # Still analysed: a reader that ignores the flag bit reads the bytes as they are.
             ctx.report(
-                ENCRYPTED, "Member is encrypted; its content was not analysed.", evidence=e.name
+                ENCRYPTED,
+                "Member is flagged as encrypted; its bytes were analysed as stored.",
+                evidence=e.name,
             )
-            return
         fmt = self.analyse(e, un.source, head)
         if fmt in _PICKLE_FORMATS:
             self.pickle_members.add(e.name)
