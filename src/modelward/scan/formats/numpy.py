@@ -15,8 +15,9 @@ from modelward.scan.rules import rule
 from modelward.scan.source import Source
 
 MAGIC = b"\x93NUMPY"
-MAX_HEADER = 1 << 16
-"""numpy itself refuses headers above 10,000 bytes unless told otherwise."""
+MAX_HEADER = 1 << 24
+"""numpy refuses headers above 10,000 bytes unless ``allow_pickle=True``, which lifts the bound:
+headers are parsed up to 16 MiB; a larger one is reported high, as it may hide an object array."""
 
 MALFORMED = rule(
     "numpy.malformed",
@@ -31,14 +32,21 @@ _SIZES = {"b": 1, "?": 1, "e": 2, "f": 4, "d": 8, "g": 16, "h": 2, "i": 4, "l": 
 
 
 def _has_object(descr: Any, depth: int = 0) -> bool:
-    """Whether a numpy ``descr`` (string or list of fields) contains Python objects."""
+    """Whether a numpy ``descr`` (string or list of fields) may contain Python objects.
+
+    ``numpy.dtype`` spells objects many ways (``O``, ``|O8``, ``object``, ``(2,)O``, ``i4,O``);
+    no numeric type string has an ``O`` or ``object`` in it. Field lists are
+    ``(name, dtype[, shape])`` tuples: only the dtype is looked at, not the field name.
+    """
     if depth > 32:
         return True
     if isinstance(descr, str):
-        return descr.lstrip("<>|=").startswith("O")
-    if isinstance(descr, (list, tuple)):
+        return "O" in descr or "object" in descr.lower()
+    if isinstance(descr, list):
         return any(_has_object(x, depth + 1) for x in descr)
-    return False
+    if isinstance(descr, tuple):
+        return len(descr) < 2 or _has_object(descr[1], depth + 1)
+    return True
 
 
 def _itemsize(descr: Any) -> int | None:
@@ -85,10 +93,13 @@ class NumpyDetector(Detector):
             )
             return
         if hlen > MAX_HEADER or hstart + hlen > src.size:
+            big = hstart + hlen <= src.size
             ctx.report(
                 MALFORMED,
                 f"The .npy header claims {hlen} bytes, beyond the limit or the file size.",
                 evidence=f"header length {hlen}",
+                # np.load(allow_pickle=True) reads any header size: it may hide an object array.
+                severity=Severity.HIGH if big else Severity.MEDIUM,
             )
             return
         raw = src.read(hstart, hlen)
@@ -102,12 +113,18 @@ class NumpyDetector(Detector):
             return
         descr, shape, fortran = header
         ctx.metadata["dtype"] = descr if isinstance(descr, str) else repr(descr)[:500]
-        ctx.metadata["shape"] = list(shape)
+        ctx.metadata["shape"] = list(shape)[:64]
         ctx.metadata["fortran_order"] = fortran
         data = hstart + hlen
         if _has_object(descr):
+            # numpy unpickles object arrays before it looks at the shape.
             ctx.metadata["object_array"] = True
             analyze_pickles(src.buffer(), ctx, start=data, location="array data")
+            return
+        if not all(0 <= d < 1 << 62 for d in shape) or len(shape) > 64:
+            ctx.report(
+                MALFORMED, "The .npy shape is invalid.", evidence=f"shape {list(shape)[:64]}"
+            )
             return
         size = _itemsize(descr)
         if size is None:
@@ -138,10 +155,9 @@ class NumpyDetector(Detector):
             return None
         shape = value["shape"]
         fortran = value["fortran_order"]
-        if not isinstance(shape, tuple) or not all(
-            isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 1 << 62 for d in shape
-        ):
+        # numpy's own check: a tuple of ints (bools and negatives pass it).
+        if not isinstance(shape, tuple) or not all(isinstance(d, int) for d in shape):
             return None
-        if not isinstance(fortran, bool) or len(shape) > 64:
+        if not isinstance(fortran, bool):
             return None
         return value["descr"], shape, fortran

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from modelward.models import Severity
 from modelward.scan.context import ScanContext
 from modelward.scan.pickle.globals import Verdict, classify
-from modelward.scan.pickle.plain import is_plain
+from modelward.scan.pickle.plain import is_plain, plain_until_stop
 from modelward.scan.pickle.vm import BUDGET, BigStr, Blob, Glob, Obj, Sink, walk
 from modelward.scan.rules import SCAN_LIMIT, rule
 from modelward.scan.source import Buffer, BytesSource
@@ -127,34 +127,40 @@ class PickleStream:
 def looks_like_pickle(head: bytes) -> bool:
     """Whether ``head`` (the first bytes of some content) plausibly starts a pickle.
 
-    Protocol 2-5 pickles start with ``PROTO``; protocol 0/1 pickles are checked by walking the
-    head, which rejects text and random bytes within a few opcodes.
+    Protocol 2-5 pickles start with ``PROTO``, but the unpickler needs none (a second stream read
+    by ``pickle.load`` in a loop, ``PROTO 0``/``1``, a bare ``STACK_GLOBAL`` payload): any opcode
+    may start one. The head is walked, which rejects text and random bytes within a few
+    opcodes; a head that calls something before it breaks is a pickle (nullifAI).
     """
     if len(head) < 2:
         return False
     first = head[0]
     if first == 0x80:
-        if not 2 <= head[1] <= 5:
+        if head[1] > 5:
             return False
-    elif first not in _TEXT_STARTS:
+    elif first not in _STARTS:
         return False
     probe = head[:4096]
-    # A PROTO header already says "pickle": eight sane opcodes confirm it (it is walked in full
-    # right after); text protocols need a longer look to tell them from prose.
-    res = walk(probe, 0, len(probe), Sink(8 if first == 0x80 else 256), joblib=False, probe=True)
-    if res.complete:
+    # A PROTO 2-5 header already says "pickle": eight sane opcodes confirm it (it is walked in
+    # full right after); other starts need a longer look to tell them from prose.
+    proto = first == 0x80 and head[1] >= 2
+    sink = Sink(8 if proto else 256)
+    res = walk(probe, 0, len(probe), sink, joblib=False, probe=True)
+    if res.complete or (sink.calls and res.ops >= 3):
         return True
     if res.error is None or res.error == BUDGET:
         return res.ops >= 4
     # Running out of data inside the head is fine when the head was cut short.
     return (
-        res.error.startswith("data ends")
-        and len(head) >= 4096
-        and res.ops >= (2 if first == 0x80 else 4)
+        res.error.startswith("data ends") and len(head) >= 4096 and res.ops >= (2 if proto else 4)
     )
 
 
-_TEXT_STARTS = frozenset(b"(c]})NIJKLMSVXGFUTi")
+_STARTS = frozenset(
+    b"()012BCFGIJKLMNPQRSTUVX]abcdeghijlopqrstu}\x81\x82\x83\x84\x85\x86\x87\x88\x89\x8a"
+    b"\x8b\x8c\x8d\x8e\x8f\x90\x91\x92\x93\x94\x95\x96\x97\x98"
+)
+"""Every opcode but STOP and PROTO (pickletools' table)."""
 
 
 def _loc(location: str, offset: int) -> str:
@@ -209,16 +215,27 @@ def analyze_pickles(
         )
         streams.append(st)
         _report(ctx, buf, sink, location, reported)
+        if sink.joblib_arrays and joblib:
+            _plain_reading(ctx, buf, pos, end, sink, location, reported)
         if res.error == BUDGET:
+            stop = plain_until_stop(buf, res.end, end)
             ctx.report(
                 SCAN_LIMIT,
                 f"The pickle stream has more than {ctx.limits.max_pickle_ops} opcodes; the rest "
-                "was not analysed.",
+                + (
+                    "holds only plain data up to its STOP."
+                    if stop >= 0
+                    else "was not analysed and has opcodes that may import or call code."
+                ),
                 evidence=f"{res.ops} opcodes",
                 location=_loc(location, res.end),
+                severity=Severity.MEDIUM if stop >= 0 else Severity.HIGH,
             )
-            break
-        if res.error is not None:
+            if stop < 0 or not multiple or stop >= end:
+                break
+            st.end, st.complete, st.error = stop, True, None
+            res.end = stop
+        elif res.error is not None:
             _malformed(ctx, st, sink, location, quiet_if_not_pickle)
             break
         if not multiple or res.end >= end:
@@ -241,6 +258,44 @@ def analyze_pickles(
             names.update(str(x) for x in previous)
         ctx.metadata["globals"] = sorted(names)
     return streams
+
+
+def _plain_reading(
+    ctx: ScanContext,
+    buf: Buffer,
+    pos: int,
+    end: int,
+    sink: Sink,
+    location: str,
+    reported: set[tuple[str, str]],
+) -> None:
+    """Walk a joblib stream again as ``pickle.load`` reads it: array bytes as opcodes.
+
+    Benign array bytes break within a few opcodes (or, for object arrays, mix their memo with
+    the outer one), so only dangerous imports are reported from them, and the rest (computed
+    names, indirect calls ...) only when the array bytes call an imported global themselves:
+    that needs a crafted opcode sequence, not float noise.
+    """
+    plain = Sink(sink.ops_budget)
+    walk(buf, pos, end, plain, joblib=False)
+    start = sink.array_start
+    # Memo indices of a nested object-array pickle meet the outer memo here: names like
+    # ``NumpyArrayWrapper.dtype`` that fail to import. Only dangerous imports matter.
+    plain.imports = [
+        g
+        for g in plain.imports
+        if g.offset < start or classify(g.module, g.name)[0] == Verdict.DANGEROUS
+    ]
+    if plain.last_call < start:
+        plain.unresolved, plain.indirect, plain.extensions = [], [], []
+        plain.mutations, plain.nested = [], []
+    else:
+        plain.unresolved = [x for x in plain.unresolved if x[0] >= start]
+        plain.indirect = [x for x in plain.indirect if x[0] >= start]
+        plain.extensions = [x for x in plain.extensions if x[0] >= start]
+        plain.mutations = [x for x in plain.mutations if x[0] >= start]
+        plain.nested = [x for x in plain.nested if x[0] >= start]
+    _report(ctx, buf, plain, location, reported)
 
 
 def _malformed(ctx: ScanContext, st: PickleStream, sink: Sink, location: str, quiet: bool) -> None:

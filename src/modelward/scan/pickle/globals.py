@@ -157,10 +157,14 @@ DENY_PAIRS = frozenset(
     torch.utils.collect_env:run multiprocessing.util:spawnv_passfds sympy:sympify
     sympy.core.sympify:sympify numexpr:evaluate pandas:eval pandas:read_pickle
     yaml:load yaml:unsafe_load yaml:full_load zipfile:ZipFile tarfile:open tarfile:TarFile
+    joblib.numpy_pickle:NDArrayWrapper joblib.numpy_pickle_compat:NDArrayWrapper
         """
     )
 )
-"""(module, name) pairs that run code, read or write files, or reach the network."""
+"""(module, name) pairs that run code, read or write files, or reach the network.
+
+joblib's legacy ``NDArrayWrapper`` calls ``np.load(<path from the pickle>, allow_pickle=True)``:
+it unpickles another file, anywhere."""
 
 DANGER_NAMES = frozenset(
     _words(
@@ -201,14 +205,16 @@ _SPARSE_CLASS = re.compile(r"(?:bsr|coo|csc|csr|dia|dok|lil)_(?:matrix|array)\Z"
 _LIBRARY_EXCLUDE = re.compile(r"\.(?:_testing|tests?|externals|datasets|_build_utils)(?:\.|$)")
 
 
-def valid_name(text: str) -> bool:
+def valid_name(text: str, probe: bool = False) -> bool:
     """Whether ``text`` could name a module or attribute that ``find_class`` imports.
 
     Not only identifiers: ``__import__("my-plugin")`` imports ``my-plugin.py`` when such a file
     sits on ``sys.path`` (the current folder, for ``python -c``), and non-ASCII identifiers are
-    valid. Only empty, overlong or non-printable text (what random bytes produce) cannot be.
+    valid. Only empty or non-printable text (what random bytes produce) cannot be. Length is no
+    bound: protocol 4 walks dotted names of any length (``path.os.path.os....system``); only
+    ``probe`` (guessing whether bytes are a pickle at all) caps it at 512 characters.
     """
-    return 0 < len(text) <= 512 and text.isprintable()
+    return len(text) > 0 and (not probe or len(text) <= 512) and text.isprintable()
 
 
 def normalize(module: str, name: str) -> tuple[str, str]:

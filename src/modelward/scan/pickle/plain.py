@@ -103,8 +103,24 @@ def _plain() -> re.Pattern[bytes]:
     return re.compile(rb"\x80[\x02-\x05](?:" + token + rb")*+\.")
 
 
+@functools.cache
+def _tail() -> re.Pattern[bytes]:
+    # The same tokens without the PROTO header: the rest of a stream from an opcode boundary.
+    return re.compile(_plain().pattern[len(rb"\x80[\x02-\x05]") :])
+
+
 def is_plain(buf: Any, start: int, end: int) -> bool:
     """True when ``buf[start:end]`` is exactly one stream of data-only opcodes ending in STOP."""
     if end - start > PLAIN_MAX:
         return False
     return _plain().fullmatch(buf, start, end) is not None
+
+
+def plain_until_stop(buf: Any, start: int, end: int) -> int:
+    """End of the STOP when ``buf[start:end]`` is data-only opcodes up to a STOP, else -1.
+
+    ``start`` must be an opcode boundary (where a walk stopped): used to show that the part of a
+    stream past the opcode budget can run nothing.
+    """
+    m = _tail().match(buf, start, end)
+    return -1 if m is None else m.end()

@@ -12,19 +12,16 @@ It is one long function on purpose: the per-opcode cost is what makes the scanne
 
 from __future__ import annotations
 
-import contextlib
 import re
 import struct
 from typing import Any
 
-from modelward.scan.pickle.globals import NESTED_LOADERS, normalize, valid_name
+from modelward.scan.pickle.globals import NESTED_LOADERS, Verdict, classify, normalize, valid_name
 
 MAX_STR = 4096
 """Strings longer than this are not decoded (a ``BigStr`` stands for them)."""
 MAX_SMALL = 64
 """Dicts are modelled only while they hold at most this many items (joblib array headers)."""
-MAX_LINE = 4096
-"""Longest ``GLOBAL``/``INST`` name line accepted (no importable name is that long)."""
 
 _I4 = struct.Struct("<i").unpack_from
 _U4 = struct.Struct("<I").unpack_from
@@ -139,16 +136,19 @@ class Sink:
     """What a walk found. Shared by the streams of one analysis."""
 
     __slots__ = (
+        "array_start",
         "calls",
         "extensions",
         "imports",
         "indirect",
         "joblib_arrays",
+        "last_call",
         "mutated",
         "mutations",
         "nested",
         "ops_budget",
         "unresolved",
+        "wrapper_seen",
     )
 
     def __init__(self, ops_budget: int) -> None:
@@ -162,6 +162,12 @@ class Sink:
         self.calls = 0
         self.joblib_arrays = 0
         self.ops_budget = ops_budget
+        self.array_start = -1
+        """Where the first joblib array's bytes start (-1: none)."""
+        self.last_call = -1
+        """Offset of the latest call of an imported global."""
+        self.wrapper_seen = False
+        """Whether joblib's NumpyArrayWrapper was imported (BUILDs then may read array bytes)."""
 
     def activity(self) -> int:
         """How many things that run code were seen (imports, calls, extension codes)."""
@@ -195,12 +201,14 @@ def _describe(v: object) -> str:
     return "a computed value"
 
 
-def _line(buf: Any, start: int, end: int, limit: int) -> int:
-    """Position of the newline ending the line that starts at ``start``."""
-    m = _NL.search(buf, start, min(end, start + limit + 1))
+def _line(buf: Any, start: int, end: int) -> int:
+    """Position of the newline ending the line that starts at ``start``.
+
+    Lines have no length limit: ``readline`` has none, and a GLOBAL name, a FLOAT or a GET
+    index padded with spaces may be of any length (each line is consumed, so time stays linear).
+    """
+    m = _NL.search(buf, start, end)
     if m is None:
-        if start + limit < end:
-            raise Malformed("text argument too long")
         raise IndexError("truncated")
     return m.start()
 
@@ -210,6 +218,10 @@ def _name(buf: Any, a: int, b: int) -> str:
     return text
 
 
+INEXACT = object()
+"""Key of a modelled dict whose model lost items (too many, or keys that are not hashable)."""
+
+
 def _small_dict(items: list[object]) -> dict[object, object]:
     out: dict[object, object] = {}
     if len(items) <= MAX_SMALL:
@@ -217,7 +229,9 @@ def _small_dict(items: list[object]) -> dict[object, object]:
             for k in range(0, len(items) - 1, 2):
                 out[items[k]] = items[k + 1]
         except TypeError:
-            pass
+            out[INEXACT] = True
+    else:
+        out[INEXACT] = True
     return out
 
 
@@ -340,6 +354,8 @@ def walk(
                 if tt is dict:
                     if op == 0x75 and len(target) + len(items) <= 2 * MAX_SMALL:
                         target.update(_small_dict(items))
+                    else:
+                        target[INEXACT] = True
                 elif tt is Glob and not probe:
                     sink.mutations.append((i, target, "adds items to"))
                     sink.mutated.add(target.full)
@@ -351,8 +367,12 @@ def walk(
                 tt = type(target)
                 if tt is dict:
                     if len(target) < MAX_SMALL:
-                        with contextlib.suppress(TypeError):
+                        try:
                             target[k] = v
+                        except TypeError:
+                            target[INEXACT] = True
+                    else:
+                        target[INEXACT] = True
                 elif tt is Glob and not probe:
                     sink.mutations.append((i, target, "sets an item of"))
                     sink.mutated.add(target.full)
@@ -412,13 +432,11 @@ def walk(
                 i += 1
                 if ti is Obj:
                     inst.state = state
-                    if (
-                        joblib
-                        and type(inst.callee) is Glob
-                        and inst.callee.special == SPECIAL_ARRAY_WRAPPER
-                    ):
-                        i = _joblib_array(buf, i, end, sink, inst, probe)
-                        stack[-1] = Obj(None, None, i)
+                    if joblib and sink.wrapper_seen:
+                        kind = _wrapper_kind(buf, inst)
+                        if kind:
+                            i = _joblib_array(buf, i, end, sink, inst, kind, probe)
+                            stack[-1] = Obj(None, None, i)
                 elif ti is Glob and not probe:
                     sink.mutations.append((i - 1, inst, "sets the state of"))
                     sink.mutated.add(inst.full)
@@ -428,6 +446,8 @@ def walk(
                 if type(name) is str and type(module) is str:
                     append(_import(sink, module, name, i, probe))
                 elif type(name) in (Obj, Glob, BigStr) or type(module) in (Obj, Glob, BigStr):
+                    if _never_str(name) or _never_str(module):
+                        raise Malformed("STACK_GLOBAL operand is not a string")
                     if not probe:
                         bad = name if type(name) is not str else module
                         what = "too long to analyse" if type(bad) is BigStr else _describe(bad)
@@ -437,8 +457,8 @@ def walk(
                     raise Malformed("STACK_GLOBAL operands are not strings")
                 i += 1
             elif op == 0x63 or op == 0x69:  # GLOBAL INST
-                a = _line(buf, i + 1, end, MAX_LINE)
-                b = _line(buf, a + 1, end, MAX_LINE)
+                a = _line(buf, i + 1, end)
+                b = _line(buf, a + 1, end)
                 g = _import(sink, _name(buf, i + 1, a), _name(buf, a + 1, b), i, probe)
                 if op == 0x63:
                     append(g)
@@ -467,10 +487,8 @@ def walk(
                     raise Malformed("OBJ without a class")
                 append(_call(sink, items[0], tuple(items[1:]), i, "instantiates", probe))
                 i += 1
-            elif op == 0x95:  # FRAME
-                n = _U8(buf, i + 1)[0]
-                if i + 9 + n > end:
-                    raise IndexError("truncated")
+            elif op == 0x95:  # FRAME (pickle.py reads a frame cut short by the end and goes on)
+                _U8(buf, i + 1)
                 i += 9
             elif op == 0x43:  # SHORT_BINBYTES
                 n = buf[i + 1]
@@ -565,9 +583,11 @@ _ARGLEN = {
 
 
 def _import(sink: Sink, module: str, name: str, offset: int, probe: bool) -> Glob:
-    if not valid_name(module) or not valid_name(name):
+    if not valid_name(module, probe) or not valid_name(name, probe):
         raise Malformed("global name is not an importable identifier")
     g = Glob(module, name, offset)
+    if g.special == SPECIAL_ARRAY_WRAPPER:
+        sink.wrapper_seen = True
     if not probe:
         sink.imports.append(g)
         if sink.mutated:
@@ -581,20 +601,74 @@ def _import(sink: Sink, module: str, name: str, offset: int, probe: bool) -> Glo
     return g
 
 
+_NOT_STR_RESULTS = frozenset(
+    [
+        "numpy.dtype",
+        "numpy.ndarray",
+        "numpy.core.multiarray._reconstruct",
+        "numpy._core.multiarray._reconstruct",
+        "numpy.core.multiarray.scalar",
+        "numpy._core.multiarray.scalar",
+        "joblib.numpy_pickle.NumpyArrayWrapper",
+        "collections.OrderedDict",
+        "torch._utils._rebuild_tensor_v2",
+        "builtins.set",
+        "builtins.frozenset",
+        "builtins.dict",
+        "builtins.list",
+        "builtins.tuple",
+        "builtins.int",
+        "builtins.float",
+        "builtins.bytes",
+        "builtins.bytearray",
+    ]
+)
+"""Allow-listed callables whose result is never an exact ``str``."""
+
+
+def _never_str(v: object) -> bool:
+    """Whether ``v`` certainly is not an exact ``str`` when loaded (STACK_GLOBAL then fails).
+
+    An allow-listed import is a class or function, never a string; so is the result of the
+    constructors above. (``pickle.load`` of a joblib file meets such values as STACK_GLOBAL
+    operands when a nested object-array pickle reads the outer memo.)
+    """
+    if type(v) is Glob:
+        return classify(v.module, v.name)[0] == Verdict.SAFE
+    if type(v) is Obj and type(v.callee) is Glob:
+        return v.callee.full in _NOT_STR_RESULTS
+    return False
+
+
+def _is_array_wrapper(v: object) -> bool:
+    """Whether ``v`` is a joblib ``NumpyArrayWrapper`` instance: never a string nor callable.
+
+    ``pickle.load`` of a joblib file reads the array bytes after one as opcodes, and a nested
+    object-array pickle there meets the wrapper as a ``STACK_GLOBAL`` operand: the loader fails.
+    """
+    if type(v) is not Obj:
+        return False
+    c = v.callee
+    return type(c) is Glob and c.special == SPECIAL_ARRAY_WRAPPER
+
+
 def _call(sink: Sink, f: object, args: object, offset: int, verb: str, probe: bool) -> Obj:
     """The value of calling ``f(*args)``; records calls that are not of a plain import."""
     tf = type(f)
     if tf is Glob:
         special = f.special  # type: ignore[attr-defined]
-        if special and not probe:
-            _special_call(sink, f, args, offset)  # type: ignore[arg-type]
+        if not probe:
+            sink.last_call = offset
+            if special:
+                _special_call(sink, f, args, offset)  # type: ignore[arg-type]
     elif tf is Obj:
+        if _is_array_wrapper(f):
+            raise Malformed("calls a joblib array wrapper")
         if not probe:
             sink.indirect.append((offset, f"{verb} {_describe(f)}"))
     else:
         raise Malformed("calls a value that is not callable")
-    if not probe:
-        sink.calls += 1
+    sink.calls += 1  # also when probing: a head that calls something is a pickle
     return Obj(f, args, offset)
 
 
@@ -652,7 +726,7 @@ def _rare(
             stack.append(BigStr(i + h, n))
         return i + h + n, stack
     if op == 0x49 or op == 0x4C:  # INT LONG
-        a = _line(buf, i + 1, end, MAX_LINE)
+        a = _line(buf, i + 1, end)
         text = bytes(buf[i + 1 : a])
         if op == 0x49 and text in (b"00", b"01"):
             stack.append(text == b"01")
@@ -662,12 +736,12 @@ def _rare(
             stack.append(int(text, 0))
         return a + 1, stack
     if op == 0x46:  # FLOAT
-        a = _line(buf, i + 1, end, MAX_LINE)
+        a = _line(buf, i + 1, end)
         float(bytes(buf[i + 1 : a]))
         stack.append(None)
         return a + 1, stack
     if op == 0x53 or op == 0x56:  # STRING UNICODE
-        a = _line(buf, i + 1, end, end - i)
+        a = _line(buf, i + 1, end)
         n = a - i - 1
         if op == 0x53:
             q = buf[i + 1] if n else 0
@@ -684,7 +758,7 @@ def _rare(
             stack.append(str(buf[i + 1 : a], "raw-unicode-escape"))
         return a + 1, stack
     if op == 0x70 or op == 0x67 or op == 0x50:  # PUT GET PERSID
-        a = _line(buf, i + 1, end, MAX_LINE)
+        a = _line(buf, i + 1, end)
         if op == 0x50:
             stack.append(Obj(PERSISTENT, None, i))
             return a + 1, stack
@@ -727,7 +801,7 @@ def _rare(
     raise Malformed(f"invalid opcode 0x{op:02x}")
 
 
-_DTYPE_CODE = re.compile(r"[<>|=]?([a-zA-Z])(\d*)")
+_DTYPE_CODE = re.compile(r"[<>|=]?([a-zA-Z])(\d*)(?:\[\w+\])?")
 
 
 def _dtype_info(dtype: object) -> tuple[int, bool] | None:
@@ -749,9 +823,12 @@ def _dtype_info(dtype: object) -> tuple[int, bool] | None:
             elsize = state[5]
         if type(state[7]) is int:
             flags = state[7]
-    if kind == "O" or flags & 1:
+    if kind == "O" or (kind == "V" and flags & 1):
         return 8, True
-    if elsize > 0:
+    if flags & 1:
+        return None  # "has objects" on a scalar kind: numpy may or may not honour the flag
+    if kind in "SUVa" and elsize > 0:
+        # numpy takes elsize from the state only for flexible dtypes; ``f8`` stays 8 bytes.
         return elsize, False
     if not digits:
         return None
@@ -759,11 +836,51 @@ def _dtype_info(dtype: object) -> tuple[int, bool] | None:
     return (size * 4 if kind == "U" else size), False
 
 
-def _joblib_array(buf: Any, i: int, end: int, sink: Sink, wrapper: Obj, probe: bool) -> int:
-    """Skip the array data joblib writes after a ``NumpyArrayWrapper``'s BUILD at ``i - 1``."""
+def _wrapper_kind(buf: Any, inst: Obj) -> int:
+    """Whether joblib would read array bytes after a BUILD on ``inst``.
+
+    joblib checks ``isinstance(obj, NumpyArrayWrapper)`` after every BUILD, however the object
+    was made. 0: not a wrapper; 1: a wrapper made without ``__init__`` (its attributes are
+    exactly the BUILD state); 2: a wrapper, or maybe one, whose attributes the scanner cannot
+    know (``__init__`` ran, or an allow-listed helper made it).
+    """
+    c = inst.callee
+    if type(c) is not Glob:
+        return 0
+    if c.special == SPECIAL_ARRAY_WRAPPER:
+        # NEWOBJ and NEWOBJ_EX call cls.__new__ only; REDUCE, INST and OBJ run __init__.
+        return 1 if buf[inst.offset] in (0x81, 0x92) else 2
+    items = inst.args if type(inst.args) is tuple else ()
+    if not any(type(a) is Glob and a.special == SPECIAL_ARRAY_WRAPPER for a in items):
+        return 0
+    first = items[0]
+    if type(first) is Glob and first.special == SPECIAL_ARRAY_WRAPPER:
+        if c.special == SPECIAL_NEWOBJ:
+            return 1
+        base = items[1] if len(items) > 1 else None
+        if (
+            c.special == SPECIAL_RECONSTRUCTOR
+            and type(base) is Glob
+            and base.full in ("builtins.object", "__builtin__.object")
+        ):
+            return 1
+    return 2
+
+
+def _joblib_array(
+    buf: Any, i: int, end: int, sink: Sink, wrapper: Obj, kind: int, probe: bool
+) -> int:
+    """Skip the array data joblib writes after a ``NumpyArrayWrapper``'s BUILD at ``i - 1``.
+
+    Anything the model cannot pin down exactly (attributes set by ``__init__``, a state dict
+    whose model lost items, an alignment that may be ``None``) is malformed: a wrong guess
+    would let the array bytes and the opcodes after them trade places.
+    """
     state = wrapper.state
-    if type(state) is not dict:
+    if kind != 1 or type(state) is not dict or INEXACT in state:
         raise Malformed("joblib array header could not be read")
+    if any(type(k) is not str for k in state):
+        raise Malformed("joblib array header has computed attribute names")
     shape = state.get("shape")
     info = _dtype_info(state.get("dtype"))
     if type(shape) is not tuple or info is None:
@@ -778,25 +895,23 @@ def _joblib_array(buf: Any, i: int, end: int, sink: Sink, wrapper: Obj, probe: b
     itemsize, has_objects = info
     if not probe:
         sink.joblib_arrays += 1
+        if sink.array_start < 0:
+            sink.array_start = i
     if has_objects:
         # Object arrays are a nested pickle, loaded by a plain unpickler.
         inner = walk(buf, i, end, sink, joblib=False, probe=probe)
         if inner.error is not None:
             raise Malformed(f"joblib object array: {inner.error}")
         return inner.end
-    start = i
     if "numpy_array_alignment_bytes" in state:
+        if state["numpy_array_alignment_bytes"] is None:
+            # joblib reads no padding byte for None, one for anything else; the model writes
+            # None for floats, lists and other values too.
+            raise Malformed("joblib array alignment could not be determined")
         if i >= end:
             raise IndexError("truncated")
         i += 1 + buf[i]
     i += count * itemsize
     if i > end:
         raise Malformed("joblib array data extends past the end of the file")
-    if not probe and start < i:
-        # A plain pickle.load of this file would run these bytes as opcodes: check that they
-        # import nothing (array data fails within a few opcodes).
-        region = Sink(min(sink.ops_budget, 100_000))
-        walk(buf, start, i, region, joblib=False)
-        sink.imports.extend(region.imports)
-        sink.unresolved.extend(region.unresolved)
     return i
