@@ -320,3 +320,29 @@ def test_member_flagged_encrypted_is_still_analysed(tmp_path: Path) -> None:
     p = tmp_path / "model.pt"
     p.write_bytes(bytes(data))
     assert "pickle.dangerous-global" in rules_at(scan(p), Severity.CRITICAL)
+
+
+def test_offsets_shifted_by_concat_differ_between_miniz_and_zipfile(tmp_path: Path) -> None:
+    # Technique: bytes between the central directory and the end record make Python's zipfile
+    # (and the scanner) add that count ("concat", for prepended data) to every offset and read a
+    # second directory placed there; miniz (torch) takes the offsets as they are and reads the
+    # first directory, whose member at offset 0 the scanner took for prefix data.
+    name = "archive/data.pkl"
+    torch_view = local(name, MAL)
+    benign = local(name, b"\x80\x02}q\x00.")
+    cd_torch = central(name, MAL, 0)
+    shift = len(cd_torch)
+    cd_python = central(name, b"\x80\x02}q\x00.", len(torch_view) - shift)
+    cd_off = len(torch_view) + len(benign)
+    data = (
+        torch_view
+        + benign
+        + cd_torch
+        + cd_python
+        + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(cd_torch), cd_off, 0)
+    )
+    p = tmp_path / "model.pt"
+    p.write_bytes(data)
+    with zipfile.ZipFile(p) as z:  # Python's view: the benign member after the shift
+        assert z.infolist()[0].header_offset == len(torch_view)
+    assert "pickle.dangerous-global" in rules_at(scan(p), Severity.CRITICAL)

@@ -186,7 +186,11 @@ def read_zip(src: Source, max_entries: int) -> ZipArchive | None:
     arch = ZipArchive(start=concat, anomalies=anomalies, declared_entries=n_total)
     _read_central(src, arch, cd_start, cd_size, max_entries)
     _cross_check(src, arch)
-    covered = [(0, concat), (cd_start, cd_start + cd_size), (dir_end, src.size)]
+    covered = [(cd_start, cd_start + cd_size), (dir_end, src.size)]
+    if src.read(0, 4) != LOCAL_SIG:
+        covered.append((0, concat))  # prefix data (an executable, a polyglot): reported apart
+    # else miniz (torch) takes the offsets as they are, where Python's zipfile adds ``concat``:
+    # the bytes before ``concat`` are members to one of them.
     _find_hidden(src, arch, covered, max_entries)
     return arch
 
