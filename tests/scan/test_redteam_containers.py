@@ -346,3 +346,36 @@ def test_offsets_shifted_by_concat_differ_between_miniz_and_zipfile(tmp_path: Pa
     with zipfile.ZipFile(p) as z:  # Python's view: the benign member after the shift
         assert z.infolist()[0].header_offset == len(torch_view)
     assert "pickle.dangerous-global" in rules_at(scan(p), Severity.CRITICAL)
+
+
+def test_keras_model_saved_as_a_folder(tmp_path: Path) -> None:
+    # Technique: keras.saving.load_model(folder) loads a folder holding config.json (is_keras_dir)
+    # exactly like a .keras zip; a loose config.json was not recognised at all.
+    d = tmp_path / "model"
+    d.mkdir()
+    layer = {"module": "os", "class_name": "function", "config": "system"}
+    cfg = {"module": "keras", "class_name": "Sequential", "config": {"layers": [layer]}}
+    (d / "config.json").write_text(json.dumps(cfg))
+    report = scan(d / "config.json")
+    assert report.format == "keras-v3"
+    assert "keras.dangerous-callable" in rules_at(report, Severity.CRITICAL)
+
+
+def test_benign_keras_folder_written_by_keras(tmp_path: Path) -> None:
+    import os
+    import warnings
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import keras
+
+        inp = keras.Input((6,), name="features")
+        out = keras.layers.Dense(3, activation="softmax")(keras.layers.Dense(5)(inp))
+        keras.Model(inp, out).save(tmp_path / "model", zipped=False)
+    configs = list((tmp_path / "model").glob("*.json"))
+    assert configs
+    for p in configs:
+        report = scan(p)
+        assert not rules_at(report, Severity.MEDIUM), (p.name, report.findings)
+    assert scan(tmp_path / "model" / "config.json").format == "keras-v3"

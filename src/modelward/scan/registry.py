@@ -78,6 +78,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("tensorflow", "SavedModelDetector", 200, _always),
     Entry("tensorflow", "KerasMetadataDetector", 205, _always),
     Entry("tensorflow", "GraphDefDetector", 210, _always),
+    Entry("keras", "KerasConfigDetector", 245, _json),
     Entry("hfconfig", "HuggingFaceConfig", 250, _json),
     Entry("archives", "EmbeddedZip", 900, _always),
 )

@@ -122,3 +122,28 @@ class KerasH5Detector(Detector):
             )
         if "training_config" in values:
             analyze_keras_config(values["training_config"], ctx, "training_config attribute")
+
+
+MAX_CONFIG_JSON = 16 << 20
+"""Loose JSON files larger than this are not read as Keras configs."""
+
+
+@register
+class KerasConfigDetector(Detector):
+    """A Keras model saved as a folder (``model.save(path, zipped=False)``): its ``config.json``,
+    which ``keras.saving.load_model(folder)`` deserialises as the ``.keras`` zip's."""
+
+    format = "keras-v3"
+    priority = 245
+    """After every binary format, before the Hugging Face configs."""
+
+    def matches(self, head: bytes, src: Source) -> bool:
+        if head.lstrip()[:1] != b"{" or src.size > MAX_CONFIG_JSON:
+            return False
+        data = head if src.size <= len(head) else src.read(0, src.size)
+        return b'"class_name"' in data and b'"config"' in data
+
+    def scan(self, src: Source, ctx: ScanContext) -> None:
+        name = ctx.prefix.rsplit("/", 1)[-1] if ctx.prefix else "config.json"
+        data = bytes(src.read(0, min(src.size, MAX_CONFIG_JSON)))
+        ctx.metadata.update(analyze_keras_config(data, ctx, name or "config.json"))
