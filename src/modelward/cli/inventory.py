@@ -80,6 +80,10 @@ def inventory_command(
     options = InventoryOptions(hash=not no_hash, processes=not no_processes, jobs=jobs)
     inv = _with_progress(lambda cb: collect(roots or None, options, cb))
     write = write_inventory_json if format == "json" else write_inventory_table
+    if format == "cyclonedx":
+        from modelward.report.cyclonedx import write_inventory_cyclonedx
+
+        write = write_inventory_cyclonedx
     if output is None:
         write(inv, sys.stdout)
         sys.stdout.flush()

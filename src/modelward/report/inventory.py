@@ -7,7 +7,7 @@ from typing import Any, TextIO
 
 from modelward.models import Inventory, Severity
 
-FORMATS = ("table", "json")
+FORMATS = ("table", "json", "cyclonedx")
 
 
 def write_inventory_json(inv: Inventory, out: TextIO) -> None:
