@@ -373,3 +373,70 @@ def test_stack_global_on_an_allowlisted_class_is_a_loader_error() -> None:
     ctx = analyse(data)
     assert not any(f.rule == "pickle.unresolved-global" for f in ctx.findings)
     assert any(f.rule == "pickle.malformed" for f in ctx.findings)
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [("random", "_os.replace"), ("collections", "_sys.modules"), ("tempfile", "_os.mkdir")],
+)
+def test_private_module_alias_in_a_dotted_name(module: str, name: str) -> None:
+    # Technique: protocol 4 find_class walks ``random._os.replace``: the os module under the
+    # private alias a stdlib module keeps, with a function name missing from the denylist.
+    data = b"\x80\x04" + su(module) + su(name) + b"\x93" + su("a") + su("b") + b"\x86R."
+    ctx = analyse(data)
+    assert any(f.rule == "pickle.dangerous-global" for f in ctx.findings)
+
+
+_WALK_OPS = [
+    *_OPS,
+    b"cos\nsystem\n",
+    b"ccollections\nOrderedDict\n",
+    b"(S'x'\nios\nsystem\n",
+    su("os") + su("system") + b"\x93",
+    b"\x93",
+    b"R",
+    b"b",
+    b"\x81",
+    b"p3\n",
+    b"g3\n",
+    b"I1\n",
+    b"\x80\x02",
+    b"\x80\x04",
+    b"V\\u0041\n",
+    b"\x8c\x02os",
+    b"\x8c\x06system",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_WALK_OPS), max_size=30))
+def test_walk_tokenisation_matches_genops(ops: list[bytes]) -> None:
+    # Oracle: pickletools.genops. Every import the walk records sits on a GLOBAL, INST or
+    # STACK_GLOBAL opcode of genops' tokenisation, and every GLOBAL/INST the walk got past
+    # was recorded (no opcode hidden by a tokenisation slip).
+    from modelward.scan.pickle.vm import Sink, walk
+
+    data = b"\x80\x04" + b"".join(ops) + b"."
+    seen: dict[int, str] = {}
+    try:
+        for op, _arg, pos in pickletools.genops(data):
+            seen[pos] = op.name  # type: ignore[index]
+    except ValueError:
+        pass
+    sink = Sink(10_000)
+    res = walk(data, 0, len(data), sink, joblib=False)
+    got = {g.offset for g in sink.imports} | {off for off, _ in sink.unresolved}
+    for off in got:
+        assert seen.get(off) in ("GLOBAL", "INST", "STACK_GLOBAL"), (off, seen)
+    for pos, name in seen.items():
+        if name in ("GLOBAL", "INST") and pos < res.end:
+            assert pos in got, (pos, data)
+
+
+def test_second_stream_with_a_long_dotted_name() -> None:
+    # Technique: the probe that decides whether bytes after a STOP are a pickle refused names
+    # over 512 characters, so the second stream was "trailing data".
+    name = ("path.os." * 70 + "system").encode()
+    second = b"\x80\x04" + su("os") + b"X" + struct.pack("<I", len(name)) + name + b"\x93"
+    ctx = analyse(b"\x80\x02N." + second + su("true") + b"\x85R.")
+    assert any(f.rule == "pickle.dangerous-global" for f in ctx.findings)

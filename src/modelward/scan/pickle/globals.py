@@ -211,10 +211,10 @@ def valid_name(text: str, probe: bool = False) -> bool:
     Not only identifiers: ``__import__("my-plugin")`` imports ``my-plugin.py`` when such a file
     sits on ``sys.path`` (the current folder, for ``python -c``), and non-ASCII identifiers are
     valid. Only empty or non-printable text (what random bytes produce) cannot be. Length is no
-    bound: protocol 4 walks dotted names of any length (``path.os.path.os....system``); only
-    ``probe`` (guessing whether bytes are a pickle at all) caps it at 512 characters.
+    bound: protocol 4 walks dotted names of any length (``path.os.path.os....system``), also
+    when ``probe`` (guessing whether bytes are a pickle at all).
     """
-    return len(text) > 0 and (not probe or len(text) <= 512) and text.isprintable()
+    return len(text) > 0 and text.isprintable()
 
 
 def normalize(module: str, name: str) -> tuple[str, str]:
@@ -241,7 +241,8 @@ def _dangerous(module: str, name: str) -> str | None:
     for i in starts:
         for k in range(i + 1, len(full) + 1):
             seq = ".".join(full[i:k])
-            if seq in DENY_MODULES:
+            # Modules keep private aliases of what they import: random._os, collections._sys.
+            if seq in DENY_MODULES or (i and seq[:1] == "_" and seq[1:] in DENY_MODULES):
                 return f"module {seq} reached through {module}"
             if k < len(full) and (seq, full[k]) in DENY_PAIRS:
                 return f"{seq}.{full[k]}"
