@@ -379,3 +379,17 @@ def test_benign_keras_folder_written_by_keras(tmp_path: Path) -> None:
         report = scan(p)
         assert not rules_at(report, Severity.MEDIUM), (p.name, report.findings)
     assert scan(tmp_path / "model" / "config.json").format == "keras-v3"
+
+
+def test_object_array_cut_by_the_total_budget(tmp_path: Path) -> None:
+    # Technique: decoy arrays spend the total decompression budget, then an object array (a
+    # pickle) whose payload lies past the first chunk the scanner still reads. numpy.load reads
+    # it whole; the scanner saw a medium scan-limit only.
+    filler = b"\x80\x02]q\x00(" + b"G\x00\x00\x00\x00\x00\x00\x00\x00" * 300_000 + b"e0"
+    obj = npy("|O", filler + MAL[2:])
+    p = tmp_path / "arrays.npz"
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("decoy.npy", npy("<f8", bytes(range(256)) * 4096))
+        z.writestr("obj.npy", obj)
+    report = scan(p, Limits(max_total_uncompressed=1 << 20))
+    assert "format.scan-limit" in rules_at(report)

@@ -55,6 +55,7 @@ _EVASIONS = frozenset({"hidden-member", "two-directories"})
 """Anomalies that only a crafted archive has: readers that find the directory differently load
 different members (high whatever the members hold)."""
 _LOADED_FIRST = (".pkl", ".npy", "config.json")
+_OBJECT_NPY = b"'descr': '|O'"
 _LOADER_KINDS = frozenset({"pytorch-zip", "torchscript", "numpy-npz", "keras-v3"})
 
 
@@ -182,6 +183,16 @@ class _Walk:
         fmt = self.analyse(e, un.source, head)
         if fmt in _PICKLE_FORMATS:
             self.pickle_members.add(e.name)
+        if un.stopped and (fmt in _PICKLE_FORMATS or (fmt == "numpy" and _OBJECT_NPY in head)):
+            # A bound (member size, total size, ratio) cut a pickle short: what follows the cut
+            # runs on load unseen. Decoys can spend the total budget before it.
+            ctx.report(
+                SCAN_LIMIT,
+                "A pickle member was analysed only up to a scanner bound; the rest of it runs "
+                "on load unseen.",
+                evidence=e.name,
+                severity=Severity.HIGH,
+            )
         if fmt != "storage":  # raw tensor bytes are never interpreted: not worth reading
             self.check_crc(e, un, e.name in self.pickle_members or looks_like_pickle(head))
         if len(self.listing) < MEMBER_LIST_CAP:
