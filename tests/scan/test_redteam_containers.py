@@ -16,10 +16,14 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from modelward.models import FileReport, Severity
 from modelward.scan import ScanOptions, scan_file
 from modelward.scan.context import Limits
+
+from .fuzz import mutate, scan_written
 
 # os.system("true") with harmless payload; protocol 2 and 3. Never loaded.
 MAL = b"\x80\x02cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03."
@@ -393,3 +397,34 @@ def test_object_array_cut_by_the_total_budget(tmp_path: Path) -> None:
         z.writestr("obj.npy", obj)
     report = scan(p, Limits(max_total_uncompressed=1 << 20))
     assert "format.scan-limit" in rules_at(report)
+
+
+# ---------------------------------------------------------------------- properties
+def _crafted_samples() -> list[bytes]:
+    blob_a, cd_a = members([("a.npy", npy("<f8", bytes(8)))], 0)
+    blob_b, cd_b = members([("a.npy", npy("|O", MAL3))], len(blob_a))
+    cd_a_off = len(blob_a) + len(blob_b)
+    z64 = cd_a_off + len(cd_a)
+    dual = (
+        blob_a
+        + blob_b
+        + cd_a
+        + z64_record(1, len(cd_a), cd_a_off)
+        + cd_b
+        + z64_record(1, len(cd_b), z64 + 56)
+        + struct.pack("<4sLQL", b"PK\x06\x07", 0, z64, 1)
+        + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    )
+    streams = gzip.compress(MAL[:10]) + bytes(8) + gzip.compress(MAL[10:])
+    xz = lzma.compress(MAL[:10]) + lzma.compress(MAL[10:], format=lzma.FORMAT_ALONE)
+    tar = b"".join(v7_header(n, d) for n, d in [(b"\x80\x02K\x01.", b""), (b"pickle", MAL)])
+    return [dual, streams, xz, tar + bytes(1024)]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_mutated_crafted_samples_never_crash(tmp_path: Path, data: st.DataObject) -> None:
+    sample = data.draw(st.sampled_from(_crafted_samples()))
+    scan_written(tmp_path / "sample.bin", mutate(data, sample, flips=8))
