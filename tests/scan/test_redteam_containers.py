@@ -22,8 +22,7 @@ from hypothesis import strategies as st
 from modelward.models import FileReport, Severity
 from modelward.scan import ScanOptions, scan_file
 from modelward.scan.context import Limits
-
-from .fuzz import mutate, scan_written
+from tests.scan.fuzz import mutate, scan_written
 
 # os.system("true") with harmless payload; protocol 2 and 3. Never loaded.
 MAL = b"\x80\x02cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03."
