@@ -440,3 +440,32 @@ def test_second_stream_with_a_long_dotted_name() -> None:
     second = b"\x80\x04" + su("os") + b"X" + struct.pack("<I", len(name)) + name + b"\x93"
     ctx = analyse(b"\x80\x02N." + second + su("true") + b"\x85R.")
     assert any(f.rule == "pickle.dangerous-global" for f in ctx.findings)
+
+
+@pytest.mark.parametrize(
+    "descr",
+    ["[('Open', '<f8'), ('Obj', '<i4', (2,))]", "('<i4', (2,))", "'<M8[D]'", "'|V16'"],
+)
+def test_npy_numeric_dtypes_are_not_object_arrays(tmp_path: Path, descr: str) -> None:
+    # Field names with an "O" and subarray tuples are not object dtypes: no pickle analysis.
+    header = "{'descr': " + descr + ", 'fortran_order': False, 'shape': (1,), }\n"
+    rep = scan_bytes(tmp_path, _npy(header, b"\x00" * 64), "a.npy")
+    assert worst(rep.findings) <= Severity.LOW, [(f.rule, f.evidence) for f in rep.findings]
+
+
+@pytest.mark.parametrize(
+    "operands",
+    [
+        su("os") + b"(" + su("junk") + b"1" + su("system"),  # MARK ... POP_MARK between them
+        su("system") + su("os") + b"2q\x01000" + b"h\x01" + b"(" + b"h\x01" + b"1" + su("system"),
+        b"(" + su("x") + b"0" + su("os") + su("system") + b"\x94",  # operands inside a MARK
+        su("os") + b"q\xff" + b"0" + b"h\xff" + su("system"),  # BINPUT 255 then GET
+        su("posix") + b"r\xff\xff\xff\xff" + b"0j\xff\xff\xff\xff" + su("system"),
+    ],
+)
+def test_stack_global_operand_tricks(operands: bytes) -> None:
+    # Techniques (no bypass): STACK_GLOBAL operands moved by DUP/POP/POP_MARK/MARK and the
+    # memo (huge LONG_BINPUT indices): the walk models the stack and memo exactly.
+    data = b"\x80\x04" + operands + b"\x93" + su("true") + b"\x85R."
+    ctx = analyse(data)
+    assert any(f.rule == "pickle.dangerous-global" for f in ctx.findings), ctx.findings

@@ -36,7 +36,8 @@ def _has_object(descr: Any, depth: int = 0) -> bool:
 
     ``numpy.dtype`` spells objects many ways (``O``, ``|O8``, ``object``, ``(2,)O``, ``i4,O``);
     no numeric type string has an ``O`` or ``object`` in it. Field lists are
-    ``(name, dtype[, shape])`` tuples: only the dtype is looked at, not the field name.
+    ``(name, dtype[, shape])`` tuples and a subarray is ``(dtype, shape)``: only the dtype is
+    looked at, not the field name.
     """
     if depth > 32:
         return True
@@ -45,7 +46,11 @@ def _has_object(descr: Any, depth: int = 0) -> bool:
     if isinstance(descr, list):
         return any(_has_object(x, depth + 1) for x in descr)
     if isinstance(descr, tuple):
-        return len(descr) < 2 or _has_object(descr[1], depth + 1)
+        if len(descr) < 2:
+            return True
+        if isinstance(descr[1], (tuple, int)):  # (dtype, shape): a subarray
+            return _has_object(descr[0], depth + 1)
+        return _has_object(descr[1], depth + 1)  # (name, dtype[, shape]): a field
     return True
 
 
