@@ -196,6 +196,7 @@ def read_zip(src: Source, max_entries: int) -> ZipArchive | None:
 
 
 _MAX_HIDDEN = 256
+_MAX_CANDIDATES = 4096
 _GAP_CHUNK = 1 << 20
 DESCRIPTOR_SIG = b"PK\x07\x08"
 
@@ -230,34 +231,46 @@ def _find_hidden(
 ) -> None:
     """Local headers that the central directory does not list. Another directory (a second
     zip64 end record, a second end record, a hand-edited offset) may list them for another
-    reader: Python's zipfile and miniz find the directory differently. They are analysed too."""
-    found = 0
+    reader: Python's zipfile and miniz find the directory differently. They are analysed too.
+    Each gap is read once; candidate signatures are bounded (time stays linear)."""
+    found = tried = 0
     for g0, g1 in _gaps(src, arch, covered):
         at = g0
-        while at < g1 and found < _MAX_HIDDEN and len(arch.entries) < max_entries:
+        while at < g1:
             chunk = src.read(at, min(g1 - at, _GAP_CHUNK + 3))
             i = chunk.find(LOCAL_SIG)
-            if i < 0:
-                at += max(1, len(chunk) - 3)
-                if len(chunk) <= 3:
-                    break
-                continue
-            off = at + i
-            at = off + 4
-            entry = _hidden_entry(src, off, g1, len(arch.entries))
-            if entry is None:
-                continue
-            found += 1
-            arch.entries.append(entry)
-            arch.anomalies.append(
-                Anomaly(
-                    "hidden-member",
-                    "A member's local header is not listed in the central directory; a reader "
-                    "that finds another directory loads it.",
-                    f"local header at byte {off}",
-                    entry.name,
-                )
-            )
+            while i >= 0 and i + 4 <= len(chunk):
+                tried += 1
+                if tried > _MAX_CANDIDATES or found >= _MAX_HIDDEN:
+                    arch.anomalies.append(
+                        Anomaly(
+                            "hidden-member",
+                            "Stray local header signatures outside the listed members; not "
+                            "all of them were examined.",
+                            f"{tried - 1} examined",
+                        )
+                    )
+                    return
+                if len(arch.entries) >= max_entries:
+                    return
+                off = at + i
+                entry = _hidden_entry(src, off, g1, len(arch.entries))
+                if entry is not None:
+                    found += 1
+                    arch.entries.append(entry)
+                    arch.anomalies.append(
+                        Anomaly(
+                            "hidden-member",
+                            "A member's local header is not listed in the central directory; "
+                            "a reader that finds another directory loads it.",
+                            f"local header at byte {off}",
+                            entry.name,
+                        )
+                    )
+                i = chunk.find(LOCAL_SIG, i + 4)
+            if len(chunk) <= 3:
+                break
+            at += len(chunk) - 3
 
 
 def _hidden_entry(src: Source, off: int, gap_end: int, index: int) -> ZipEntry | None:
