@@ -6,7 +6,10 @@ import importlib
 
 from modelward.inventory.stores.base import Store, StoreItem, StoreResult
 
-STORE_MODULES = ("ollama", "huggingface")
+STORE_MODULES = (
+    "ollama", "huggingface", "lmstudio", "llamacpp", "gpt4all", "jan", "localai", "textgen",
+    "comfyui", "a1111", "torchhub",
+)  # fmt: skip
 """Modules under this package; each defines ``STORE``, an instance of :class:`Store`."""
 
 __all__ = ["STORE_MODULES", "Store", "StoreItem", "StoreResult", "stores"]
