@@ -469,3 +469,17 @@ def test_stack_global_operand_tricks(operands: bytes) -> None:
     data = b"\x80\x04" + operands + b"\x93" + su("true") + b"\x85R."
     ctx = analyse(data)
     assert any(f.rule == "pickle.dangerous-global" for f in ctx.findings), ctx.findings
+
+
+def test_allowlisted_nested_loader_chain_deeper_than_the_bound() -> None:
+    # Technique: torch.storage._load_from_bytes is allow-listed (it is how torch pickles
+    # storages) and calls torch.load(weights_only=False) on its bytes; nesting it past the
+    # depth bound left only a medium "too deep" finding over the hidden os.system.
+    from tests.scan.pickle_samples import global_reduce, load_from_bytes
+
+    data = global_reduce("os", "system", proto=2)
+    for _ in range(12):
+        data = load_from_bytes(data)
+    ctx = analyse(data)
+    assert_high(ctx)
+    assert any(f.rule == "pickle.nested-pickle" for f in ctx.findings)

@@ -399,6 +399,16 @@ def _nested(
             location=_loc(location, offset),
         )
         return
+    if ctx.depth + 1 > ctx.limits.max_depth:
+        # Past the nesting bound the data would not be opened: a chain of allow-listed loaders
+        # (torch.storage._load_from_bytes) would hide its innermost payload behind a medium.
+        ctx.report(
+            NESTED,
+            f"The pickle calls {loader.full} on data nested too deeply to analyse.",
+            evidence=loader.full,
+            location=_loc(location, offset),
+        )
+        return
     name = f"{location or 'pickle'}@{offset}"
     ctx.scan_nested(BytesSource(data), name)
 
