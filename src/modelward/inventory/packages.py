@@ -20,6 +20,7 @@ from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 from modelward.inventory import advisories
+from modelward.inventory.exposure import read_bytes
 from modelward.inventory.walk import PSEUDO_FS_TYPES, PSEUDO_PATHS, VCS_FOLDERS, _mounts
 from modelward.models import CollectError, Finding, Package, Severity
 from modelward.scan.rules import rule
@@ -89,10 +90,8 @@ def site_dirs(env_root: Path) -> list[Path]:
 
 def read_header(path: Path) -> tuple[str | None, str | None]:
     """``Name`` and ``Version`` from a METADATA or PKG-INFO header (None where absent)."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_HEADER)
-    except OSError:
+    raw = read_bytes(path, MAX_HEADER)
+    if raw is None:
         return None, None
     name = version = None
     for line in raw.decode("utf-8", "replace").splitlines():
@@ -227,14 +226,8 @@ _CONDA_DIRS = ("miniconda3", "anaconda3", "miniforge3", "mambaforge", "micromamb
 def _home_envs(home: Path, errors: list[CollectError]) -> Iterator[Path]:
     yield from _conda_installs([home / d for d in _CONDA_DIRS] + [home / ".conda"])
     listed = home / ".conda" / "environments.txt"
-    try:
-        with open(listed, encoding="utf-8", errors="replace") as fh:
-            lines = fh.read(MAX_HEADER).splitlines()[:1000]
-    except FileNotFoundError:
-        lines = []
-    except OSError as exc:
-        errors.append(CollectError(str(listed), f"cannot read: {exc.strerror}"))
-        lines = []
+    text = read_bytes(listed, MAX_HEADER)
+    lines = [] if text is None else text.decode("utf-8", "replace").splitlines()[:1000]
     for line in lines:
         line = line.strip()
         if line and os.path.isabs(line):

@@ -269,7 +269,8 @@ def match_process(proc: ps.Proc) -> tuple[Spec, str | None, list[str]] | None:
             if module is not None and any(
                 module == m or module.startswith((m + ".", m + ":")) for m in spec.modules
             ):
-                return spec, exe, [arg0, *([exe] if exe else [])]
+                program = arg0 if os.path.isabs(arg0) else exe  # the venv's, not resolved
+                return spec, program, [arg0, *([exe] if exe else [])]
             if script is not None:
                 b = _base(script)
                 full = _abs(script, proc.cwd)
@@ -286,6 +287,9 @@ def match_process(proc: ps.Proc) -> tuple[Spec, str | None, list[str]] | None:
     if any(n.endswith(".llamafile") for n in names):
         return _BY_NAME["llamafile"], exe, []
     return None
+
+
+_APP_SERVERS = frozenset({"uvicorn", "gunicorn", "hypercorn", "granian"})
 
 
 def _python_target(argv: Sequence[str]) -> tuple[str | None, str | None]:
@@ -308,6 +312,9 @@ def _python_target(argv: Sequence[str]) -> tuple[str | None, str | None]:
             continue
         if ":" in a and "/" not in a and "\\" not in a:  # uvicorn open_webui.main:app
             return a, None
+        if _base(a) in _APP_SERVERS:  # python /venv/bin/uvicorn open_webui.main:app
+            i += 1
+            continue
         return None, a
     return None, None
 

@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from modelward.inventory.exposure import read_bytes
 from modelward.inventory.packages import dist_version, env_root_of
 
 GO_SCAN_LIMIT = 256 << 20
@@ -161,6 +162,8 @@ def go_version(path: str, limit: int = GO_SCAN_LIMIT) -> str | None:
     """
     chunk = 1 << 20
     keep = len(GO_BUILDINFO) - 1
+    if not os.path.isfile(path):
+        return None
     try:
         with open(path, "rb") as fh:
             tail = b""
@@ -183,9 +186,5 @@ def go_version(path: str, limit: int = GO_SCAN_LIMIT) -> str | None:
 
 
 def _read_small(path: Path, limit: int = 1 << 20) -> bytes | None:
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(limit + 1)
-    except (OSError, ValueError):
-        return None
-    return None if len(data) > limit else data
+    data = read_bytes(path, limit + 1)
+    return None if data is None or len(data) > limit else data
