@@ -45,7 +45,11 @@ def inventory_command(
         metavar="[ROOT]...",
     ),
     format: str = typer.Option(
-        "table", "--format", "-f", help="Output format: table or json.", metavar="FORMAT"
+        "table",
+        "--format",
+        "-f",
+        help="Output format: table, json or cyclonedx (CycloneDX 1.6 AI-BOM).",
+        metavar="FORMAT",
     ),
     output: Path | None = typer.Option(
         None, "--output", "-o", metavar="FILE", help="Write the report to FILE (atomically)."

@@ -93,7 +93,7 @@ def to_bom(inv: Inventory) -> Bom:
     for p in inv.packages:
         comp = _package(p, refs)
         components.append(comp)
-        findings: tuple[Finding, ...] = getattr(p, "findings", ())
+        findings: tuple[Finding, ...] = p.findings
         vulns.extend(_vulnerabilities(findings, str(comp.bom_ref), refs))
     bom = Bom(
         metadata=BomMetaData(
@@ -169,7 +169,7 @@ def _package(p: Package, refs: _Refs) -> Component:
     from packageurl import PackageURL
 
     name = _pep503(_text(p.name))
-    findings: tuple[Finding, ...] = getattr(p, "findings", ())
+    findings: tuple[Finding, ...] = p.findings
     return Component(
         type=ComponentType.LIBRARY,
         name=_text(p.name),
