@@ -483,3 +483,48 @@ def test_allowlisted_nested_loader_chain_deeper_than_the_bound() -> None:
     ctx = analyse(data)
     assert_high(ctx)
     assert any(f.rule == "pickle.nested-pickle" for f in ctx.findings)
+
+
+def test_benign_sklearn_and_numpy_pickles_stay_clean(tmp_path: Path) -> None:
+    # Real-world false positives found while red-teaming: KNN trees (sklearn's newObj helper),
+    # OneHotEncoder's object arrays read as plain pickle.load reads a joblib file, and numpy 2's
+    # numpy.ma.MaskedArray.
+    import pickle
+
+    import joblib
+    import numpy as np
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.preprocessing import OneHotEncoder
+
+    cat = np.array([["red", "s"], ["blue", "m"], ["red", "l"]], dtype=object)
+    values = {
+        "knn": KNeighborsClassifier(n_neighbors=1).fit([[0.0], [1.0]], [0, 1]),
+        "ohe": OneHotEncoder().fit(cat),
+        "ma": np.ma.masked_array([1, 2], mask=[0, 1]),
+    }
+    for name, value in values.items():
+        for proto in (2, 5):
+            for p, dump in (
+                (tmp_path / f"{name}{proto}.joblib", lambda v, p, k: joblib.dump(v, p, protocol=k)),
+                (
+                    tmp_path / f"{name}{proto}.pkl",
+                    lambda v, p, k: p.write_bytes(pickle.dumps(v, k)),
+                ),
+            ):
+                dump(value, p, proto)
+                rep = scan_file(str(p), p.name, ScanOptions(hash=False))
+                assert worst(rep.findings) <= Severity.LOW, (p.name, rep.findings)
+
+
+def test_sklearn_newobj_with_a_computed_class() -> None:
+    # sklearn's newObj(cls) is cls.__new__(cls): allow-listed like copyreg.__newobj__, and
+    # like it, a class computed at load time is an indirect call.
+    data = (
+        b"\x80\x02csklearn.neighbors._kd_tree\nnewObj\n"
+        + b"c_codecs\nencode\n"
+        + s0("x")
+        + s0("rot13")
+        + b"\x86R\x85R."
+    )
+    ctx = analyse(data)
+    assert any(f.rule == "pickle.indirect-call" for f in ctx.findings)

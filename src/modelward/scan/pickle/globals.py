@@ -88,6 +88,7 @@ SAFE: dict[str, frozenset[str]] = {
         "numpy.core._internal": "_reconstruct",
         "numpy._core._internal": "_reconstruct",
         "numpy.ma.core": "_mareconstruct MaskedArray",
+        "numpy.ma": "MaskedArray",  # numpy 2 names the class by its public module
         "numpy.matrixlib.defmatrix": "matrix",
         "numpy.random._pickle": "__randomstate_ctor __generator_ctor __bit_generator_ctor",
         "numpy.random.mtrand": "RandomState",
@@ -98,6 +99,10 @@ SAFE: dict[str, frozenset[str]] = {
         "numpy.random._sfc64": "SFC64",
         "numpy.random.bit_generator": "SeedSequence __pyx_unpickle_SeedSequence",
         "joblib.numpy_pickle": "NumpyArrayWrapper",
+        # scikit-learn's Cython ``newObj(cls)`` is ``cls.__new__(cls)`` (KD/ball trees, metrics).
+        "sklearn.neighbors._kd_tree": "newObj",
+        "sklearn.neighbors._ball_tree": "newObj",
+        "sklearn.metrics._dist_metrics": "newObj",
         "datetime": "datetime date time timedelta timezone",
         "decimal": "Decimal",
         "fractions": "Fraction",
@@ -185,6 +190,11 @@ DANGER_NAMES = frozenset(
     )
 )
 """Attribute names that are code-execution primitives whatever module they are reached from."""
+
+SKLEARN_NEWOBJ = frozenset(
+    {"sklearn.neighbors._kd_tree", "sklearn.neighbors._ball_tree", "sklearn.metrics._dist_metrics"}
+)
+"""Modules whose ``newObj`` is ``copyreg.__newobj__`` under another name."""
 
 NESTED_LOADERS = frozenset(
     {

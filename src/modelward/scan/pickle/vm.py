@@ -16,7 +16,14 @@ import re
 import struct
 from typing import Any
 
-from modelward.scan.pickle.globals import NESTED_LOADERS, Verdict, classify, normalize, valid_name
+from modelward.scan.pickle.globals import (
+    NESTED_LOADERS,
+    SKLEARN_NEWOBJ,
+    Verdict,
+    classify,
+    normalize,
+    valid_name,
+)
 
 MAX_STR = 4096
 """Strings longer than this are not decoded (a ``BigStr`` stands for them)."""
@@ -83,7 +90,9 @@ class Glob:
             self.special = SPECIAL_NESTED
         elif nmod == "copyreg" and nname == "_reconstructor":
             self.special = SPECIAL_RECONSTRUCTOR
-        elif nmod == "copyreg" and nname in ("__newobj__", "__newobj_ex__"):
+        elif (nmod == "copyreg" and nname in ("__newobj__", "__newobj_ex__")) or (
+            nname == "newObj" and nmod in SKLEARN_NEWOBJ
+        ):
             self.special = SPECIAL_NEWOBJ
         elif nmod == "joblib.numpy_pickle" and nname == "NumpyArrayWrapper":
             self.special = SPECIAL_ARRAY_WRAPPER
@@ -601,42 +610,43 @@ def _import(sink: Sink, module: str, name: str, offset: int, probe: bool) -> Glo
     return g
 
 
-_NOT_STR_RESULTS = frozenset(
+_MAY_RETURN_STR = frozenset(
     [
-        "numpy.dtype",
-        "numpy.ndarray",
-        "numpy.core.multiarray._reconstruct",
-        "numpy._core.multiarray._reconstruct",
-        "numpy.core.multiarray.scalar",
-        "numpy._core.multiarray.scalar",
-        "joblib.numpy_pickle.NumpyArrayWrapper",
-        "collections.OrderedDict",
-        "torch._utils._rebuild_tensor_v2",
-        "builtins.set",
-        "builtins.frozenset",
-        "builtins.dict",
-        "builtins.list",
-        "builtins.tuple",
-        "builtins.int",
-        "builtins.float",
-        "builtins.bytes",
-        "builtins.bytearray",
+        "_codecs.encode",
+        "builtins.str",
+        "copyreg._reconstructor",
+        "copyreg.__newobj__",
+        "copyreg.__newobj_ex__",
+        "torch._tensor._rebuild_from_type",
+        "torch._tensor._rebuild_from_type_v2",
+        "numpy.random._pickle.__bit_generator_ctor",
+        "numpy.random._pickle.__randomstate_ctor",
+        "numpy.random._pickle.__generator_ctor",
+        "torch.storage._load_from_bytes",
+        "sklearn.neighbors._kd_tree.newObj",
+        "sklearn.neighbors._ball_tree.newObj",
+        "sklearn.metrics._dist_metrics.newObj",
     ]
 )
-"""Allow-listed callables whose result is never an exact ``str``."""
+"""Allow-listed callables that may return an exact ``str`` (they build or call what they get)."""
 
 
 def _never_str(v: object) -> bool:
     """Whether ``v`` certainly is not an exact ``str`` when loaded (STACK_GLOBAL then fails).
 
-    An allow-listed import is a class or function, never a string; so is the result of the
-    constructors above. (``pickle.load`` of a joblib file meets such values as STACK_GLOBAL
-    operands when a nested object-array pickle reads the outer memo.)
+    An allow-listed or ML-library import is a class or function, never a string; so is what an
+    allow-listed class or an ML-library class builds, except the helpers above (and TorchScript's
+    ``build_*`` helpers, which return their argument). ``pickle.load`` of a joblib file meets
+    such values as STACK_GLOBAL operands when a nested object-array pickle reads the outer memo.
     """
     if type(v) is Glob:
-        return classify(v.module, v.name)[0] == Verdict.SAFE
+        return classify(v.module, v.name)[0] <= Verdict.LIBRARY
     if type(v) is Obj and type(v.callee) is Glob:
-        return v.callee.full in _NOT_STR_RESULTS
+        c = v.callee
+        full = c.full
+        if full in _MAY_RETURN_STR or full.startswith("torch.jit._pickle."):
+            return False
+        return classify(c.module, c.name)[0] <= Verdict.LIBRARY
     return False
 
 
