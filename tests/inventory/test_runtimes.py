@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelward.inventory import advisories, exposure, processes, runtimes, versions
+from modelward.inventory import advisories, exposure, probes, processes, runtimes, versions
 from modelward.models import CollectError, Runtime, Severity
 
 BACKENDS = ["proc", "psutil"] if sys.platform.startswith("linux") else ["psutil"]
@@ -458,18 +458,20 @@ def test_advisory_versions(monkeypatch: pytest.MonkeyPatch) -> None:
             m("ollama", "0.17.1") == [] and m("ollama", "garbage") == [] and m("ollama", None) == []
         )
         assert [a.cve for a in m("llama.cpp", "b8000")] == ["CVE-2026-27940"]
+        assert len(m("llama.cpp", "1500")) == 2
+        assert m("llama.cpp", "0.4.1") == [] and m("llama.cpp", "b8146") == []  # semver era
         worst = m("ollama", "0.1.10")
         assert worst[0].severity is Severity.CRITICAL  # worst first
     assert advisories.compare("1.0", "x") is None
 
 
 def test_probe_only_loopback() -> None:
-    assert runtimes.probe_json("192.168.1.1", 11434, "/api/version") is None
-    assert runtimes.probe_json("example.com", 80, "/") is None
+    assert probes.probe_json("192.168.1.1", 11434, "/api/version") is None
+    assert probes.probe_json("example.com", 80, "/") is None
     with socket.socket() as s:  # a closed port: silent
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    assert runtimes.probe_json("127.0.0.1", port, "/api/version") is None
+    assert probes.probe_json("127.0.0.1", port, "/api/version") is None
 
 
 # ---------------------------------------------------------------------------- hostile machines
@@ -495,6 +497,15 @@ def test_vanishing_and_unreadable_processes(
     monkeypatch.setattr(processes, "process_table", broken)
     found, errors = run(tmp_path)
     assert found == [] and errors[0].path == "processes"
+
+    def bug(*args: object) -> None:
+        raise RuntimeError("unforeseen")
+
+    monkeypatch.setattr(processes, "process_table", lambda **kw: fake)
+    monkeypatch.setattr(runtimes, "_attach_settings", bug)
+    found, errors = run(tmp_path)  # one phase lost, reported; the rest still answers
+    assert {r.name for r in found} == {"ollama", "llama.cpp"}
+    assert [e.path for e in errors] == ["runtime settings"]
 
 
 def test_hostile_home_files(tmp_path: Path) -> None:

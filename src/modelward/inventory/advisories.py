@@ -7,7 +7,8 @@ bound, ``through``: inclusive one), the CVE, a severity and a title. Versions ar
 otherwise; an unparsable version matches nothing (an advisory is never guessed).
 
 Sources: ``shared/research/endpoint.md`` section 5 (Wiz, Oligo, Talos, GitHub advisories, NVD).
-llama.cpp versions are build numbers (``b8146`` or ``8146``).
+llama.cpp versions are build numbers (``b8146`` or ``8146``); its later semantic versions
+(``0.4.1``) postdate every llama.cpp advisory here.
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ ADVISORIES: tuple[Advisory, ...] = (
         "2.6.0",
     ),
 )  # fmt: skip
+
+BUILD_NUMBERED = frozenset({"llama.cpp"})
+"""Products whose advisories give build numbers (``b8146``). llama.cpp moved to semantic
+versions (``0.2.0``, 2026) after every fix listed here, so a dotted version matches none."""
 
 _VERSION = re.compile(
     r"^\s*v?(?:(\d+)!)?(\d+(?:\.\d+)*)"  # epoch, release
@@ -163,5 +168,7 @@ def matching(product: str, version: str | None) -> list[Advisory]:
     """The advisories of ``product`` that ``version`` is affected by, worst first."""
     if not version:
         return []
+    if product in BUILD_NUMBERED and not re.fullmatch(r"\s*[bB]?\d+\s*", version):
+        return []  # a semantic version: a release after the build-number era and its fixes
     found = [a for a in ADVISORIES if a.product == product and affects(a, version)]
     return sorted(found, key=lambda a: (-a.severity, a.cve))

@@ -22,18 +22,16 @@ redirects, with a 0.5 s timeout; they fail silently. GPU processes (NVML) are no
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
 import os
 import sys
-import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.message import Message as HTTPMessage
 from pathlib import Path
-from typing import IO
 
 from modelward.inventory import advisories, versions
 from modelward.inventory import exposure as ex
+from modelward.inventory import probes as loopback
 from modelward.inventory import processes as ps
 from modelward.models import CollectError, Finding, Listen, Runtime, Severity
 from modelward.scan.rules import Rule, rule
@@ -64,8 +62,6 @@ TUNNEL = rule(
     "A tunnel forwards a local inference runtime's port to the network",
     "Stop the tunnel, or protect the runtime with authentication before sharing it.",
 )
-
-PROBE_TIMEOUT = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,22 +137,29 @@ def collect_runtimes(
         from modelward.inventory import host
 
         homes = host.all_homes() if host.is_root() else [Path.home()]
-    entries = _installed(env, homes)
+    entries: list[_Entry] = []
     procs: list[ps.Proc] = []
+
+    def phase(what: str, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except Exception as exc:  # a bug or an unforeseen platform quirk costs one phase only
+            errors.append(CollectError(what, f"runtime inventory incomplete: {exc!r}"))
+
+    phase("runtimes", lambda: entries.extend(_installed(env, homes)))
     if processes:
         try:
             procs = ps.process_table(backend=backend)
         except Exception as exc:  # psutil missing or the process table unreadable
             errors.append(CollectError("processes", f"could not read the process table: {exc}"))
-    _attach_processes(entries, procs, backend)
-    if processes:
-        _attach_sockets(entries, backend, errors)
-        _attach_tunnels(entries, procs)
-    _attach_settings(entries, env, homes, etc, backend)
+        phase("processes", lambda: _attach_processes(entries, procs, backend))
+        phase("sockets", lambda: _attach_sockets(entries, backend, errors))
+        phase("processes", lambda: _attach_tunnels(entries, procs))
+    phase("runtime settings", lambda: _attach_settings(entries, env, homes, etc))
     if probes and processes:
         for e in entries:
             if e.spec.name == "ollama" and e.procs:
-                _probe(e)
+                phase("probes", functools.partial(_probe, e))
     return sorted((_runtime(e) for e in entries), key=lambda r: (r.name, r.executable or ""))
 
 
@@ -410,9 +413,8 @@ def _attach_tunnels(entries: list[_Entry], procs: list[ps.Proc]) -> None:
 
 
 def _attach_settings(
-    entries: list[_Entry], env: Mapping[str, str], homes: Sequence[Path], etc: Path, backend: str
+    entries: list[_Entry], env: Mapping[str, str], homes: Sequence[Path], etc: Path
 ) -> None:
-    del backend
     for e in entries:
         if e.spec.env_prefixes:
             e.settings.extend(_relevant(e.spec, ex.env_settings(env, "current environment")))
@@ -439,36 +441,6 @@ def _systemd_files(etc: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------- probes
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: HTTPMessage,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        return None  # never follow a redirect away from loopback
-
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
-
-
-def probe_json(host: str, port: int, path: str, timeout: float = PROBE_TIMEOUT) -> object | None:
-    """``GET http://host:port/path`` parsed as JSON; only to 127.0.0.1 or ::1; None on failure."""
-    if host not in ("127.0.0.1", "::1") or not 0 < port < 65536:
-        return None
-    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    try:
-        with _OPENER.open(f"http://{netloc}{path}", timeout=timeout) as resp:
-            data = resp.read(1 << 20)
-        result: object = json.loads(data)
-        return result
-    except Exception:  # refused, timeout, not JSON, HTTP error: silent by design
-        return None
-
-
 def _probe(e: _Entry) -> None:
     targets: list[tuple[str, int]] = []
     for address, port in sorted(e.listen):
@@ -478,20 +450,11 @@ def _probe(e: _Entry) -> None:
             targets.append(("::1", port))  # a LAN address only: not probed (never off loopback)
     if not e.listen:
         targets = [("127.0.0.1", p) for p in e.spec.ports]
-    for host, port in targets[:8]:
-        info = probe_json(host, port, "/api/version")
-        if not isinstance(info, dict) or not isinstance(info.get("version"), str):
-            continue
-        if e.version is None:
-            v = info["version"].strip()
-            e.version = v[:64] or None
-        running = probe_json(host, port, "/api/ps")
-        models = running.get("models") if isinstance(running, dict) else None
-        if isinstance(models, list):
-            for m in models[:100]:
-                if isinstance(m, dict) and isinstance(m.get("name"), str):
-                    e.loaded.append(m["name"][:200])
-        return
+    found = loopback.ollama(targets)
+    if found is not None:
+        version, loaded = found
+        e.version = e.version or version
+        e.loaded.extend(loaded)
 
 
 # ---------------------------------------------------------------------------- findings
