@@ -435,6 +435,32 @@ def test_parse_net_tcp() -> None:
         assert got6 == {555: ("::1", 8080), 666: ("::", 1234)}
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_sockets_of_another_users_process(
+    tmp_path: Path, children: list[subprocess.Popen[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Descriptors unreadable (the ollama service user's server seen by a normal user): the
+    listening socket is attributed by owner uid and expected port."""
+    p, line = start(
+        children, ["bash", "-c", f"exec -a llama-server {sys.executable} -c '{LISTENER}' --port 0"]
+    )
+    port = int(line)
+    real_listdir = os.listdir
+
+    def denied(path: str) -> list[str]:
+        if str(path) == f"/proc/{p.pid}/fd":
+            raise PermissionError(13, "Permission denied")
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", denied)
+    assert processes.listening([p.pid], backend="proc") == {}  # no hint: nothing guessed
+    got = processes.listening([p.pid], backend="proc", hints={p.pid: {port}})
+    assert got == {p.pid: [("0.0.0.0", port)]}
+    assert processes.listening([p.pid], backend="proc", hints={p.pid: {1}}) == {}
+    proc = processes.Proc(p.pid, "llama-server", None, ("llama-server", "--port", str(port)))
+    assert port in runtimes._expected_ports(runtimes._BY_NAME["llama.cpp"], proc)
+
+
 def test_advisory_versions(monkeypatch: pytest.MonkeyPatch) -> None:
     pv = advisories.parse_version
     order = ["0.1.9", "0.1.29", "0.1.34rc1", "0.1.34", "0.1.34.post1", "0.1.35.dev1", "0.2", "v1.0"]

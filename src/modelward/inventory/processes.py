@@ -9,12 +9,13 @@ cannot be read are skipped quietly. Of a process's environment only the named ke
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
 import sys
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from modelward.inventory.inuse import MAX_FDS, _read
@@ -150,30 +151,49 @@ def process_environ(pid: int, keys: Collection[str], *, backend: str = "auto") -
 
 
 # ---------------------------------------------------------------------------- sockets
-def listening(pids: Iterable[int], *, backend: str = "auto") -> dict[int, list[tuple[str, int]]]:
-    """The TCP sockets in LISTEN state held by each of ``pids``: ``pid -> [(address, port)]``."""
+def listening(
+    pids: Iterable[int],
+    *,
+    backend: str = "auto",
+    hints: Mapping[int, Collection[int]] | None = None,
+) -> dict[int, list[tuple[str, int]]]:
+    """The TCP sockets in LISTEN state held by each of ``pids``: ``pid -> [(address, port)]``.
+
+    ``hints``: for a process whose descriptors cannot be read (another user's, such as the
+    ``ollama`` service user's server seen by a normal user), the ports it is expected on; on
+    Linux a listening socket owned by that process's user on one of those ports is attributed
+    to it (the socket table is world-readable and records the owner's uid).
+    """
     if backend == "auto":
         backend = default_backend()
     wanted = sorted(set(pids))
     if not wanted:
         return {}
     if backend == "proc":
-        return _listening_proc(wanted)
+        return _listening_proc(wanted, hints or {})
     if backend == "psutil":
         return _listening_psutil(wanted)
     raise ValueError(f"unknown backend {backend!r}")
 
 
-def _listening_proc(pids: list[int]) -> dict[int, list[tuple[str, int]]]:
-    tables: dict[str, dict[int, tuple[str, int]]] = {}  # network namespace -> inode -> socket
+_Table = dict[int, tuple[str, int, int]]
+
+
+def _listening_proc(
+    pids: list[int], hints: Mapping[int, Collection[int]]
+) -> dict[int, list[tuple[str, int]]]:
+    tables: dict[str, _Table] = {}  # network namespace -> inode -> (address, port, uid)
     out: dict[int, list[tuple[str, int]]] = {}
     for pid in pids:
         base = f"/proc/{pid}/"
+        opaque = False
+        inodes: list[int] = []
         try:
             fds = os.listdir(base + "fd")
-        except OSError:
-            continue
-        inodes: list[int] = []
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM) or not hints.get(pid):
+                continue
+            opaque, fds = True, []
         for fd in fds[:MAX_FDS]:
             try:
                 target = os.readlink(base + "fd/" + fd)
@@ -184,30 +204,56 @@ def _listening_proc(pids: list[int]) -> dict[int, list[tuple[str, int]]]:
                     inodes.append(int(target[8:-1]))
                 except ValueError:
                     continue
-        if not inodes:
+        if not inodes and not opaque:
             continue
-        try:
-            ns = os.readlink(base + "ns/net")
-        except OSError:
-            ns = f"pid:{pid}"
-        table = tables.get(ns)
-        if table is None:
-            table = {}
-            for name, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
-                try:
-                    table.update(parse_net_tcp(_read(base + "net/" + name), family))
-                except OSError:
-                    continue
-            tables[ns] = table
-        found = sorted({table[i] for i in inodes if i in table})
+        table = _table(base, pid, tables)
+        if opaque:
+            uid = _uid(base)
+            ports = set(hints.get(pid, ()))
+            found = sorted({(a, p) for a, p, u in table.values() if u == uid and p in ports})
+        else:
+            found = sorted({table[i][:2] for i in inodes if i in table})
         if found:
             out[pid] = found
     return out
 
 
+def _table(base: str, pid: int, tables: dict[str, _Table]) -> _Table:
+    try:
+        ns = os.readlink(base + "ns/net")
+    except OSError:
+        ns = f"pid:{pid}"
+    table = tables.get(ns)
+    if table is None:
+        table = {}
+        for name, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
+            try:
+                table.update(parse_listeners(_read(base + "net/" + name), family))
+            except OSError:
+                continue
+        tables[ns] = table
+    return table
+
+
+def _uid(base: str) -> int | None:
+    try:
+        with open(base + "status", "rb") as fh:
+            for line in fh.read(65536).splitlines():
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def parse_net_tcp(data: bytes, family: int) -> dict[int, tuple[str, int]]:
     """Listening sockets in a ``/proc/net/tcp`` or ``tcp6`` table: inode -> (address, port)."""
-    out: dict[int, tuple[str, int]] = {}
+    return {i: (a, p) for i, (a, p, _u) in parse_listeners(data, family).items()}
+
+
+def parse_listeners(data: bytes, family: int) -> _Table:
+    """Listening sockets in a ``/proc/net/tcp{,6}`` table: inode -> (address, port, owner uid)."""
+    out: _Table = {}
     for n, line in enumerate(data.splitlines()[1:]):
         if n >= MAX_NET_LINES:
             break
@@ -217,6 +263,7 @@ def parse_net_tcp(data: bytes, family: int) -> dict[int, tuple[str, int]]:
         try:
             addr_hex, port_hex = parts[1].split(b":")
             port = int(port_hex, 16)
+            uid = int(parts[7])
             inode = int(parts[9])
             if family == socket.AF_INET and len(addr_hex) == 8:
                 packed = struct.pack("=I", int(addr_hex, 16))
@@ -225,7 +272,7 @@ def parse_net_tcp(data: bytes, family: int) -> dict[int, tuple[str, int]]:
                 packed = struct.pack("=4I", *words)
             else:
                 continue
-            out[inode] = (socket.inet_ntop(family, packed), port)
+            out[inode] = (socket.inet_ntop(family, packed), port, uid)
         except (ValueError, OSError, struct.error):
             continue
     return out

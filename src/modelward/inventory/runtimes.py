@@ -389,14 +389,28 @@ def _relevant(spec: Spec, settings: list[ex.Setting]) -> list[ex.Setting]:
 
 def _attach_sockets(entries: list[_Entry], backend: str, errors: list[CollectError]) -> None:
     pids = {p.pid for e in entries for p in e.procs}
+    hints = {p.pid: _expected_ports(e.spec, p) for e in entries for p in e.procs}
     try:
-        socks = ps.listening(pids, backend=backend)
+        socks = ps.listening(pids, backend=backend, hints=hints)
     except Exception as exc:  # psutil missing: sockets unknown, the run goes on
         errors.append(CollectError("sockets", f"could not read listening sockets: {exc}"))
         return
     for e in entries:
         for p in e.procs:
             e.listen.update(socks.get(p.pid, ()))
+
+
+def _expected_ports(spec: Spec, proc: ps.Proc) -> set[int]:
+    """The runtime's default ports and any ``--port N`` on the process's command line."""
+    ports = set(spec.ports)
+    args = list(proc.argv[:4096])
+    for i, arg in enumerate(args):
+        flag, eq, value = arg.partition("=")
+        if flag in ("--port", "-p", "--listen-port", "--server-port"):
+            value = value if eq else (args[i + 1] if i + 1 < len(args) else "")
+            if value.isdigit() and 0 < int(value) < 65536:
+                ports.add(int(value))
+    return ports
 
 
 def _attach_tunnels(entries: list[_Entry], procs: list[ps.Proc]) -> None:
