@@ -34,6 +34,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def run(home: Path, tmp_path: Path, **kw: object) -> Inventory:
+    kw.setdefault("runtimes", False)
     options = InventoryOptions(
         processes=False, cache=tmp_path / "cache.sqlite", env={"HOME": str(home)}, **kw
     )
@@ -202,3 +203,26 @@ def test_a_corrupt_hash_cache_is_moved_aside_and_the_run_goes_on(
     inv = run(home, tmp_path)
     assert by_kind(inv, "file")
     assert any(p.name.startswith("cache.sqlite.corrupt") for p in tmp_path.iterdir())
+
+
+def test_runtimes_and_libraries_are_part_of_the_inventory(home: Path, tmp_path: Path) -> None:
+    venv = home / "venv"
+    dist = venv / "lib" / "python3.11" / "site-packages" / "llama_cpp_python-0.2.50.dist-info"
+    dist.mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: llama_cpp_python\nVersion: 0.2.50\n"
+    )
+    bin_dir = home / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ollama").write_bytes(b"\x7fELF not really")
+    (bin_dir / "ollama").chmod(0o755)
+    env = {"HOME": str(home), "PATH": str(bin_dir)}
+    options = InventoryOptions(
+        processes=False, use_cache=False, env=env, system_packages=False, hash=False
+    )
+    inv = collect([home], options)
+    pkgs = {p.name.lower().replace("_", "-"): p for p in inv.packages}
+    assert "llama-cpp-python" in pkgs
+    assert any(f.rule == "package.vulnerable-version" for f in pkgs["llama-cpp-python"].findings)
+    assert any(r.name == "ollama" and r.executable == str(bin_dir / "ollama") for r in inv.runtimes)

@@ -20,6 +20,8 @@ from modelward.models import (
     FileReport,
     Inventory,
     License,
+    Package,
+    Runtime,
     Sha256,
     Source,
 )
@@ -47,6 +49,12 @@ class InventoryOptions:
     cache: Path | None = None
     """The hash cache database (default: the user's cache folder); ``use_cache=False`` disables it."""
     use_cache: bool = True
+    runtimes: bool = True
+    """Look for inference runtimes (installed and running) and libraries in Python environments."""
+    probes: bool = True
+    """Ask a running runtime's loopback API for its version and loaded models (127.0.0.1 only)."""
+    system_packages: bool = True
+    """Include the interpreter's and the system's site-packages in the library search."""
     env: dict[str, str] | None = field(default=None, compare=False)
     """The environment that locates the current user's stores (default: ``os.environ``)."""
 
@@ -78,11 +86,33 @@ def collect(
     _loose_items(root_paths, items, store_roots, options, errors, progress)
     in_use = _in_use(errors) if options.processes else None
     artifacts = _identify(items.by_path, options, errors, in_use, progress)
+    runtimes: list[Runtime] = []
+    packages: list[Package] = []
+    if options.runtimes:
+        from modelward.inventory.packages import find_packages
+        from modelward.inventory.runtimes import collect_runtimes
+
+        homes = _homes_among(root_paths) or None
+        runtimes = collect_runtimes(
+            env,
+            probes=options.probes and options.processes,
+            errors=errors,
+            homes=homes,
+            processes=options.processes,
+        )
+        packages = find_packages(root_paths, homes or [], errors, system=options.system_packages)
     return Inventory(
         host=host.host_info(),
         artifacts=tuple(sorted(artifacts, key=lambda a: (a.source.kind, a.path))),
+        runtimes=tuple(runtimes),
+        packages=tuple(packages),
         errors=tuple(errors),
     )
+
+
+def _homes_among(roots: list[Path]) -> list[Path]:
+    homes = host.known_homes()
+    return [homes[r] for r in (os.path.realpath(p) for p in roots) if r in homes]
 
 
 @dataclass(slots=True)
