@@ -30,6 +30,8 @@ def command_help(command: str) -> str:
 
 def load_every_rule() -> None:
     """Import every module that declares rules (the catalogue fills on import)."""
+    import modelward.inventory.packages
+    import modelward.inventory.runtimes  # noqa: F401  (declares the runtime and package rules)
     from modelward.inventory.stores import stores
 
     registry.load()
@@ -91,6 +93,6 @@ def test_every_rule_id_is_family_kebab() -> None:
     load_every_rule()
     families = {"pickle", "gguf", "keras", "onnx", "archive", "safetensors", "format", "tf"}
     families |= {"torchscript", "template", "numpy", "tflite", "coreml", "hdf5", "joblib", "hf"}
-    families |= {"ollama", "huggingface"}
+    families |= {"ollama", "huggingface", "jan", "llamacpp", "localai", "runtime", "package"}
     for rid in catalog():
         assert rid.split(".")[0] in families, rid
