@@ -14,6 +14,7 @@ never match a pair exactly, so attribute walks from an allow-listed name stay da
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 
@@ -235,13 +236,17 @@ def normalize(module: str, name: str) -> tuple[str, str]:
     return IMPORT_MAPPING.get(module, module), name
 
 
+_MAX_PARTS = max(len(m.split(".")) for m in DENY_MODULES | {p[0] for p in DENY_PAIRS})
+"""Most dotted components of a denied module: longer runs of components need not be joined."""
+
+
 def _dangerous(module: str, name: str) -> str | None:
-    """Why ``module.name`` is dangerous, or ``None``."""
+    """Why ``module.name`` is dangerous, or ``None`` (linear in the number of components)."""
     mod_parts = module.split(".")
     name_parts = name.split(".")
     full = mod_parts + name_parts
     # A denied module imported directly (or one of its submodules).
-    for k in range(1, len(mod_parts) + 1):
+    for k in range(1, min(len(mod_parts), _MAX_PARTS) + 1):
         prefix = ".".join(mod_parts[:k])
         if prefix in DENY_MODULES:
             return f"module {prefix}"
@@ -249,7 +254,7 @@ def _dangerous(module: str, name: str) -> str | None:
     # be a denied module object or a denied (module, name) pair reached through attributes.
     starts = [0, *range(len(mod_parts), len(full))]
     for i in starts:
-        for k in range(i + 1, len(full) + 1):
+        for k in range(i + 1, min(len(full), i + _MAX_PARTS) + 1):
             seq = ".".join(full[i:k])
             # Modules keep private aliases of what they import: random._os, collections._sys.
             if seq in DENY_MODULES or (i and seq[:1] == "_" and seq[1:] in DENY_MODULES):
@@ -264,6 +269,7 @@ def _dangerous(module: str, name: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def classify(module: str, name: str) -> tuple[Verdict, str]:
     """The verdict for importing ``module.name`` and a short reason."""
     nmod, nname = normalize(module, name)

@@ -136,6 +136,11 @@ class BigStr:
         self.size = size
 
 
+MAX_EVENTS = 1000
+"""Findings of one kind recorded per stream (more would repeat the same news)."""
+MAX_GLOBS = 100_000
+"""Distinct imported names remembered per stream for reuse."""
+
 PERSISTENT = "persistent_load"
 EXTENSION = "extension registry"
 UNRESOLVED = "global with a computed name"
@@ -148,6 +153,7 @@ class Sink:
         "array_start",
         "calls",
         "extensions",
+        "globs",
         "imports",
         "indirect",
         "joblib_arrays",
@@ -162,6 +168,7 @@ class Sink:
 
     def __init__(self, ops_budget: int) -> None:
         self.imports: list[Glob] = []
+        self.globs: dict[tuple[str, str], Glob] = {}
         self.unresolved: list[tuple[int, str]] = []
         self.indirect: list[tuple[int, str]] = []
         self.mutations: list[tuple[int, Glob, str]] = []
@@ -366,8 +373,7 @@ def walk(
                     else:
                         target[INEXACT] = True
                 elif tt is Glob and not probe:
-                    sink.mutations.append((i, target, "adds items to"))
-                    sink.mutated.add(target.full)
+                    _mutate(sink, i, target, "adds items to")
                 i += 1
             elif op == 0x73:  # SETITEM
                 v = stack.pop()
@@ -383,15 +389,13 @@ def walk(
                     else:
                         target[INEXACT] = True
                 elif tt is Glob and not probe:
-                    sink.mutations.append((i, target, "sets an item of"))
-                    sink.mutated.add(target.full)
+                    _mutate(sink, i, target, "sets an item of")
                 i += 1
             elif op == 0x61:  # APPEND
                 stack.pop()
                 target = stack[-1]
                 if type(target) is Glob and not probe:
-                    sink.mutations.append((i, target, "appends to"))
-                    sink.mutated.add(target.full)
+                    _mutate(sink, i, target, "appends to")
                 i += 1
             elif op == 0x4E:  # NONE
                 append(None)
@@ -447,8 +451,7 @@ def walk(
                             i = _joblib_array(buf, i, end, sink, inst, kind, probe)
                             stack[-1] = Obj(None, None, i)
                 elif ti is Glob and not probe:
-                    sink.mutations.append((i - 1, inst, "sets the state of"))
-                    sink.mutated.add(inst.full)
+                    _mutate(sink, i - 1, inst, "sets the state of")
             elif op == 0x93:  # STACK_GLOBAL
                 name = stack.pop()
                 module = stack.pop()
@@ -457,7 +460,7 @@ def walk(
                 elif type(name) in (Obj, Glob, BigStr) or type(module) in (Obj, Glob, BigStr):
                     if _never_str(name) or _never_str(module):
                         raise Malformed("STACK_GLOBAL operand is not a string")
-                    if not probe:
+                    if not probe and len(sink.unresolved) < MAX_EVENTS:
                         bad = name if type(name) is not str else module
                         what = "too long to analyse" if type(bad) is BigStr else _describe(bad)
                         sink.unresolved.append((i, f"module or name is {what}"))
@@ -592,22 +595,53 @@ _ARGLEN = {
 
 
 def _import(sink: Sink, module: str, name: str, offset: int, probe: bool) -> Glob:
+    key = (module, name)
+    g = sink.globs.get(key)
+    if g is not None:
+        # The same name again (memo GETs make that cheap): one Glob, validated and recorded
+        # once, so that long names cost their length once, not once per import.
+        if sink.mutated and not probe:
+            _check_mutated(sink, g, offset)
+        return g
     if not valid_name(module, probe) or not valid_name(name, probe):
         raise Malformed("global name is not an importable identifier")
     g = Glob(module, name, offset)
     if g.special == SPECIAL_ARRAY_WRAPPER:
         sink.wrapper_seen = True
+    if len(sink.globs) < MAX_GLOBS:
+        sink.globs[key] = g
     if not probe:
         sink.imports.append(g)
         if sink.mutated:
-            full = g.full
-            for m in sink.mutated:
-                if full == m or full.startswith(m + "."):
-                    sink.unresolved.append(
-                        (offset, f"{full} was modified earlier in the same pickle")
-                    )
-                    break
+            _check_mutated(sink, g, offset)
     return g
+
+
+def _mutate(sink: Sink, offset: int, target: Glob, verb: str) -> None:
+    """Record that an imported object is changed (bounded: the first ones say it all)."""
+    if len(sink.mutations) < MAX_EVENTS:
+        sink.mutations.append((offset, target, verb))
+    if len(sink.mutated) < MAX_EVENTS:
+        sink.mutated.add(target.full)
+
+
+def _check_mutated(sink: Sink, g: Glob, offset: int) -> None:
+    """Report an import of (an attribute of) something modified earlier in the stream."""
+    if len(sink.unresolved) >= MAX_EVENTS:
+        return
+    full = g.full
+    # Set lookups of the name's first dotted prefixes: linear, however many were modified.
+    cut = -1
+    for _ in range(64):
+        cut = full.find(".", cut + 1)
+        prefix = full if cut < 0 else full[:cut]
+        if prefix in sink.mutated:
+            sink.unresolved.append(
+                (offset, f"{full[:200]} was modified earlier in the same pickle")
+            )
+            return
+        if cut < 0:
+            return
 
 
 _MAY_RETURN_STR = frozenset(
@@ -674,7 +708,7 @@ def _call(sink: Sink, f: object, args: object, offset: int, verb: str, probe: bo
     elif tf is Obj:
         if _is_array_wrapper(f):
             raise Malformed("calls a joblib array wrapper")
-        if not probe:
+        if not probe and len(sink.indirect) < MAX_EVENTS:
             sink.indirect.append((offset, f"{verb} {_describe(f)}"))
     else:
         raise Malformed("calls a value that is not callable")
@@ -683,6 +717,8 @@ def _call(sink: Sink, f: object, args: object, offset: int, verb: str, probe: bo
 
 
 def _special_call(sink: Sink, f: Glob, args: object, offset: int) -> None:
+    if len(sink.nested) + len(sink.indirect) >= MAX_EVENTS:
+        return
     items = args if type(args) is tuple else ()
     if f.special == SPECIAL_NESTED:
         sink.nested.append((offset, f, items[0] if items else None))
@@ -797,7 +833,7 @@ def _rare(
             code, n = _I4(buf, i + 1)[0], 5
         if code <= 0:
             raise Malformed("EXT code must be positive")
-        if not probe:
+        if not probe and len(sink.extensions) < MAX_EVENTS:
             sink.extensions.append((i, code))
         stack.append(Obj(EXTENSION, code, i))
         return i + n, stack
