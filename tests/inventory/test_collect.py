@@ -226,3 +226,19 @@ def test_runtimes_and_libraries_are_part_of_the_inventory(home: Path, tmp_path: 
     assert "llama-cpp-python" in pkgs
     assert any(f.rule == "package.vulnerable-version" for f in pkgs["llama-cpp-python"].findings)
     assert any(r.name == "ollama" and r.executable == str(bin_dir / "ollama") for r in inv.runtimes)
+
+
+def test_an_hf_local_dir_download_is_recognised_by_its_metadata(tmp_path: Path) -> None:
+    from tests.inventory.homes import COMMIT_A, make_hf_local_dir, tiny_safetensors
+
+    folder = tmp_path / "work" / "tiny-model"
+    etags = make_hf_local_dir(
+        folder, {"model.safetensors": tiny_safetensors(), "sub/w.gguf": b"GGUF"}
+    )
+    inv = collect(
+        [tmp_path / "work"], InventoryOptions(processes=False, use_cache=False, runtimes=False)
+    )
+    by_name = {Path(a.path).name: a for a in inv.artifacts}
+    st = by_name["model.safetensors"]
+    assert st.source.kind == "huggingface" and st.source.revision == COMMIT_A
+    assert st.sha256 == etags["model.safetensors"]

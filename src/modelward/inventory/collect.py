@@ -163,11 +163,44 @@ def _loose_items(
     def on_error(path: str, message: str) -> None:
         errors.append(CollectError(path, message))
 
+    local_dirs: dict[str, Path | None] = {}
     found = find_model_files(roots, skip=skip, on_error=on_error, size_floor=options.size_floor)
     for n, (path, _st) in enumerate(found, 1):
         items.add(StoreItem(path=path, source=Source("file")))
+        _note_local_dir(os.path.dirname(path), roots, local_dirs)
         if progress is not None and n % 256 == 0:
             progress("walk", n, 0)
+    folders = {d for d in local_dirs.values() if d is not None}
+    if folders:
+        from modelward.inventory.stores.huggingface import local_dir_items
+
+        for folder in sorted(folders):
+            result = local_dir_items(folder)
+            errors.extend(result.errors)
+            for item in result.items:
+                items.add(item)
+
+
+def _note_local_dir(folder: str, roots: list[Path], seen: dict[str, Path | None]) -> None:
+    """Find the ``hf download --local-dir`` folder (one with ``.cache/huggingface/download``)
+    holding ``folder``, if any, looking up to the scanned root; memoised per folder."""
+    tops = {os.path.realpath(r) for r in roots}
+    chain: list[str] = []
+    current = folder
+    found: Path | None = None
+    while current not in seen:
+        chain.append(current)
+        if os.path.isdir(os.path.join(current, ".cache", "huggingface", "download")):
+            found = Path(current)
+            break
+        parent = os.path.dirname(current)
+        if current in tops or parent == current:
+            break
+        current = parent
+    else:
+        found = seen[current]
+    for c in chain:
+        seen[c] = found
 
 
 def _in_use(errors: list[CollectError]) -> InUse | None:
