@@ -207,6 +207,8 @@ class Runtime:
     pids: tuple[int, ...] = ()
     listen: tuple[Listen, ...] = ()
     findings: tuple[Finding, ...] = ()
+    gpu_memory: int | None = None
+    """GPU memory its processes use, in bytes (NVML; None where NVML is not available)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -217,6 +219,7 @@ class Runtime:
             "pids": list(self.pids),
             "listen": [x.to_dict() for x in self.listen],
             "findings": [f.to_dict() for f in self.findings],
+            "gpu_memory": self.gpu_memory,
         }
 
 

@@ -101,6 +101,8 @@ def collect(
             processes=options.processes,
         )
         packages = find_packages(root_paths, homes or [], errors, system=options.system_packages)
+        if options.processes:
+            runtimes = _with_gpu(runtimes)
     return Inventory(
         host=host.host_info(),
         artifacts=tuple(sorted(artifacts, key=lambda a: (a.source.kind, a.path))),
@@ -108,6 +110,21 @@ def collect(
         packages=tuple(packages),
         errors=tuple(errors),
     )
+
+
+def _with_gpu(runtimes: list[Runtime]) -> list[Runtime]:
+    """Attach the GPU memory of each running runtime's processes (NVML, when present)."""
+    from dataclasses import replace
+
+    from modelward.inventory.gpu import gpu_processes
+
+    used = gpu_processes() if any(r.pids for r in runtimes) else {}
+    if not used:
+        return runtimes
+    return [
+        replace(r, gpu_memory=sum(used.get(p, 0) for p in r.pids)) if set(r.pids) & set(used) else r
+        for r in runtimes
+    ]
 
 
 def _homes_among(roots: list[Path]) -> list[Path]:
