@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import re
 import shlex
-import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from modelward.inventory.fsread import read_head
 
 MAX_CONFIG = 256 << 10
 
@@ -135,41 +135,9 @@ def systemd_settings(text: str, where: str) -> list[Setting]:
     return env_settings(env, where)
 
 
-_READ_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_NONBLOCK", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-    | getattr(os, "O_BINARY", 0)
-)
-
-
-def read_bytes(path: Path | str, limit: int = MAX_CONFIG) -> bytes | None:
-    """The first ``limit`` bytes of a regular file, or None (FIFOs and devices are never read)."""
-    try:
-        fd = os.open(path, _READ_FLAGS)
-    except (OSError, ValueError):
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        chunks: list[bytes] = []
-        left = limit
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
 def read_text(path: Path | str, limit: int = MAX_CONFIG) -> str | None:
     """The beginning of a small text file, or None when it cannot be read."""
-    data = read_bytes(path, limit)
+    data = read_head(path, limit)
     return None if data is None else data.decode("utf-8", "replace")
 
 

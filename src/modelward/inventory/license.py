@@ -35,6 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from modelward.inventory.fsread import read_head
 from modelward.inventory.license_texts import (
     ALIASES,
     COMMERCIAL,
@@ -390,27 +391,9 @@ def _identify_file(p: Path) -> License | None:
 
 def _read_head(p: Path) -> str | None:
     """The first 256 KB of the regular file ``p`` as text, or None (never blocks on a FIFO)."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(p, flags | getattr(os, "O_CLOEXEC", 0))
-    except (OSError, ValueError):
+    data = read_head(p, MAX_TEXT)
+    if data is None:
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        chunks: list[bytes] = []
-        left = MAX_TEXT
-        while left > 0:
-            chunk = os.read(fd, left)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16", errors="replace")
     return data.decode("utf-8-sig", errors="replace")

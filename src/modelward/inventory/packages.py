@@ -20,7 +20,7 @@ from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 from modelward.inventory import advisories
-from modelward.inventory.exposure import read_bytes
+from modelward.inventory.fsread import read_head as read_bytes
 from modelward.inventory.walk import PSEUDO_FS_TYPES, PSEUDO_PATHS, VCS_FOLDERS, _mounts
 from modelward.models import CollectError, Finding, Package, Severity
 from modelward.scan.rules import rule

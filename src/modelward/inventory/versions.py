@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from modelward.inventory.exposure import read_bytes
+from modelward.inventory.fsread import read_head as read_bytes
 from modelward.inventory.packages import dist_version, env_root_of
 
 GO_SCAN_LIMIT = 256 << 20

@@ -15,9 +15,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from modelward.inventory.fsread import read_bounded
 from modelward.inventory.stores.base import StoreResult
 from modelward.inventory.stores.folder import item, model_files
-from modelward.inventory.stores.ollama import read_bounded
 
 MAX_SETTINGS = 256 << 10
 APP = ("nomic.ai", "GPT4All")

@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelward.inventory.fsread import read_bounded
 from modelward.inventory.stores.base import StoreItem, StoreResult, env_path
-from modelward.inventory.stores.ollama import license_function, read_bounded
+from modelward.inventory.stores.ollama import license_function
 from modelward.models import CollectError, Finding, License, Severity, Sha256, Source
 from modelward.scan.rules import rule
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from modelward.inventory.fsread import read_bounded
 from modelward.inventory.stores import yamlish
 from modelward.inventory.stores.base import StoreItem, StoreResult
 from modelward.inventory.stores.folder import (
@@ -29,7 +30,6 @@ from modelward.inventory.stores.folder import (
     model_files,
 )
 from modelward.inventory.stores.llamacpp import hub_url
-from modelward.inventory.stores.ollama import read_bounded
 from modelward.models import CollectError, Finding, Severity, Source
 from modelward.scan.rules import rule
 

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from modelward.inventory.fsread import read_bounded
 from modelward.inventory.stores import huggingface
 from modelward.inventory.stores.base import StoreItem, StoreResult, env_path
 from modelward.inventory.stores.folder import finding, is_model, item, model_files
-from modelward.inventory.stores.ollama import read_bounded
 from modelward.models import CollectError, Finding, Severity, Source
 from modelward.scan.rules import rule
 

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from modelward.inventory.fsread import read_bounded
 from modelward.inventory.stores.base import StoreResult
 from modelward.inventory.stores.folder import item, model_files
-from modelward.inventory.stores.ollama import read_bounded
 
 MAX_POINTER = 4096
 POINTER = ".lmstudio-home-pointer"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelward.inventory.fsread import read_bounded
 from modelward.inventory.stores import yamlish
 from modelward.inventory.stores.base import StoreItem, StoreResult, env_path
 from modelward.inventory.stores.folder import (
@@ -27,7 +28,6 @@ from modelward.inventory.stores.folder import (
     merge_by_path,
     model_files,
 )
-from modelward.inventory.stores.ollama import read_bounded
 from modelward.models import CollectError, Finding, Severity, Source
 from modelward.scan.rules import rule
 

@@ -27,12 +27,12 @@ import importlib
 import json
 import os
 import re
-import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelward.inventory.fsread import read_bounded
 from modelward.inventory.stores.base import StoreItem, StoreResult, env_path
 from modelward.models import CollectError, Finding, License, Severity, Sha256, Source
 from modelward.scan.rules import Rule, rule
@@ -112,39 +112,6 @@ def _finding(
         location=location,
         remediation=r.remediation,
     )
-
-
-def read_bounded(path: str, limit: int) -> bytes | str:
-    """The bytes of the regular file at ``path`` (at most ``limit``), or an error message.
-
-    Opens non-blocking so that a FIFO planted in a store never hangs the run.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as exc:
-        return f"cannot read: {exc.strerror or exc}"
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return "not a regular file"
-        if st.st_size > limit:
-            return f"larger than {limit} bytes ({st.st_size}); not read"
-        chunks: list[bytes] = []
-        total = 0
-        want = st.st_size + 1  # a file that grows while read is still bounded by ``limit``
-        while total <= limit:
-            chunk = os.read(fd, min(want, limit + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > limit:
-            return f"larger than {limit} bytes; not read"
-        return b"".join(chunks)
-    except OSError as exc:
-        return f"cannot read: {exc.strerror or exc}"
-    finally:
-        os.close(fd)
 
 
 def display_name(registry: str, namespace: str, model: str, tag: str) -> str:
