@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
-from modelward.models import Inventory, Severity
+from modelward.models import Inventory
+from modelward.report.style import SEVERITY_STYLE, human_size
 
 FORMATS = ("table", "json", "cyclonedx")
 
@@ -27,23 +28,6 @@ def write_inventory_json(inv: Inventory, out: TextIO) -> None:
         out.write("\n ]" if entries else "]")
         out.write(",\n" if key != "errors" else "\n")
     out.write("}\n")
-
-
-_STYLE = {
-    Severity.CRITICAL: "bold white on red",
-    Severity.HIGH: "bold red",
-    Severity.MEDIUM: "yellow",
-    Severity.LOW: "cyan",
-    Severity.INFO: "dim",
-}
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000  # type: ignore[assignment]
-    return f"{n:.1f} TB"
 
 
 def write_inventory_table(inv: Inventory, out: TextIO) -> None:
@@ -76,10 +60,10 @@ def write_inventory_table(inv: Inventory, out: TextIO) -> None:
                 escape(name),
                 escape(a.path),
                 a.format,
-                _size(a.size),
+                human_size(a.size),
                 a.license.id,
                 (a.sha256 or "-")[:12],
-                f"[{_STYLE[top.severity]}]{top.severity.label}[/] {top.rule}"
+                f"[{SEVERITY_STYLE[top.severity]}]{top.severity.label}[/] {top.rule}"
                 if top
                 else "[green]-[/]",
                 "[bold]yes[/]" if a.in_use else "",
@@ -100,7 +84,7 @@ def write_inventory_table(inv: Inventory, out: TextIO) -> None:
                 r.version or "?",
                 f"yes ({', '.join(map(str, r.pids))})" if r.running else "no",
                 listen or "-",
-                f"[{_STYLE[top.severity]}]{top.severity.label}[/] {top.rule}"
+                f"[{SEVERITY_STYLE[top.severity]}]{top.severity.label}[/] {top.rule}"
                 if top
                 else "[green]-[/]",
                 escape(r.executable or "-"),
@@ -116,7 +100,7 @@ def write_inventory_table(inv: Inventory, out: TextIO) -> None:
                 p.name,
                 p.version,
                 escape(p.environment),
-                f"[{_STYLE[top.severity]}]{top.severity.label}[/] {top.rule}"
+                f"[{SEVERITY_STYLE[top.severity]}]{top.severity.label}[/] {top.rule}"
                 if top
                 else "[green]-[/]",
             )

@@ -4,27 +4,11 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from modelward.models import ScanReport, Severity
-
-_STYLE = {
-    Severity.CRITICAL: "bold white on red",
-    Severity.HIGH: "bold red",
-    Severity.MEDIUM: "yellow",
-    Severity.LOW: "cyan",
-    Severity.INFO: "dim",
-}
-
+from modelward.models import ScanReport
+from modelward.report.style import SEVERITY_STYLE, human_size
 
 MAX_CLEAN_ROWS = 50
 """Past this many files, the table lists only those with findings or errors."""
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000  # type: ignore[assignment]
-    return f"{n:.1f} TB"
 
 
 def write_table(report: ScanReport, out: TextIO) -> None:
@@ -47,7 +31,7 @@ def write_table(report: ScanReport, out: TextIO) -> None:
         name = escape(fr.path)
         if not fr.findings and not fr.errors:
             if show_clean:
-                table.add_row(name, fr.format, _size(fr.size), "[green]ok[/]", "", "")
+                table.add_row(name, fr.format, human_size(fr.size), "[green]ok[/]", "", "")
             else:
                 hidden += 1
             continue
@@ -61,8 +45,8 @@ def write_table(report: ScanReport, out: TextIO) -> None:
             table.add_row(
                 name if first else "",
                 fr.format if first else "",
-                _size(fr.size) if first else "",
-                f"[{_STYLE[f.severity]}]{f.severity.label}[/]",
+                human_size(fr.size) if first else "",
+                f"[{SEVERITY_STYLE[f.severity]}]{f.severity.label}[/]",
                 f.rule,
                 detail,
             )
@@ -71,7 +55,7 @@ def write_table(report: ScanReport, out: TextIO) -> None:
             table.add_row(
                 name if first else "",
                 fr.format if first else "",
-                _size(fr.size) if first else "",
+                human_size(fr.size) if first else "",
                 "[magenta]error[/]",
                 "",
                 escape(e),
