@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
-from modelward.errors import UsageError
-from modelward.models import Severity
-
-if TYPE_CHECKING:
-    from modelward.inventory.collect import Progress
-    from modelward.models import Inventory
+from modelward.cli.common import check_format, emit, parse_fail_on, terminal_progress
 
 HELP = """List every local model on this machine: what it is, where it came from, under which license,
 and what the scanner finds in it.
@@ -71,59 +63,22 @@ def inventory_command(
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks of failures."),
 ) -> None:
-    from modelward.cli.scan import _write_atomically
     from modelward.inventory import InventoryOptions, collect
     from modelward.report.inventory import FORMATS, write_inventory_json, write_inventory_table
 
-    if format not in FORMATS:
-        raise UsageError(f"--format {format!r} is not one of: {', '.join(FORMATS)}")
-    try:
-        threshold = Severity.parse(fail_on)
-    except ValueError as exc:
-        raise UsageError(f"--fail-on: {exc}") from None
+    check_format(format, FORMATS)
+    threshold = parse_fail_on(fail_on)
     options = InventoryOptions(hash=not no_hash, processes=not no_processes, jobs=jobs)
-    inv = _with_progress(lambda cb: collect(roots or None, options, cb))
+    with terminal_progress("inventory") as bar:
+        cb = None if bar is None else (lambda phase, d, t: bar(_PHASES[phase], d, t))
+        inv = collect(roots or None, options, cb)
     write = write_inventory_json if format == "json" else write_inventory_table
     if format == "cyclonedx":
         from modelward.report.cyclonedx import write_inventory_cyclonedx
 
         write = write_inventory_cyclonedx
-    if output is None:
-        write(inv, sys.stdout)
-        sys.stdout.flush()
-    else:
-        _write_atomically(output, lambda f: write(inv, f))
+    emit(output, lambda f: write(inv, f))
     raise typer.Exit(1 if inv.fails(threshold) else 0)
 
 
-def _with_progress(run: Callable[[Progress | None], Inventory]) -> Inventory:
-    """A transient progress display on stderr when it is a terminal."""
-    if not sys.stderr.isatty():
-        return run(None)
-    import time
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=True,
-        auto_refresh=False,
-    )
-    task = progress.add_task("walking", total=None)
-    last = 0.0
-
-    def cb(phase: str, done: int, total: int) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last < 0.1 and done != total:
-            return
-        last = now
-        label = "finding model files" if phase == "walk" else "scanning and hashing"
-        progress.update(task, description=label, completed=done, total=total or None)
-        progress.refresh()
-
-    with progress:
-        return run(cb)
+_PHASES = {"walk": "finding model files", "scan": "scanning and hashing"}

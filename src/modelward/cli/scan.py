@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
-from modelward.errors import UsageError
-from modelward.models import Severity
-
-if TYPE_CHECKING:
-    from modelward.models import ScanReport
+from modelward.cli.common import check_format, emit, parse_fail_on, terminal_progress
 
 HELP = """Scan model files and folders without loading them.
 
@@ -73,83 +65,11 @@ def scan_command(
     from modelward.report import FORMATS, renderer
     from modelward.scan import ScanOptions, scan
 
-    if format not in FORMATS:
-        raise UsageError(f"--format {format!r} is not one of: {', '.join(FORMATS)}")
-    try:
-        threshold = Severity.parse(fail_on)
-    except ValueError as exc:
-        raise UsageError(f"--fail-on: {exc}") from None
+    check_format(format, FORMATS)
+    threshold = parse_fail_on(fail_on)
     options = ScanOptions(hash=not no_hash, jobs=jobs)
-    report = _with_progress(lambda cb: scan(paths, options, cb))
-    write = renderer(format)
-    if output is None:
-        write(report, sys.stdout)
-        sys.stdout.flush()
-    else:
-        _write_atomically(output, lambda f: write(report, f))
+    with terminal_progress("scanning") as bar:
+        cb = None if bar is None else (lambda d, t, p: bar(os.path.basename(p)[-40:], d, t))
+        report = scan(paths, options, cb)
+    emit(output, lambda f: renderer(format)(report, f))
     raise typer.Exit(1 if report.fails(threshold) else 0)
-
-
-def _with_progress(run: typing_run) -> ScanReport:
-    """Run the scan with a transient progress bar on stderr when it is a terminal."""
-    if not sys.stderr.isatty():
-        return run(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    progress = Progress(
-        TextColumn("scanning"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        transient=True,
-        auto_refresh=False,  # no refresh thread: the scan forks worker processes
-        console=None,
-    )
-    task = progress.add_task("", total=None)
-    last = 0.0
-
-    def cb(done: int, total: int, path: str) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last < 0.1 and done < total:  # redraw ten times a second at most
-            return
-        last = now
-        progress.update(task, completed=done, total=total, description=os.path.basename(path)[-40:])
-        progress.refresh()
-
-    with progress:
-        return run(cb)
-
-
-def _write_atomically(path: Path, write: typing_writer) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    if str(path) in ("/dev/stdout", "-"):
-        write(sys.stdout)
-        return
-    if not folder.is_dir():
-        raise UsageError(f"--output: folder {folder} does not exist")
-    if path.exists() and not path.is_file():
-        with open(path, "w", encoding="utf-8") as f:  # /dev/null and the like
-            write(f)
-        return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-    from typing import TextIO
-
-    from modelward.scan import Progress
-
-    typing_run = Callable[[Progress | None], ScanReport]
-    typing_writer = Callable[[TextIO], None]
