@@ -1,0 +1,196 @@
+"""Durable file primitives for the quarantine vault: fsynced writes, resumable verified moves, faults.
+
+Every step here is safe to repeat after a crash: :func:`resume_move` looks at what is on disk and
+carries on from there, so the vault's recovery only has to call it again.
+
+A move from ``src`` to ``dst`` always goes through ``temp`` (``dst``'s folder, hidden name):
+
+- within a filesystem ``src`` is renamed to ``temp`` (atomic: the bytes are in exactly one place);
+- across filesystems ``src`` is copied to ``temp`` and fsynced, and ``src`` stays where it is;
+
+then ``temp`` is hashed (a file changed since it was hashed is caught here and the move is undone),
+renamed to ``dst``, the folder fsynced, and only then is ``src`` deleted (across filesystems).
+Hence the invariant recovery relies on: ``dst`` exists only with verified content, and ``src`` is
+deleted only once ``dst`` exists.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from modelward.errors import Error
+
+CHUNK = 1 << 20
+FAULT_ENV = "MODELWARD_FAULT"
+FAULT_EXIT = 86
+"""The exit status of a process killed by :func:`crash_point` (tests look for it)."""
+
+_hits: dict[str, int] = {}
+
+
+class VaultError(Error):
+    """The quarantine vault could not do what was asked; nothing was lost."""
+
+
+class ContentChanged(VaultError):
+    """A file no longer has the SHA-256 it had when the operation began."""
+
+
+def crash_point(name: str) -> None:
+    """Fault injection for tests: exit at once (no cleanup) at the step named by ``MODELWARD_FAULT``.
+
+    ``MODELWARD_FAULT=rename`` stops at the first ``rename`` step, ``rename@2`` at the second.
+    """
+    want = os.environ.get(FAULT_ENV)
+    if not want:
+        return
+    step, _, nth = want.partition("@")
+    if step != name:
+        return
+    _hits[name] = _hits.get(name, 0) + 1
+    if _hits[name] == int(nth or "1"):
+        os._exit(FAULT_EXIT)
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data``: write a temp file, fsync, rename, fsync the folder."""
+    temp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, path)
+    fsync_dir(path.parent)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    write_durably(path, json.dumps(data, indent=1, sort_keys=True).encode() + b"\n")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise VaultError(f"{path}: unreadable vault record: {exc}") from None
+    if not isinstance(data, dict):
+        raise VaultError(f"{path}: a vault record must be a JSON object")
+    return data
+
+
+def remove_durably(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    fsync_dir(path.parent)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def exists(path: Path) -> bool:
+    return os.path.lexists(path)
+
+
+def temp_for(dst: Path) -> Path:
+    return dst.with_name(f".{dst.name}.modelward-part")
+
+
+def _copy(src: Path, temp: Path) -> str:
+    """Copy ``src`` to a new ``temp`` (fsynced); returns the SHA-256 of what was copied."""
+    digest = hashlib.sha256()
+    with open(src, "rb", buffering=0) as fin:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            while chunk := fin.read(CHUNK):
+                digest.update(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
+            crash_point("copy")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fsync_dir(temp.parent)
+    crash_point("fsync")
+    return digest.hexdigest()
+
+
+def resume_move(src: Path, dst: Path, sha256: str) -> None:
+    """Move ``src`` to ``dst`` (both regular files), verifying ``sha256``; resumable at any step.
+
+    Raises :class:`ContentChanged` (with ``src`` back in place) when the content is not the one
+    expected, and :class:`VaultError` when neither end holds the file.
+    """
+    temp = temp_for(dst)
+    if exists(dst):
+        # dst appears only by renaming verified content: the move is complete but for the delete.
+        if exists(temp):
+            os.unlink(temp)
+        if exists(src):
+            if sha256_file(src) != sha256:
+                raise VaultError(
+                    f"{src} reappeared with other content; {dst} kept, {src} left alone"
+                )
+            os.unlink(src)
+            fsync_dir(src.parent)
+            crash_point("delete")
+        return
+    if exists(temp) and exists(src):
+        os.unlink(temp)  # an unfinished copy (src is never removed before dst exists)
+    # (temp without src: src was renamed whole to temp; verified below)
+    if not exists(temp):
+        if not exists(src):
+            raise VaultError(f"{src} is gone and {dst} was never completed")
+        try:
+            os.rename(src, temp)
+            fsync_dir(temp.parent)
+            fsync_dir(src.parent)
+            crash_point("detach")
+            got = sha256_file(temp)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            got = _copy(src, temp)
+    else:
+        got = sha256_file(temp)
+    if got != sha256:
+        if exists(src):
+            os.unlink(temp)
+        else:
+            os.rename(temp, src)
+            fsync_dir(src.parent)
+        fsync_dir(temp.parent)
+        raise ContentChanged(
+            f"{src} changed while it was being moved (SHA-256 {got} instead of {sha256}); "
+            "it was left in place"
+        )
+    os.rename(temp, dst)
+    fsync_dir(dst.parent)
+    crash_point("rename")
+    if exists(src):
+        os.unlink(src)
+        fsync_dir(src.parent)
+        crash_point("delete")
