@@ -8,6 +8,7 @@ import typer
 
 from modelward import __version__
 from modelward.cli import inventory as _inventory
+from modelward.cli import quarantine as _quarantine
 from modelward.cli import scan as _scan
 from modelward.errors import Error
 
@@ -57,6 +58,9 @@ app.command(
     help=_inventory.HELP,
     epilog=_inventory.EPILOG,
 )(_inventory.inventory_command)
+
+
+app.add_typer(_quarantine.app, name="quarantine")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,97 @@
+"""``modelward quarantine list | show | restore | purge``: look after the quarantine vault."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from modelward.cli.common import check_format
+
+app = typer.Typer(
+    name="quarantine",
+    help=(
+        "List, inspect, restore or delete the model files modelward moved into its quarantine vault.\n\n"
+        "\b\nExamples:\n"
+        "  modelward quarantine list\n"
+        "  modelward quarantine list --format json\n"
+        "  modelward quarantine show 3fa9c01b22de\n"
+        "  modelward quarantine restore 3fa9c01b22de   # byte-identical, with mode, owner and times\n"
+        "  modelward quarantine purge 3fa9c01b22de --yes"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+_VAULT_HELP = "The vault folder (default: $MODELWARD_DATA_DIR/quarantine or your data folder's)."
+
+
+def _open(vault: Path | None, create: bool = False) -> Any:
+    from modelward.policy.vault import Vault, default_root
+
+    root = vault if vault is not None else default_root()
+    if not create and not root.exists() and vault is None:
+        return None  # no vault yet: nothing was ever quarantined
+    return Vault.open(root, create=create)
+
+
+@app.command("list", help="List the quarantined entries (newest last).")
+def list_command(
+    format: str = typer.Option("table", "--format", "-f", metavar="FORMAT", help="table or json"),
+    vault: Path | None = typer.Option(None, "--vault", metavar="DIR", help=_VAULT_HELP),
+) -> None:
+    check_format(format, ("table", "json"))
+    opened = _open(vault)
+    entries = opened.list() if opened is not None else []
+    if format == "json":
+        keys = ("id", "original_path", "sha256", "reason", "quarantined_at")
+        rows = []
+        for e in entries:
+            d = e.to_dict()
+            rows.append({**{k: d[k] for k in keys}, "rule": e.rule, "files": len(e.files)})
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not entries:
+        typer.echo("The quarantine vault is empty.")
+        return
+    for e in entries:
+        more = f" (+{len(e.files) - 1} files)" if len(e.files) > 1 else ""
+        typer.echo(f"{e.id}  {e.quarantined_at}  {e.original_path}{more}  [{e.rule}] {e.reason}")
+
+
+@app.command("show", help="Show one entry: every file, its SHA-256, size, mode and why.")
+def show_command(
+    entry_id: str = typer.Argument(..., metavar="ID"),
+    vault: Path | None = typer.Option(None, "--vault", metavar="DIR", help=_VAULT_HELP),
+) -> None:
+    entry = _open(vault).show(entry_id)
+    typer.echo(json.dumps(entry.to_dict(), indent=2))
+
+
+@app.command("restore", help="Put an entry's files back (SHA-256 checked); never overwrites.")
+def restore_command(
+    entry_id: str = typer.Argument(..., metavar="ID"),
+    vault: Path | None = typer.Option(None, "--vault", metavar="DIR", help=_VAULT_HELP),
+) -> None:
+    entry = _open(vault).restore(entry_id)
+    for f in entry.files:
+        typer.echo(f"restored {f.original_path}")
+
+
+@app.command("purge", help="Delete an entry's files from the vault for good (needs --yes).")
+def purge_command(
+    entry_id: str = typer.Argument(..., metavar="ID"),
+    yes: bool = typer.Option(False, "--yes", help="Confirm: the files are deleted for good."),
+    vault: Path | None = typer.Option(None, "--vault", metavar="DIR", help=_VAULT_HELP),
+) -> None:
+    from modelward.errors import UsageError
+
+    if not yes:
+        raise UsageError(f"purge deletes {entry_id}'s files for good: add --yes to confirm")
+    entry = _open(vault).purge(entry_id, confirm=True)
+    typer.echo(f"purged {entry.id} ({len(entry.files)} files)")
