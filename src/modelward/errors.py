@@ -7,7 +7,8 @@ could not do what was asked. The CLI catches only :class:`Error`, prints ``diagn
 
     Error
     ├── UsageError          bad arguments or options (a path that does not exist, a bad severity)
-    └── ScanError           the scanner could not run at all (not: a file it could not read)
+    ├── ScanError           the scanner could not run at all (not: a file it could not read)
+    └── PolicyError         a policy that does not parse or evaluate (file:line); never an "allow"
 """
 
 from __future__ import annotations
@@ -27,3 +28,7 @@ class UsageError(Error):
 
 class ScanError(Error):
     """The scanner could not run (not a per-file problem: those go into the report)."""
+
+
+class PolicyError(Error):
+    """A policy could not be parsed or evaluated; the message names the file and line."""

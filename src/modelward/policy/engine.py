@@ -1,0 +1,330 @@
+"""Evaluates Rego policies over an inventory document in-process with regopy (rego-cpp).
+
+The policy folder's ``.rego`` files are loaded (``*_test.rego`` only by :func:`run_tests`), the
+settings become ``data.modelward.settings`` and the inventory document ``input``. The whole
+``data.modelward`` document is queried once; in it and in every package below it these rules count:
+
+- ``decisions``: structured decisions ``{rule, action, severity, subject, message}`` (a set or, faster
+  with rego-cpp whose sets are quadratic to build, an array);
+- ``deny`` / ``warn``: Conftest-style messages (strings, or objects with ``msg`` and optional fields).
+
+A policy that fails to parse or evaluate raises :class:`~modelward.errors.PolicyError`: it never
+counts as "allow".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelward.errors import PolicyError
+from modelward.models import Severity
+from modelward.policy.decision import ACTIONS, Decision, Subject
+from modelward.policy.settings import Settings
+
+PACK = Path(__file__).with_name("pack")
+"""The bundled default policy pack."""
+
+_MAX_ERROR = 4000
+_ERRORMSG = re.compile(r"\(errormsg \d+:([^\n]*?)\)?\n")
+_LOCATION = re.compile(r"-- (\S+?):(\d+):(\d+)")
+_TEST_RULE = re.compile(r"^(test_\w+)\s*(?:if\b|\{|:?=)", re.MULTILINE)
+_PACKAGE = re.compile(r"^package\s+([\w.]+)", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class TestResult:
+    """One ``test_*`` rule of a ``_test.rego`` file."""
+
+    name: str
+    file: str
+    passed: bool
+    error: str | None = None
+
+
+def policy_files(folder: Path, *, tests: bool = False) -> list[Path]:
+    """The ``.rego`` files of ``folder`` (recursively, sorted); ``_test.rego`` files only if asked."""
+    if not folder.is_dir():
+        raise PolicyError(f"{folder}: not a policy folder")
+    files = sorted(p for p in folder.rglob("*.rego") if p.is_file())
+    if not tests:
+        files = [p for p in files if not p.name.endswith("_test.rego")]
+    if not files:
+        raise PolicyError(f"{folder}: no .rego files in the policy folder")
+    return files
+
+
+def evaluate(
+    inventory: Mapping[str, Any],
+    settings: Settings | None = None,
+    policy: Path | None = None,
+) -> list[Decision]:
+    """Evaluate the policy folder (default: the bundled pack) over an inventory document."""
+    settings = settings or Settings()
+    files = policy_files(policy or PACK)
+    interp = _interpreter(files, settings)
+    _set_input(interp, inventory)
+    doc = _query(interp, "data.modelward", files)
+    if not isinstance(doc, dict):
+        return []
+    out: list[Decision] = []
+    _collect(doc, "modelward", out, top=True)
+    return sorted(out, key=_order)
+
+
+def run_tests(folder: Path | None = None, settings: Settings | None = None) -> list[TestResult]:
+    """Run every ``test_*`` rule of the folder's ``_test.rego`` files (default: the bundled pack)."""
+    folder = folder or PACK
+    files = policy_files(folder, tests=True)
+    interp = _interpreter(files, settings or Settings())
+    _set_input(interp, {})
+    results: list[TestResult] = []
+    for path in files:
+        if not path.name.endswith("_test.rego"):
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        pkg = _PACKAGE.search(text)
+        if pkg is None:
+            raise PolicyError(f"{path}:1: no package declaration")
+        for name in dict.fromkeys(m.group(1) for m in _TEST_RULE.finditer(text)):
+            try:
+                value = _query(interp, f"data.{pkg.group(1)}.{name}", files)
+            except PolicyError as exc:
+                results.append(TestResult(name, str(path), False, exc.diagnostics()))
+                continue
+            results.append(TestResult(name, str(path), value is True))
+    return results
+
+
+def _interpreter(files: list[Path], settings: Settings) -> Any:
+    import regopy  # type: ignore[import-untyped]  # rego-cpp: imported only when used
+
+    interp = regopy.Interpreter()
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PolicyError(f"{path}: cannot read the policy file: {exc}") from None
+        error = None
+        with _captured_stdout() as printed:
+            try:
+                interp.add_module(str(path), text)
+            except regopy.RegoError as exc:
+                error = str(exc)
+        if error is not None:
+            raise PolicyError(_diagnose(error, "".join(printed), files))
+    interp.add_data({"modelward": {"settings": settings.to_data()}})
+    return interp
+
+
+def _set_input(interp: Any, doc: Mapping[str, Any]) -> None:
+    import regopy
+
+    try:
+        interp.set_input(_escaped(doc))
+    except (regopy.RegoError, TypeError, ValueError) as exc:
+        raise PolicyError(
+            f"the inventory could not be given to the policy: {_short(str(exc))}"
+        ) from None
+
+
+def _escaped(value: Any) -> Any:
+    """The document with every string JSON-escaped (without its quotes).
+
+    regopy hands Python strings to rego-cpp as raw tokens, and rego-cpp prints string tokens between
+    quotes without escaping them: a file name with a quote would otherwise corrupt (or forge fields
+    of) the JSON result. rego-cpp's own JSON parser (``set_input_term``) is correct but 2-3x slower.
+    Inside the policy such strings look escaped; names without quotes, backslashes, control or
+    non-ASCII characters are untouched.
+    """
+    if isinstance(value, str):
+        if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+            return value
+        return json.dumps(value)[1:-1]
+    if isinstance(value, Mapping):
+        return {_escaped(str(k)): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped(v) for v in value]
+    return value
+
+
+def _query(interp: Any, query: str, files: list[Path]) -> Any:
+    """Run a query; return the first expression's value (``None`` when undefined)."""
+    import regopy
+    from regopy import rego_shared as rs
+
+    error: str | None = None
+    text = ""
+    with _captured_stdout() as printed:
+        try:
+            out = rs.rego_query(interp._impl, query)
+        except regopy.RegoError as exc:
+            error = str(exc)
+        else:
+            try:
+                # regopy's Output object crashes on error outputs: use the C API directly
+                if rs.rego_output_ok(out):
+                    text = rs.rego_output_string(out)
+                else:
+                    error = rs.rego_get_error(interp._impl) or "evaluation failed"
+            finally:
+                rs.rego_free_output(out)
+    if error is not None:
+        raise PolicyError(_diagnose(error, "".join(printed), files))
+    if text.strip() == "undefined":
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise PolicyError(_diagnose(text, "".join(printed), files)) from None
+    if isinstance(value, list):  # several results: the first one
+        value = value[0] if value else {}
+    exprs = value.get("expressions") if isinstance(value, dict) else None
+    return exprs[0] if exprs else None
+
+
+@contextlib.contextmanager
+def _captured_stdout() -> Iterator[list[str]]:
+    """rego-cpp prints its errors (with file:line:col) on file descriptor 1: keep them for us.
+
+    Yields a list that holds the captured text once the block has ended.
+    """
+    sys.stdout.flush()
+    printed: list[str] = []
+    with tempfile.TemporaryFile() as tmp:
+        saved = os.dup(1)
+        os.dup2(tmp.fileno(), 1)
+        try:
+            yield printed
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            tmp.seek(0)
+            printed.append(tmp.read(64 * 1024).decode("utf-8", "replace"))
+
+
+def _diagnose(error: str, printed: str, files: list[Path]) -> str:
+    """A one-screen message with ``file:line`` from rego-cpp's error output."""
+    messages = [m.strip() for m in _ERRORMSG.findall(error) if m.strip()]
+    locations = [f"{f}:{line}:{col}" for f, line, col in _LOCATION.findall(printed)]
+    if not locations:
+        for (
+            path
+        ) in files:  # the error tree gives "LEN:name|offset|len": turn the offset into a line
+            m = re.search(re.escape(str(path)) + r"\|(\d+)\|", error)
+            if m is not None:
+                text = path.read_text(encoding="utf-8", errors="replace")
+                off = int(m.group(1))
+                line = text.count("\n", 0, off) + 1
+                col = off - (text.rfind("\n", 0, off) + 1) + 1
+                locations.append(f"{path}:{line}:{col}")
+                break
+    printed_msgs = _printed_messages(printed)
+    what = "; ".join(dict.fromkeys(printed_msgs or messages)) or _short(error)
+    where = locations[0] if locations else "policy"
+    return f"{where}: policy error: {what}"
+
+
+def _printed_messages(printed: str) -> list[str]:
+    out: list[str] = []
+    lines = printed.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("-- ") and _LOCATION.match(line) and i > 0:
+            out.append(lines[i - 1].strip())
+    return out
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text[:_MAX_ERROR] + ("..." if len(text) > _MAX_ERROR else "")
+
+
+def _collect(doc: dict[str, Any], where: str, out: list[Decision], *, top: bool = False) -> None:
+    for key, value in doc.items():
+        if top and key == "settings":
+            continue
+        if key == "decisions" and isinstance(value, list):
+            out.extend(_decision(item, where) for item in value)
+        elif key in ("deny", "warn") and isinstance(value, list):
+            out.extend(_message(item, key, where) for item in value)
+        elif isinstance(value, dict) and not key.startswith("test_"):
+            _collect(value, f"{where}.{key}", out)
+
+
+def _decision(item: Any, where: str) -> Decision:
+    if not isinstance(item, dict):
+        raise PolicyError(
+            f"data.{where}.decisions: an entry is not an object: {_short(repr(item))}"
+        )
+    missing = [k for k in ("rule", "action", "severity", "subject", "message") if k not in item]
+    if missing:
+        raise PolicyError(
+            f"data.{where}.decisions: an entry lacks {', '.join(missing)}: {_short(json.dumps(item))}"
+        )
+    action = str(item["action"])
+    if action not in ACTIONS:
+        raise PolicyError(
+            f"data.{where}.decisions: action {action!r} is not one of: {', '.join(ACTIONS)}"
+        )
+    try:
+        severity = Severity.parse(str(item["severity"]))
+    except ValueError as exc:
+        raise PolicyError(f"data.{where}.decisions: {exc}") from None
+    return Decision(
+        rule=str(item["rule"]),
+        action=action,
+        severity=severity,
+        subject=_subject(item["subject"], where),
+        message=str(item["message"]),
+    )
+
+
+def _subject(value: Any, where: str) -> Subject:
+    if not isinstance(value, dict) or not isinstance(value.get("kind"), str):
+        raise PolicyError(
+            f"data.{where}.decisions: a subject needs a 'kind': {_short(repr(value))}"
+        )
+
+    def text(key: str) -> str | None:
+        v = value.get(key)
+        return None if v is None else str(v)
+
+    return Subject(kind=value["kind"], path=text("path"), sha256=text("sha256"), name=text("name"))
+
+
+def _message(item: Any, kind: str, where: str) -> Decision:
+    """A Conftest ``deny``/``warn`` entry: a message, or an object with ``msg`` (and our fields)."""
+    fields: dict[str, Any] = dict(item) if isinstance(item, dict) else {"msg": item}
+    message = str(fields.get("msg", fields.get("message", "")))
+    sev_default = "high" if kind == "deny" else "medium"
+    try:
+        severity = Severity.parse(str(fields.get("severity", sev_default)))
+    except ValueError as exc:
+        raise PolicyError(f"data.{where}.{kind}: {exc}") from None
+    subject = fields.get("subject")
+    return Decision(
+        rule=str(fields.get("rule", where)),
+        action=kind,
+        severity=severity,
+        subject=_subject(subject, where) if subject is not None else Subject(kind="input"),
+        message=message,
+    )
+
+
+def _order(d: Decision) -> tuple[int, int, str, str, str]:
+    s = d.subject
+    return (
+        -ACTIONS.index(d.action),
+        -int(d.severity),
+        d.rule,
+        s.path or s.name or "",
+        d.message,
+    )

@@ -1,0 +1,63 @@
+# Helpers shared by the rule families of the modelward default policy pack.
+# (Messages are built with concat: rego-cpp 1.5 sometimes renders a computed string with its
+# quotes, unescaped, in sprintf.)
+#
+# The pack reads its settings from data.modelward.settings (modelward fills in every key with its
+# default) and the modelward.inventory/v1 document from input. Each family is a function of
+# (inventory, settings) so that its _test.rego can call it with literal documents; the family's
+# `decisions` rule applies it to input. Decisions are arrays: rego-cpp builds large sets slowly.
+package modelward.lib
+
+import rego.v1
+
+# Severity labels in order, and their ranks.
+severities := ["info", "low", "medium", "high", "critical"]
+
+rank := {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+# Formats whose loading runs pickle (arbitrary code) in the loader.
+pickle_formats := {
+	"pickle", "pytorch", "pytorch-legacy", "pytorch-zip", "torchscript",
+	"joblib", "dill", "cloudpickle",
+}
+
+# The decision subject for an artifact of the inventory.
+artifact(a) := {"kind": "artifact", "path": a.path, "sha256": object.get(a, "sha256", null)}
+
+# The decision subject for a runtime.
+runtime(r) := {"kind": "runtime", "name": r.name}
+
+# An artifact whose SHA-256 is on the approved list.
+digest_approved(a, s) if {
+	some h in s.approved_sha256
+	h == object.get(a, "sha256", null)
+}
+
+# An artifact whose hub repo or model name matches an approved origin ("prefix*" globs allowed).
+origin_approved(a, s) if {
+	some o in s.approved_origins
+	some v in origins(a)
+	origin_match(o, v)
+}
+
+origins(a) := [v |
+	some k in ["repo", "name"]
+	v := object.get(object.get(a, "source", {}), k, null)
+	is_string(v)
+]
+
+origin_match(o, v) if o == v
+
+origin_match(o, v) if {
+	endswith(o, "*")
+	startswith(v, trim_suffix(o, "*"))
+}
+
+# The action for a license problem: deny for a commercial organisation, else warn.
+license_action(true) := "deny"
+
+license_action(false) := "warn"
+
+license_severity(true) := "high"
+
+license_severity(false) := "medium"

@@ -1,0 +1,24 @@
+# unapproved-model: once the organisation keeps an approved list (settings.approved_sha256 or
+# settings.approved_origins is not empty), an artifact approved by neither its digest nor its
+# origin (Hugging Face repo or model name; "prefix*" globs) warns: it did not come through the
+# internal hub. With both lists empty the rule is off.
+package modelward.rules.unapproved_model
+
+import data.modelward.lib
+import rego.v1
+
+decisions := check(input, data.modelward.settings)
+
+check(inv, s) := [d |
+	count(s.approved_sha256) + count(s.approved_origins) > 0
+	some a in inv.artifacts
+	not lib.digest_approved(a, s)
+	not lib.origin_approved(a, s)
+	d := {
+		"rule": "unapproved-model",
+		"action": "warn",
+		"severity": "low",
+		"subject": lib.artifact(a),
+		"message": concat("", [a.path, ": not approved by the hub (neither its digest nor its origin is on the approved lists)"]),
+	}
+]
