@@ -8,6 +8,7 @@ import typer
 
 from modelward import __version__
 from modelward.cli import inventory as _inventory
+from modelward.cli import policy as _policy
 from modelward.cli import quarantine as _quarantine
 from modelward.cli import scan as _scan
 from modelward.errors import Error
@@ -60,6 +61,7 @@ app.command(
 )(_inventory.inventory_command)
 
 
+app.add_typer(_policy.app, name="policy")
 app.add_typer(_quarantine.app, name="quarantine")
 
 

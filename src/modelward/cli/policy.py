@@ -1,0 +1,157 @@
+"""``modelward policy check|test``: apply a Rego policy to an inventory, and run a policy's unit tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from modelward.cli.common import check_format, emit, parse_fail_on
+from modelward.errors import UsageError
+
+INVENTORY_SCHEMA = "modelward.inventory/v1"
+
+app = typer.Typer(
+    name="policy",
+    help="Apply the organisation's rules for local AI, written in Rego, to this machine's models.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+CHECK_HELP = """Evaluate a policy (default: the bundled pack) over an inventory and print the decisions.
+
+The inventory is read from --inventory (a saved `modelward inventory -f json`) or collected from
+ROOTS. The settings file (YAML) feeds the policy as data.modelward.settings.
+"""
+
+CHECK_EPILOG = """\b
+Examples:
+  modelward policy check                                # the bundled pack over your home
+  modelward policy check --settings settings.yaml --inventory inventory.json -f json
+  modelward policy check --policy ./policies -f sarif -o decisions.sarif
+
+Exit codes: 0 no deny or quarantine at or above --fail-on; 1 there is one; 2 error (a policy that
+does not parse or evaluate is an error, never an allow).
+"""
+
+
+@app.command("check", help=CHECK_HELP, epilog=CHECK_EPILOG)
+def check_command(
+    roots: list[Path] = typer.Argument(
+        None,
+        help="Folders to inventory (default: your home), unless --inventory is given.",
+        show_default=False,
+        metavar="[ROOT]...",
+    ),
+    policy: Path | None = typer.Option(
+        None, "--policy", metavar="DIR", help="Folder of .rego files (default: the bundled pack)."
+    ),
+    settings: Path | None = typer.Option(
+        None, "--settings", metavar="FILE", help="Settings file (YAML) fed to the policy as data."
+    ),
+    inventory: Path | None = typer.Option(
+        None,
+        "--inventory",
+        metavar="FILE",
+        help="A saved inventory (JSON) instead of collecting one.",
+    ),
+    format: str = typer.Option(
+        "table", "--format", "-f", metavar="FORMAT", help="Output format: table, json or sarif."
+    ),
+    fail_on: str = typer.Option(
+        "high",
+        "--fail-on",
+        metavar="SEVERITY",
+        help="Exit 1 when a deny or quarantine decision is at or above this severity.",
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", metavar="FILE", help="Write the decisions to FILE (atomically)."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks of failures."),
+) -> None:
+    from modelward.policy.engine import evaluate
+    from modelward.policy.settings import Settings, load_settings
+    from modelward.report import decisions as report
+
+    check_format(format, report.FORMATS)
+    threshold = parse_fail_on(fail_on)
+    if inventory is not None and roots:
+        raise UsageError("give either --inventory FILE or ROOTS, not both")
+    conf = load_settings(settings) if settings is not None else Settings()
+    if inventory is not None:
+        doc = load_inventory(inventory)
+    else:
+        from modelward.inventory import collect
+
+        doc = collect(roots or None).to_dict()
+    decisions = evaluate(doc, conf, policy)
+    write = {
+        "json": report.write_decisions_json,
+        "sarif": report.write_decisions_sarif,
+    }.get(format, report.write_decisions_table)
+    emit(output, lambda f: write(decisions, f))
+    failing = any(d.action in ("deny", "quarantine") and d.severity >= threshold for d in decisions)
+    raise typer.Exit(1 if failing else 0)
+
+
+def load_inventory(path: Path) -> dict[str, Any]:
+    """A saved ``modelward.inventory/v1`` document; a clear error for anything else."""
+    try:
+        with path.open("rb") as f:
+            doc = json.load(f)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the inventory: {exc.strerror}") from None
+    except (ValueError, RecursionError) as exc:
+        raise UsageError(f"{path}: not a JSON inventory ({exc})") from None
+    schema = doc.get("schema") if isinstance(doc, dict) else None
+    if schema != INVENTORY_SCHEMA:
+        raise UsageError(
+            f"{path}: not a modelward inventory (schema {schema!r}, expected {INVENTORY_SCHEMA!r}); "
+            "write one with `modelward inventory -f json -o FILE`"
+        )
+    if not isinstance(doc.get("artifacts", []), list):
+        raise UsageError(f"{path}: 'artifacts' must be a list")
+    result: dict[str, Any] = doc
+    return result
+
+
+TEST_EPILOG = """\b
+Examples:
+  modelward policy test                 # the bundled pack's own tests
+  modelward policy test ./policies      # your policy's *_test.rego files
+
+Exit codes: 0 every test passed; 1 a test failed; 2 a policy that does not parse.
+"""
+
+
+@app.command(
+    "test",
+    help="Run the Rego unit tests (rules named test_* in *_test.rego files) of a policy folder.",
+    epilog=TEST_EPILOG,
+)
+def test_command(
+    folder: Path | None = typer.Argument(
+        None, help="Policy folder (default: the bundled pack).", show_default=False, metavar="[DIR]"
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks of failures."),
+) -> None:
+    from modelward.policy.engine import run_tests
+
+    results = run_tests(folder)
+    failed = 0
+    for r in results:
+        status = "PASS" if r.passed else "FAIL"
+        line = f"{status} {r.file}: {r.name}"
+        if r.error:
+            line += f" ({r.error})"
+        typer.echo(line)
+        failed += not r.passed
+    typer.echo(f"{len(results) - failed} passed, {failed} failed")
+    if not results:
+        raise UsageError(f"{folder or 'the bundled pack'}: no test_* rules in *_test.rego files")
+    raise typer.Exit(1 if failed else 0)
