@@ -283,3 +283,35 @@ def test_journal_is_written_before_anything_moves(tmp_path: Path) -> None:
     op = json.loads(record.read_text())
     assert op["op"] == "quarantine" and len(op["entry"]["files"]) == 2
     assert all(p.read_bytes() == data for p, data in files.items())
+
+
+def test_restore_recreates_a_removed_folder(tmp_path: Path) -> None:
+    files = _model(tmp_path / "gone" / "deep", n=2, size=100)
+    vault = Vault.open(tmp_path / "vault")
+    entry = vault.quarantine(list(files), "r", "rule")
+    subprocess.run(["rm", "-rf", str(tmp_path / "gone")], check=True)
+    vault.restore(entry.id)
+    assert all(p.read_bytes() == data for p, data in files.items())
+
+
+def test_io_error_mid_quarantine_puts_everything_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _model(tmp_path / "m", n=3, size=1000)
+    vault = Vault.open(tmp_path / "vault")
+    real = journal.write_durably
+    notes = {"n": 0}
+
+    def failing(path: Path, data: bytes, mode: int = 0o600) -> None:
+        if path.name.endswith(NOTE_SUFFIX):
+            notes["n"] += 1
+            if notes["n"] == 2:
+                raise OSError(28, "No space left on device")
+        real(path, data, mode)
+
+    monkeypatch.setattr("modelward.policy.vault.write_durably", failing)
+    with pytest.raises(VaultError, match="every file was put back"):
+        vault.quarantine(list(files), "r", "rule")
+    assert all(p.read_bytes() == data for p, data in files.items())
+    assert not list((tmp_path / "m").glob(f"*{NOTE_SUFFIX}"))
+    assert vault.list() == [] and not list((vault.root / "journal").iterdir())

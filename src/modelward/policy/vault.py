@@ -305,6 +305,7 @@ class Vault:
         with self._locked():
             entry = self.show(entry_id)
             for f in entry.files:
+                Path(f.original_path).parent.mkdir(parents=True, exist_ok=True)
                 if exists(Path(f.original_path)):
                     raise VaultError(
                         f"{f.original_path} exists again; move it away before restoring {entry_id} "
@@ -341,11 +342,13 @@ class Vault:
         with self._locked():
             journal = self.root / "journal"
             for path in sorted(journal.glob("*.json")) if journal.is_dir() else []:
-                op = read_json(path)
                 try:
+                    op = read_json(path)
                     done.append(self._run(op))
                 except ContentChanged:
-                    done.append(f"rolled back quarantine {op['entry']['id']} (a file changed)")
+                    done.append(f"rolled back quarantine {path.stem} (a file changed)")
+                except VaultError as exc:
+                    done.append(f"could not finish {path.stem}: {exc.diagnostics()}")
         return done
 
     def _journal(self, entry_id: str) -> Path:
@@ -354,24 +357,34 @@ class Vault:
     def _run(self, op: dict[str, Any]) -> str:
         entry = Entry.from_dict(op["entry"])
         kind = op.get("op")
-        if kind == "quarantine" and op.get("phase") == "forward":
-            try:
-                self._forward(entry)
-            except ContentChanged:
-                op["phase"] = "backward"
-                write_json(self._journal(entry.id), op)
+        try:
+            if kind == "quarantine" and op.get("phase") == "forward":
+                try:
+                    self._forward(entry)
+                except (ContentChanged, OSError) as exc:
+                    op["phase"] = "backward"
+                    write_json(self._journal(entry.id), op)
+                    self._backward(entry, rollback=True)
+                    if isinstance(exc, ContentChanged):
+                        raise
+                    raise VaultError(
+                        f"could not quarantine ({exc}); every file was put back"
+                    ) from None
+                return f"quarantined {entry.id}"
+            if kind == "quarantine":
                 self._backward(entry, rollback=True)
-                raise
-            return f"quarantined {entry.id}"
-        if kind == "quarantine":
-            self._backward(entry, rollback=True)
-            raise ContentChanged(f"quarantine {entry.id} rolled back")
-        if kind == "restore":
-            self._backward(entry, rollback=False)
-            return f"restored {entry.id}"
-        if kind == "purge":
-            self._purge(entry)
-            return f"purged {entry.id}"
+                raise ContentChanged(f"quarantine {entry.id} rolled back")
+            if kind == "restore":
+                self._backward(entry, rollback=False)
+                return f"restored {entry.id}"
+            if kind == "purge":
+                self._purge(entry)
+                return f"purged {entry.id}"
+        except OSError as exc:
+            raise VaultError(
+                f"{kind} {entry.id} could not finish ({exc}); nothing is lost: the journal keeps "
+                "it and the next run of modelward retries it"
+            ) from None
         raise VaultError(f"unknown journal operation {kind!r}")
 
     def _forward(self, entry: Entry) -> None:
