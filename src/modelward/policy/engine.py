@@ -1,8 +1,8 @@
 """Evaluates Rego policies over an inventory document in-process with regopy (rego-cpp).
 
 The policy folder's ``.rego`` files are loaded (``*_test.rego`` only by :func:`run_tests`), the
-settings become ``data.modelward.settings`` and the inventory document ``input``. The whole
-``data.modelward`` document is queried once; in it and in every package below it these rules count:
+settings become ``data.modelward.settings`` and the inventory document ``input``. Package
+``modelward`` and every package below it are queried once each; in each, these rules count:
 
 - ``decisions``: structured decisions ``{rule, action, severity, subject, message}`` (a set or, faster
   with rego-cpp whose sets are quadratic to build, an array);
@@ -72,12 +72,23 @@ def evaluate(
     files = policy_files(policy or PACK)
     interp = _interpreter(files, settings)
     _set_input(interp, inventory)
-    doc = _query(interp, "data.modelward", files)
-    if not isinstance(doc, dict):
-        return []
     out: list[Decision] = []
-    _collect(doc, "modelward", out, top=True)
+    for pkg in _packages(files):  # one query per package: faster than all of data.modelward at once
+        if pkg != "modelward" and not pkg.startswith("modelward."):
+            continue
+        doc = _query(interp, f"data.{pkg}", files)
+        if isinstance(doc, dict):
+            _collect(doc, pkg, out, top=pkg == "modelward")
     return sorted(out, key=_order)
+
+
+def _packages(files: list[Path]) -> list[str]:
+    names: dict[str, None] = {}
+    for path in files:
+        m = _PACKAGE.search(path.read_text(encoding="utf-8", errors="replace"))
+        if m is not None:
+            names[m.group(1)] = None
+    return list(names)
 
 
 def run_tests(folder: Path | None = None, settings: Settings | None = None) -> list[TestResult]:
@@ -248,6 +259,7 @@ def _short(text: str) -> str:
 
 
 def _collect(doc: dict[str, Any], where: str, out: list[Decision], *, top: bool = False) -> None:
+    """The decisions of one package (its sub-packages are queried on their own)."""
     for key, value in doc.items():
         if top and key == "settings":
             continue
@@ -255,8 +267,6 @@ def _collect(doc: dict[str, Any], where: str, out: list[Decision], *, top: bool 
             out.extend(_decision(item, where) for item in value)
         elif key in ("deny", "warn") and isinstance(value, list):
             out.extend(_message(item, key, where) for item in value)
-        elif isinstance(value, dict) and not key.startswith("test_"):
-            _collect(value, f"{where}.{key}", out)
 
 
 def _decision(item: Any, where: str) -> Decision:

@@ -18,8 +18,7 @@ decisions := check(input, data.modelward.settings)
 check(inv, s) := [d |
 	some a in inv.artifacts
 	id := lower(object.get(object.get(a, "license", {}), "id", "unknown"))
-	rule := classify(id, s)
-	rule != "license-allowed"
+	rule := by_id[id]
 	d := {
 		"rule": rule,
 		"action": action(rule, s),
@@ -27,7 +26,11 @@ check(inv, s) := [d |
 		"subject": lib.artifact(a),
 		"message": concat("", [a.path, ": license ", id, texts[rule]]),
 	}
-]
+] if {
+	# classify each distinct license once, not once per artifact
+	ids := {lower(object.get(object.get(a, "license", {}), "id", "unknown")) | some a in inv.artifacts}
+	by_id := {id: rule | some id in ids; rule := classify(id, s); rule != "license-allowed"}
+}
 
 # The license rule an id breaks, if any (the first that applies).
 classify(id, s) := "license-denied" if {

@@ -1,0 +1,91 @@
+"""Times the bundled policy pack over a synthetic inventory of 10,000 artifacts (target: under 2 s).
+
+Usage: ``python benchmarks/policy_bench.py [N] [REPS]``. The inventory is realistic rather than
+worst-case: a mix of formats and licenses, one artifact in a hundred with a critical finding, a few
+runtimes and packages. Prints the seconds of each repetition and the number of decisions.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from modelward.policy.engine import evaluate
+from modelward.policy.settings import Settings
+
+FORMATS = ("safetensors", "gguf", "safetensors", "onnx", "pytorch", "gguf", "safetensors", "pickle")
+LICENSES = ("apache-2.0", "mit", "llama3.1", "apache-2.0", "gemma", "cc-by-nc-4.0", "unknown")
+
+
+def inventory(n: int) -> dict[str, Any]:
+    arts = []
+    for i in range(n):
+        critical = i % 100 == 0
+        arts.append(
+            {
+                "path": f"/home/u/models/org{i % 40}/model-{i}.bin",
+                "size": 1_000_000 + i,
+                "sha256": f"{i:064x}",
+                "format": FORMATS[i % len(FORMATS)],
+                "source": {
+                    "kind": "huggingface",
+                    "name": None,
+                    "repo": f"org{i % 40}/m{i % 300}",
+                    "revision": None,
+                },
+                "license": {
+                    "id": LICENSES[i % len(LICENSES)],
+                    "name": "",
+                    "evidence": "model card",
+                },
+                "metadata": {},
+                "findings": [
+                    {
+                        "rule": "pickle.dangerous-global",
+                        "severity": "critical",
+                        "message": "calls os.system",
+                        "evidence": "os.system",
+                        "location": "",
+                        "remediation": "",
+                    }
+                ]
+                if critical
+                else [],
+                "in_use": False,
+            }
+        )
+    runtimes = [
+        {
+            "name": "ollama",
+            "version": "0.3.1",
+            "listen": [{"address": "0.0.0.0", "port": 11434, "exposed": True}],
+            "findings": [],
+        },
+        {"name": "vllm", "version": "0.6.0", "listen": [], "findings": []},
+    ]
+    packages = [{"name": "torch", "version": "2.13.0", "environment": "/v", "findings": []}]
+    return {
+        "schema": "modelward.inventory/v1",
+        "host": {},
+        "artifacts": arts,
+        "runtimes": runtimes,
+        "packages": packages,
+        "errors": [],
+    }
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    reps = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    doc = inventory(n)
+    settings = Settings(approved_origins=tuple(f"org{k}/*" for k in range(30)))
+    for rep in range(reps):
+        start = time.perf_counter()
+        decisions = evaluate(doc, settings)
+        took = time.perf_counter() - start
+        print(f"run {rep + 1}: {n} artifacts, {len(decisions)} decisions, {took:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
