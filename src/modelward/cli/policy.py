@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from modelward.cli.common import check_format, emit, parse_fail_on
 from modelward.errors import UsageError
+
+if TYPE_CHECKING:
+    from modelward.policy.decision import Decision
 
 INVENTORY_SCHEMA = "modelward.inventory/v1"
 
@@ -72,24 +75,16 @@ def check_command(
     output: Path | None = typer.Option(
         None, "--output", "-o", metavar="FILE", help="Write the decisions to FILE (atomically)."
     ),
+    waivers: Path | None = typer.Option(
+        None, "--waivers", metavar="FILE", help="Waivers file (YAML): signed-off exceptions."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks of failures."),
 ) -> None:
-    from modelward.policy.engine import evaluate
-    from modelward.policy.settings import Settings, load_settings
     from modelward.report import decisions as report
 
     check_format(format, report.FORMATS)
     threshold = parse_fail_on(fail_on)
-    if inventory is not None and roots:
-        raise UsageError("give either --inventory FILE or ROOTS, not both")
-    conf = load_settings(settings) if settings is not None else Settings()
-    if inventory is not None:
-        doc = load_inventory(inventory)
-    else:
-        from modelward.inventory import collect
-
-        doc = collect(roots or None).to_dict()
-    decisions = evaluate(doc, conf, policy)
+    _doc, decisions = decide(roots, policy, settings, inventory, waivers)
     write = {
         "json": report.write_decisions_json,
         "sarif": report.write_decisions_sarif,
@@ -97,6 +92,99 @@ def check_command(
     emit(output, lambda f: write(decisions, f))
     failing = any(d.action in ("deny", "quarantine") and d.severity >= threshold for d in decisions)
     raise typer.Exit(1 if failing else 0)
+
+
+def decide(
+    roots: list[Path] | None,
+    policy: Path | None,
+    settings: Path | None,
+    inventory: Path | None,
+    waivers: Path | None,
+) -> tuple[dict[str, Any], list[Decision]]:
+    """The inventory document and the decisions of the policy over it, waivers applied.
+
+    Expired waivers that would have matched are reported on stderr.
+    """
+    from modelward.policy.engine import evaluate
+    from modelward.policy.settings import Settings, load_settings
+    from modelward.policy.waivers import apply_waivers, load_waivers
+
+    if inventory is not None and roots:
+        raise UsageError("give either --inventory FILE or ROOTS, not both")
+    conf = load_settings(settings) if settings is not None else Settings()
+    waived = load_waivers(waivers) if waivers is not None else []
+    if inventory is not None:
+        doc = load_inventory(inventory)
+    else:
+        from modelward.inventory import collect
+
+        doc = collect(roots or None).to_dict()
+    decisions, expired = apply_waivers(evaluate(doc, conf, policy), waived)
+    for e in expired:
+        typer.echo(f"modelward: {e.message()}", err=True)
+    return doc, decisions
+
+
+ENFORCE_EPILOG = """\b
+Examples:
+  modelward policy enforce                       # dry run: what would be quarantined
+  modelward policy enforce --apply               # move those models into the vault
+  modelward quarantine list                      # what is in the vault; restore ID brings it back
+
+Exit codes: 0 done (or nothing to do); 2 error. Nothing is ever deleted: a quarantined model moves
+into the vault (journaled, crash-safe) and a note file is left where it was.
+"""
+
+
+@app.command(
+    "enforce",
+    help="Carry out the policy's quarantine decisions (a dry run unless --apply).",
+    epilog=ENFORCE_EPILOG,
+)
+def enforce_command(
+    roots: list[Path] = typer.Argument(
+        None,
+        help="Folders to inventory (default: your home).",
+        show_default=False,
+        metavar="[ROOT]...",
+    ),
+    policy: Path | None = typer.Option(
+        None, "--policy", metavar="DIR", help="Folder of .rego files (default: the bundled pack)."
+    ),
+    settings: Path | None = typer.Option(
+        None, "--settings", metavar="FILE", help="Settings file (YAML) fed to the policy as data."
+    ),
+    inventory: Path | None = typer.Option(
+        None,
+        "--inventory",
+        metavar="FILE",
+        help="A saved inventory (JSON) instead of collecting one.",
+    ),
+    waivers: Path | None = typer.Option(
+        None, "--waivers", metavar="FILE", help="Waivers file (YAML): signed-off exceptions."
+    ),
+    apply: bool = typer.Option(
+        False, "--apply", help="Move the models (default: only say what would move)."
+    ),
+    vault: Path | None = typer.Option(
+        None,
+        "--vault",
+        metavar="DIR",
+        help="Quarantine vault (default: your modelward data folder).",
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks of failures."),
+) -> None:
+    from modelward.policy.enforce import quarantine_decisions
+    from modelward.policy.vault import Vault
+
+    doc, decisions = decide(roots, policy, settings, inventory, waivers)
+    store = Vault.open(vault) if apply else None
+    lines = quarantine_decisions(decisions, doc, store, apply)
+    for line in lines:
+        typer.echo(line)
+    if not lines:
+        typer.echo("nothing to quarantine")
+    raise typer.Exit(0)
 
 
 def load_inventory(path: Path) -> dict[str, Any]:
