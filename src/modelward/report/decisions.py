@@ -6,24 +6,15 @@ import json
 from collections import Counter
 from typing import Any, TextIO
 
-from modelward import __version__
-from modelward.models import Severity
 from modelward.policy.decision import Decision
+from modelward.report.sarif import SCORE, sarif_log, uri
 from modelward.report.style import SEVERITY_STYLE
 
 SCHEMA = "modelward.decisions/v1"
 FORMATS = ("table", "json", "sarif")
-SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 _ACTION_STYLE = {"quarantine": "bold red", "deny": "red", "warn": "yellow", "allow": "green"}
 _LEVEL = {"quarantine": "error", "deny": "error", "warn": "warning", "allow": "note"}
-_SCORE = {
-    Severity.CRITICAL: "9.8",
-    Severity.HIGH: "8.0",
-    Severity.MEDIUM: "5.0",
-    Severity.LOW: "3.0",
-    Severity.INFO: "0.0",
-}
 
 
 def to_json(decisions: list[Decision]) -> dict[str, Any]:
@@ -93,13 +84,13 @@ def to_sarif(decisions: list[Decision]) -> dict[str, Any]:
             "properties": {
                 "action": d.action,
                 "severity": d.severity.label,
-                "security-severity": _SCORE[d.severity],
+                "security-severity": SCORE[d.severity],
                 "subject": d.subject.to_dict(),
             },
         }
         if d.subject.kind == "artifact" and d.subject.path:
             result["locations"] = [
-                {"physicalLocation": {"artifactLocation": {"uri": _uri(d.subject.path)}}}
+                {"physicalLocation": {"artifactLocation": {"uri": uri(d.subject.path)}}}
             ]
             result["partialFingerprints"] = {"sha256": d.subject.sha256 or ""}
         else:
@@ -107,31 +98,9 @@ def to_sarif(decisions: list[Decision]) -> dict[str, Any]:
         if d.waived_by:
             result["suppressions"] = [{"kind": "external", "justification": d.waived_by}]
         results.append(result)
-    return {
-        "$schema": SARIF_SCHEMA,
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": "modelward",
-                        "version": __version__,
-                        "informationUri": "https://pypi.org/project/modelward/",
-                        "rules": rules,
-                    }
-                },
-                "results": results,
-            }
-        ],
-    }
+    return sarif_log(rules, results)
 
 
 def write_decisions_sarif(decisions: list[Decision], out: TextIO) -> None:
     json.dump(to_sarif(decisions), out, indent=2, ensure_ascii=False)
     out.write("\n")
-
-
-def _uri(path: str) -> str:
-    from urllib.parse import quote
-
-    return quote(path.replace("\\", "/"), safe="/:._-~")

@@ -18,7 +18,7 @@ _LEVEL = {
     Severity.INFO: "note",
 }
 # GitHub code scanning reads this property to rank security results (0.0 - 10.0).
-_SCORE = {
+SCORE = {
     Severity.CRITICAL: "9.8",
     Severity.HIGH: "8.0",
     Severity.MEDIUM: "5.0",
@@ -45,7 +45,7 @@ def to_sarif(report: ScanReport) -> dict[str, Any]:
                 "shortDescription": {"text": r.title if r else rid},
                 "help": {"text": r.remediation if r else ""},
                 "defaultConfiguration": {"level": _LEVEL[sev]},
-                "properties": {"security-severity": _SCORE[sev], "tags": ["security"]},
+                "properties": {"security-severity": SCORE[sev], "tags": ["security"]},
             }
         )
     results = []
@@ -59,7 +59,7 @@ def to_sarif(report: ScanReport) -> dict[str, Any]:
                     "message": {"text": f"{f.message} ({f.evidence})" if f.evidence else f.message},
                     "locations": [
                         {
-                            "physicalLocation": {"artifactLocation": {"uri": _uri(fr.path)}},
+                            "physicalLocation": {"artifactLocation": {"uri": uri(fr.path)}},
                             "logicalLocations": [{"name": f.location}] if f.location else [],
                         }
                     ],
@@ -67,11 +67,16 @@ def to_sarif(report: ScanReport) -> dict[str, Any]:
                         "severity": f.severity.label,
                         "evidence": f.evidence,
                         "remediation": f.remediation,
-                        "security-severity": _SCORE[f.severity],
+                        "security-severity": SCORE[f.severity],
                     },
                     "partialFingerprints": {"sha256": fr.sha256 or ""},
                 }
             )
+    return sarif_log(rule_objs, results)
+
+
+def sarif_log(rules: list[dict[str, Any]], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """A SARIF 2.1.0 log with one run of modelward (shared by the scan and policy reports)."""
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -82,7 +87,7 @@ def to_sarif(report: ScanReport) -> dict[str, Any]:
                         "name": "modelward",
                         "version": __version__,
                         "informationUri": "https://pypi.org/project/modelward/",
-                        "rules": rule_objs,
+                        "rules": rules,
                     }
                 },
                 "results": results,
@@ -91,7 +96,7 @@ def to_sarif(report: ScanReport) -> dict[str, Any]:
     }
 
 
-def _uri(path: str) -> str:
+def uri(path: str) -> str:
     from urllib.parse import quote
 
     return quote(path.replace("\\", "/"), safe="/:._-~")
