@@ -43,26 +43,34 @@ does not parse or evaluate is an error, never an allow).
 """
 
 
+# Inputs shared by `check` and `enforce` (typer reads each default as the parameter's declaration).
+_ROOTS = typer.Argument(
+    None,
+    help="Folders to inventory (default: your home), unless --inventory is given.",
+    show_default=False,
+    metavar="[ROOT]...",
+)
+_POLICY = typer.Option(
+    None, "--policy", metavar="DIR", help="Folder of .rego files (default: the bundled pack)."
+)
+_SETTINGS = typer.Option(
+    None, "--settings", metavar="FILE", help="Settings file (YAML) fed to the policy as data."
+)
+_INVENTORY = typer.Option(
+    None, "--inventory", metavar="FILE", help="A saved inventory (JSON) instead of collecting one."
+)
+_WAIVERS = typer.Option(
+    None, "--waivers", metavar="FILE", help="Waivers file (YAML): signed-off exceptions."
+)
+_VERBOSE = typer.Option(False, "--verbose", "-v", help="Show tracebacks of failures.")
+
+
 @app.command("check", help=CHECK_HELP, epilog=CHECK_EPILOG)
 def check_command(
-    roots: list[Path] = typer.Argument(
-        None,
-        help="Folders to inventory (default: your home), unless --inventory is given.",
-        show_default=False,
-        metavar="[ROOT]...",
-    ),
-    policy: Path | None = typer.Option(
-        None, "--policy", metavar="DIR", help="Folder of .rego files (default: the bundled pack)."
-    ),
-    settings: Path | None = typer.Option(
-        None, "--settings", metavar="FILE", help="Settings file (YAML) fed to the policy as data."
-    ),
-    inventory: Path | None = typer.Option(
-        None,
-        "--inventory",
-        metavar="FILE",
-        help="A saved inventory (JSON) instead of collecting one.",
-    ),
+    roots: list[Path] = _ROOTS,
+    policy: Path | None = _POLICY,
+    settings: Path | None = _SETTINGS,
+    inventory: Path | None = _INVENTORY,
     format: str = typer.Option(
         "table", "--format", "-f", metavar="FORMAT", help="Output format: table, json or sarif."
     ),
@@ -75,10 +83,8 @@ def check_command(
     output: Path | None = typer.Option(
         None, "--output", "-o", metavar="FILE", help="Write the decisions to FILE (atomically)."
     ),
-    waivers: Path | None = typer.Option(
-        None, "--waivers", metavar="FILE", help="Waivers file (YAML): signed-off exceptions."
-    ),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks of failures."),
+    waivers: Path | None = _WAIVERS,
+    verbose: bool = _VERBOSE,
 ) -> None:
     from modelward.report import decisions as report
 
@@ -142,27 +148,11 @@ into the vault (journaled, crash-safe) and a note file is left where it was.
     epilog=ENFORCE_EPILOG,
 )
 def enforce_command(
-    roots: list[Path] = typer.Argument(
-        None,
-        help="Folders to inventory (default: your home).",
-        show_default=False,
-        metavar="[ROOT]...",
-    ),
-    policy: Path | None = typer.Option(
-        None, "--policy", metavar="DIR", help="Folder of .rego files (default: the bundled pack)."
-    ),
-    settings: Path | None = typer.Option(
-        None, "--settings", metavar="FILE", help="Settings file (YAML) fed to the policy as data."
-    ),
-    inventory: Path | None = typer.Option(
-        None,
-        "--inventory",
-        metavar="FILE",
-        help="A saved inventory (JSON) instead of collecting one.",
-    ),
-    waivers: Path | None = typer.Option(
-        None, "--waivers", metavar="FILE", help="Waivers file (YAML): signed-off exceptions."
-    ),
+    roots: list[Path] = _ROOTS,
+    policy: Path | None = _POLICY,
+    settings: Path | None = _SETTINGS,
+    inventory: Path | None = _INVENTORY,
+    waivers: Path | None = _WAIVERS,
     apply: bool = typer.Option(
         False, "--apply", help="Move the models (default: only say what would move)."
     ),
@@ -172,7 +162,7 @@ def enforce_command(
         metavar="DIR",
         help="Quarantine vault (default: your modelward data folder).",
     ),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks of failures."),
+    verbose: bool = _VERBOSE,
 ) -> None:
     from modelward.policy.enforce import quarantine_decisions
     from modelward.policy.vault import Vault
@@ -226,7 +216,7 @@ def test_command(
     folder: Path | None = typer.Argument(
         None, help="Policy folder (default: the bundled pack).", show_default=False, metavar="[DIR]"
     ),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks of failures."),
+    verbose: bool = _VERBOSE,
 ) -> None:
     from modelward.policy.engine import run_tests
 
