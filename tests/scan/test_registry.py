@@ -30,7 +30,7 @@ def samples() -> list[bytes]:
     out = [b"", b"GGUF\x03\x00\x00\x00" + bytes(40), b"\x93NUMPY\x01\x00" + bytes(60)]
     out.append(pickle.dumps({"a": [1.0] * 10}, protocol=4))
     out.append(pickle.dumps({"a": 1}, protocol=0))
-    out.append(gzip.compress(pickle.dumps({"a": 1})))
+    out.append(gzip.compress(pickle.dumps({"a": 1}), mtime=0))
     header = b'{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
     out.append(struct.pack("<Q", len(header)) + header + bytes(4))
     buf = BytesIO()
