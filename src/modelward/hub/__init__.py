@@ -1,0 +1,1 @@
+"""The internal model hub: revisions, review workflow, signing and protocol renderings."""
