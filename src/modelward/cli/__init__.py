@@ -11,6 +11,7 @@ from modelward.cli import inventory as _inventory
 from modelward.cli import policy as _policy
 from modelward.cli import quarantine as _quarantine
 from modelward.cli import scan as _scan
+from modelward.cli import server as _server
 from modelward.errors import Error
 
 app = typer.Typer(
@@ -63,6 +64,7 @@ app.command(
 
 app.add_typer(_policy.app, name="policy")
 app.add_typer(_quarantine.app, name="quarantine")
+app.add_typer(_server.app, name="server")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,106 @@
+"""``modelward server``: run the model hub, or migrate its database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    name="server",
+    help="Run the curated internal model hub (Hugging Face, OCI and Ollama protocols).",
+    invoke_without_command=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+EPILOG = """\b
+Examples:
+  modelward server                                   # SQLite + blobs under ./modelward-data
+  modelward server --host 0.0.0.0 --port 8000 --data /srv/modelward
+  MODELWARD_ADMIN_TOKEN=... modelward server         # scripted setup: a known admin token
+  modelward server --database postgresql+psycopg://hub@db/hub --config hub.yaml
+  modelward server migrate --database postgresql+psycopg://hub@db/hub
+
+\b
+Then, on a developer machine:
+  HF_ENDPOINT=http://hub:8000 HF_TOKEN=<token> hf download acme/llama-3-8b
+  ollama pull hub:8000/acme/llama3:8b --insecure
+"""
+
+_CONFIG = typer.Option(
+    None, "--config", "-c", help="YAML settings file (keys as in MODELWARD_* without the prefix)."
+)
+_DATA = typer.Option(None, "--data", help="Data folder (default ./modelward-data).")
+_DATABASE = typer.Option(
+    None, "--database", help="Database URL (default SQLite in the data folder)."
+)
+
+
+@app.callback(epilog=EPILOG)
+def server_command(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", help="TCP port to listen on."),
+    data: Path | None = _DATA,
+    database: str | None = _DATABASE,
+    config: Path | None = _CONFIG,
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Start the hub. On first start an admin token is printed once (or set MODELWARD_ADMIN_TOKEN)."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = {"data": data, "database": database, "config": config}
+        return
+    import uvicorn
+
+    from modelward.server.app import Startup, create_app
+    from modelward.server.settings import load_settings
+
+    settings = load_settings(config, data_dir=data, database_url=database)
+    startup = Startup()
+    fastapi_app = create_app(settings, startup)
+    if startup.admin_token:
+        typer.echo(
+            "modelward: created the first admin token (shown once, store it now):\n"
+            f"  {startup.admin_token}",
+            err=True,
+        )
+    typer.echo(f"modelward hub on http://{host}:{port} (data: {settings.data_dir})", err=True)
+    uvicorn.run(fastapi_app, host=host, port=port, log_level=log_level)
+
+
+@app.command("migrate")
+def migrate_command(
+    ctx: typer.Context,
+    data: Path | None = _DATA,
+    database: str | None = _DATABASE,
+    config: Path | None = _CONFIG,
+) -> None:
+    """Apply the database migrations (run once per upgrade before starting new server versions)."""
+    from modelward.server.settings import load_settings
+    from modelward.store.db import Database
+
+    parent = ctx.obj or {}
+    settings = load_settings(
+        config or parent.get("config"),
+        data_dir=data or parent.get("data"),
+        database_url=database or parent.get("database"),
+    )
+    db = Database(settings.effective_database_url)
+    try:
+        from modelward.store.migrate import upgrade
+    except ModuleNotFoundError:
+        db.create_all()
+    else:
+        upgrade(db)
+    typer.echo(f"database at {_redact(settings.effective_database_url)} is up to date")
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if at and ":" in creds:
+        return f"{scheme}{sep}{creds.split(':')[0]}:***@{host}"
+    return url

@@ -1,0 +1,161 @@
+"""The FastAPI application factory: settings in, a hub with its routes out.
+
+Server processes keep no state of their own: everything lives in the database and the blob store,
+so several replicas can run behind a load balancer (secrets they share are kept in the database).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy.exc import IntegrityError
+
+from modelward import __version__
+from modelward.hub.service import Hub, HubSettings, Signer
+from modelward.server import errors
+from modelward.server.auth import create_token, new_token
+from modelward.server.settings import ServerSettings
+from modelward.store.blobs import BlobStore, FsBlobStore
+from modelward.store.db import Database, ServerKey, Token
+
+log = logging.getLogger("modelward.server")
+
+# Route modules, in matching order: the Hugging Face catch-all paths (/{ns}/{name}/resolve/...) last.
+ROUTERS = (
+    "modelward.server.api.hub",
+    "modelward.server.api.oci",
+    "modelward.server.web",
+    "modelward.server.api.hf",
+)
+
+
+@dataclass
+class Startup:
+    """What the first start created and must tell the operator once (the admin token)."""
+
+    admin_token: str | None = None
+
+
+def create_app(settings: ServerSettings, startup: Startup | None = None) -> FastAPI:
+    """Build the application; the database and blob store are opened in the lifespan."""
+    state = build_state(settings, startup)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        state["db"].dispose()
+
+    app = FastAPI(
+        title="modelward hub",
+        version=__version__,
+        description="The curated internal model hub: Hugging Face, OCI and Ollama protocols over "
+        "approved, scanned and signed model revisions.",
+        lifespan=lifespan,
+    )
+    for key, value in state.items():
+        setattr(app.state, key, value)
+    errors.install(app)
+    for name in ROUTERS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        app.include_router(module.router)
+    return app
+
+
+def build_state(settings: ServerSettings, startup: Startup | None = None) -> dict[str, Any]:
+    """Open (and migrate) the database and blob store, load shared secrets, bootstrap the admin."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    migrate(db, settings)
+    blobs = open_blob_store(settings)
+    signer = load_signer(db)
+    hub = Hub(db, blobs, HubSettings(), signer)
+    token = bootstrap_admin(db, settings)
+    if startup is not None:
+        startup.admin_token = token
+    return {
+        "settings": settings,
+        "db": db,
+        "blobs": blobs,
+        "hub": hub,
+        "url_key": shared_secret(db, "url-signing", lambda: secrets.token_hex(32)),
+        "token_verifiers": [],
+    }
+
+
+def migrate(db: Database, settings: ServerSettings) -> None:
+    """Bring the schema to the current version (Alembic when its migrations are present)."""
+    try:
+        from modelward.store.migrate import upgrade
+    except ModuleNotFoundError:
+        db.create_all()
+        return
+    if settings.auto_migrate or db.url.startswith("sqlite"):
+        upgrade(db)
+
+
+def open_blob_store(settings: ServerSettings) -> BlobStore:
+    if settings.blob_backend == "s3":
+        from modelward.store.s3 import S3BlobStore
+
+        return S3BlobStore.from_settings(settings)
+    return FsBlobStore(settings.effective_blob_dir)
+
+
+def shared_secret(db: Database, name: str, make: Callable[[], str]) -> str:
+    """A secret every replica shares: created once (first writer wins), then read."""
+    with db.session() as s:
+        row = s.get(ServerKey, name)
+        if row is not None:
+            return row.value
+    try:
+        with db.session() as s:
+            s.add(ServerKey(name=name, value=make()))
+    except IntegrityError:
+        pass
+    with db.session() as s:
+        return s.get_one(ServerKey, name).value
+
+
+def load_signer(db: Database) -> Signer | None:
+    """The hub's model-signing key (ECDSA P-256), generated on first start and kept in the database."""
+    try:
+        from modelward.hub.signing import Signer as ModelSigner
+    except ModuleNotFoundError:
+        return None
+    pem = shared_secret(
+        db, "model-signing-key", lambda: ModelSigner.generate().private_pem.decode()
+    )
+    signer: Signer = ModelSigner.from_pem(pem.encode())
+    return signer
+
+
+def bootstrap_admin(db: Database, settings: ServerSettings) -> str | None:
+    """Ensure an admin token exists; return it in clear only when it was created now."""
+    from sqlalchemy import select
+
+    if settings.admin_token:
+        create_token(
+            db, "admin (MODELWARD_ADMIN_TOKEN)", "admin", "modelward", settings.admin_token
+        )
+        return None
+    with db.session() as s:
+        if s.scalar(select(Token).where(Token.role == "admin")) is not None:
+            return None
+    token = new_token()
+    marker = shared_secret(db, "bootstrap-admin", lambda: token)
+    if marker != token:  # another replica bootstrapped at the same moment
+        return None
+    create_token(db, "admin (first start)", "admin", "modelward", token)
+    return token

@@ -1,0 +1,103 @@
+"""Server settings from a YAML file and ``MODELWARD_*`` environment variables, validated at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from modelward.errors import UsageError
+
+GIB = 1 << 30
+
+
+class SettingsError(UsageError):
+    """The server's settings are invalid; the message names each bad key."""
+
+
+class ServerSettings(BaseSettings):
+    """Every knob of ``modelward server``. Environment: ``MODELWARD_<NAME>`` (e.g. MODELWARD_DATA_DIR)."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELWARD_", extra="forbid")
+
+    data_dir: Path = Field(
+        Path("modelward-data"), description="Folder of the embedded database and blobs."
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; default sqlite:///<data_dir>/hub.db. "
+        "PostgreSQL: postgresql+psycopg://user@host/db",
+    )
+    blob_backend: Literal["fs", "s3"] = "fs"
+    blob_dir: Path | None = Field(
+        None, description="Blob folder (fs backend); default <data_dir>/blobs."
+    )
+    s3_endpoint_url: str | None = None
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    max_upload_bytes: int = Field(100 * GIB, gt=0, description="Largest blob an upload may have.")
+    anonymous_read: bool = Field(
+        False, description="Let requests without a token read approved models."
+    )
+    admin_token: str | None = Field(
+        None, description="Bootstrap admin token (else made on first start)."
+    )
+    public_url: str | None = Field(
+        None, description="External base URL (else taken from each request)."
+    )
+    signed_url_ttl: int = Field(
+        300, gt=0, le=86_400, description="Seconds a signed blob URL is valid."
+    )
+    auto_migrate: bool = Field(
+        True, description="Apply database migrations at start (always safe on the embedded SQLite)."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and "://" not in v:
+            raise ValueError("must be a SQLAlchemy URL such as postgresql+psycopg://user@host/db")
+        return v
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'hub.db'}"
+
+    @property
+    def effective_blob_dir(self) -> Path:
+        return self.blob_dir or self.data_dir / "blobs"
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> ServerSettings:
+    """Settings from ``config`` (YAML), then the environment, then ``overrides`` (CLI options)."""
+    values: dict[str, Any] = {}
+    if config is not None:
+        import yaml
+
+        try:
+            loaded = yaml.safe_load(config.read_text("utf-8"))
+        except OSError as exc:
+            raise SettingsError(f"cannot read settings file {config}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"{config}: not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise SettingsError(f"{config}: expected a mapping of setting names to values")
+        values.update(loaded or {})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = ServerSettings(**values)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "settings"
+            lines.append(f"  {key}: {err['msg']}")
+        where = f" in {config}" if config else ""
+        raise SettingsError("invalid server settings" + where + ":\n" + "\n".join(lines)) from None
+    if settings.blob_backend == "s3" and not settings.s3_bucket:
+        raise SettingsError("blob_backend is s3 but s3_bucket is not set (MODELWARD_S3_BUCKET)")
+    return settings

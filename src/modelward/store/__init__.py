@@ -1,0 +1,1 @@
+"""Server-side storage: the database (SQLAlchemy + Alembic) and content-addressed blob stores."""

@@ -1,0 +1,256 @@
+"""Content-addressed blob storage keyed by SHA-256: the interface and the filesystem store.
+
+Every upload streams into a temporary object while it is hashed, is checked against the digest the
+client declared, then published atomically (rename). A mismatch or an interrupted upload leaves
+nothing visible; two concurrent uploads of one blob keep one copy. Stored bytes are re-verified before
+they are served whenever the file changed since it was last verified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from modelward.errors import BadRequest, BlobNotFound, Corrupt, DigestMismatch, TooLarge
+
+CHUNK = 1 << 20
+_HEX = re.compile(r"[0-9a-f]{64}\Z")
+
+
+def check_digest(digest: str) -> str:
+    """Return a lowercase SHA-256 hex digest (``sha256:`` prefix allowed) or raise BadRequest."""
+    d = digest.removeprefix("sha256:").lower()
+    if not _HEX.match(d):
+        raise DigestMismatch(f"{digest!r} is not a SHA-256 digest (64 hex digits)", digest=digest)
+    return d
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    sha256: str
+    size: int
+    created: bool  # False when the store already held these bytes
+
+
+class BlobWriter(Protocol):
+    """An upload in progress: ``write`` chunks, then ``commit`` (or leave the ``with`` to discard)."""
+
+    size: int
+
+    def write(self, data: bytes) -> None: ...
+
+    def commit(self, expected_sha256: str | None = None) -> BlobInfo: ...
+
+    def __enter__(self) -> BlobWriter: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Where blob bytes live. Implementations: :class:`FsBlobStore`, ``store.s3.S3BlobStore``."""
+
+    def writer(self, max_size: int | None = None) -> BlobWriter: ...
+
+    def exists(self, digest: str) -> bool: ...
+
+    def size(self, digest: str) -> int: ...
+
+    def open(self, digest: str) -> BinaryIO: ...
+
+    def path(self, digest: str) -> str | None: ...
+
+    def local_copy(self, digest: str) -> contextlib.AbstractContextManager[str]: ...
+
+    def delete(self, digest: str) -> None: ...
+
+    def iter_digests(self) -> Iterator[str]: ...
+
+    def verify(self, digest: str) -> bool: ...
+
+    def ensure_intact(self, digest: str) -> None: ...
+
+
+class _FsWriter:
+    def __init__(self, store: FsBlobStore, max_size: int | None) -> None:
+        self._store = store
+        self._max = max_size
+        fd, self._tmp = tempfile.mkstemp(dir=store.tmp_dir, prefix="upload-")
+        self._fh = os.fdopen(fd, "wb", buffering=0)
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self._done = False
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self._max is not None and self.size > self._max:
+            raise TooLarge(
+                f"upload is larger than the server's limit of {self._max} bytes", limit=self._max
+            )
+        self._hash.update(data)
+        self._fh.write(data)
+
+    def commit(self, expected_sha256: str | None = None) -> BlobInfo:
+        digest = self._hash.hexdigest()
+        if expected_sha256 is not None and check_digest(expected_sha256) != digest:
+            raise DigestMismatch(
+                f"uploaded bytes hash to sha256:{digest}, not the declared {expected_sha256}",
+                declared=expected_sha256,
+                actual=digest,
+            )
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.chmod(self._tmp, 0o444)
+        final = self._store._blob_path(digest)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        created = True
+        try:
+            # link() never replaces: a concurrent upload of the same bytes that won keeps its copy.
+            os.link(self._tmp, final)
+        except FileExistsError:
+            created = False
+        finally:
+            os.unlink(self._tmp)
+        self._done = True
+        if created:
+            _fsync_dir(final.parent)
+        self._store._remember(digest, final)
+        return BlobInfo(digest, self.size, created)
+
+    def __enter__(self) -> _FsWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._done:
+            self._fh.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FsBlobStore:
+    """Blobs as read-only files under ``root/sha256/<aa>/<hex>`` (local disk or shared storage)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.tmp_dir = self.root / "tmp"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        (self.root / "sha256").mkdir(exist_ok=True)
+        self._verified: dict[str, tuple[int, int, int]] = {}
+        self._lock = threading.Lock()
+
+    def _blob_path(self, digest: str) -> Path:
+        d = check_digest(digest)
+        return self.root / "sha256" / d[:2] / d
+
+    def _remember(self, digest: str, path: Path) -> None:
+        st = path.stat()
+        with self._lock:
+            self._verified[digest] = (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def writer(self, max_size: int | None = None) -> _FsWriter:
+        return _FsWriter(self, max_size)
+
+    def exists(self, digest: str) -> bool:
+        return self._blob_path(digest).is_file()
+
+    def size(self, digest: str) -> int:
+        try:
+            return self._blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFound(f"blob sha256:{digest} is not stored", digest=digest) from None
+
+    def open(self, digest: str) -> BinaryIO:
+        try:
+            return self._blob_path(digest).open("rb")
+        except FileNotFoundError:
+            raise BlobNotFound(f"blob sha256:{digest} is not stored", digest=digest) from None
+
+    def path(self, digest: str) -> str | None:
+        p = self._blob_path(digest)
+        return str(p) if p.is_file() else None
+
+    @contextlib.contextmanager
+    def local_copy(self, digest: str) -> Iterator[str]:
+        p = self.path(digest)
+        if p is None:
+            raise BlobNotFound(f"blob sha256:{digest} is not stored", digest=digest)
+        yield p
+
+    def delete(self, digest: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._blob_path(digest).unlink()
+        with self._lock:
+            self._verified.pop(digest, None)
+
+    def iter_digests(self) -> Iterator[str]:
+        for sub in sorted((self.root / "sha256").iterdir()):
+            if sub.is_dir():
+                for f in sorted(sub.iterdir()):
+                    if _HEX.match(f.name):
+                        yield f.name
+
+    def verify(self, digest: str) -> bool:
+        """Re-hash the stored bytes; True when they still match their digest."""
+        p = self._blob_path(digest)
+        h = hashlib.sha256()
+        try:
+            with p.open("rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    h.update(chunk)
+        except FileNotFoundError:
+            raise BlobNotFound(f"blob sha256:{digest} is not stored", digest=digest) from None
+        ok = h.hexdigest() == digest
+        if ok:
+            self._remember(digest, p)
+        return ok
+
+    def ensure_intact(self, digest: str) -> None:
+        """Raise :class:`Corrupt` unless the blob is unchanged since verified (re-hash if unsure)."""
+        p = self._blob_path(digest)
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            raise BlobNotFound(f"blob sha256:{digest} is not stored", digest=digest) from None
+        with self._lock:
+            known = self._verified.get(digest)
+        if known == (st.st_ino, st.st_size, st.st_mtime_ns):
+            return
+        if not self.verify(digest):
+            raise Corrupt(
+                f"stored blob sha256:{digest} no longer matches its digest; it will not be served",
+                digest=digest,
+            )
+
+
+def new_upload_id() -> str:
+    """An opaque id for an upload session."""
+    return uuid.uuid4().hex
+
+
+__all__ = [
+    "CHUNK",
+    "BadRequest",
+    "BlobInfo",
+    "BlobStore",
+    "BlobWriter",
+    "FsBlobStore",
+    "check_digest",
+    "new_upload_id",
+]
