@@ -175,9 +175,9 @@ class Signer:
                 f.write(self._private_pem)
             sig_file = Path(tmp) / "model.sig"
             try:
-                signing.Config().use_elliptic_key_signer(private_key=key_file).set_hashing_config(
-                    _hashing_config(hashing, "sha256")
-                ).sign(root, sig_file)
+                signing.Config().use_elliptic_key_signer(  # type: ignore[no-untyped-call]
+                    private_key=key_file
+                ).set_hashing_config(_hashing_config(hashing, "sha256")).sign(root, sig_file)
             except (ValueError, OSError) as e:
                 raise SignatureError(f"cannot sign {root}: {e}") from e
             return sig_file.read_bytes()
@@ -206,7 +206,8 @@ class Signer:
                 os.symlink(source, target)
             bundle = self.sign_folder(root)
         signed = set(inspect_bundle(bundle).files)
-        if signed != wanted:  # a path model_signing would skip or rename: refuse a partial signature
+        # a path model_signing would skip or rename: refuse a partial signature
+        if signed != wanted:
             raise SignatureError(
                 "the signature does not cover exactly the given files: "
                 f"missing {sorted(wanted - signed)}, extra {sorted(signed - wanted)}"
