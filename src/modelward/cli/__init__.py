@@ -7,6 +7,7 @@ import sys
 import typer
 
 from modelward import __version__
+from modelward.cli import hub as _hub
 from modelward.cli import inventory as _inventory
 from modelward.cli import policy as _policy
 from modelward.cli import quarantine as _quarantine
@@ -65,6 +66,7 @@ app.command(
 app.add_typer(_policy.app, name="policy")
 app.add_typer(_quarantine.app, name="quarantine")
 app.add_typer(_server.app, name="server")
+app.add_typer(_hub.app, name="hub")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,746 @@
+"""``modelward hub``: push and import models into the hub, review them, verify downloads, manage access."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from modelward.cli.common import check_format
+
+if TYPE_CHECKING:
+    from modelward.hub.client import HubClient, PushResult
+    from modelward.hub.ingest import IngestPlan
+
+HELP = """Put models into the curated hub, review them and check what you downloaded.
+
+Every upload is scanned by the server; a reviewer approves or rejects each revision with a reason
+before anyone can pull it. Approved revisions are signed; `hub verify` checks a downloaded copy.
+Every command talks to the server given by --server (or MODELWARD_SERVER) with the token given by
+--token (or MODELWARD_TOKEN), and takes --format json for scripts.
+"""
+
+EPILOG = """\b
+Examples:
+  export MODELWARD_SERVER=http://hub:8000 MODELWARD_TOKEN=mw_...
+  modelward hub push ./llama-3-8b --repo acme/llama-3-8b --tag v1
+  modelward hub import hf-cache Qwen/Qwen2-0.5B --repo acme/qwen2-0.5b
+  modelward hub import ollama llama3.2:1b --repo acme/llama3.2 --tag 1b
+  modelward hub import upstream --endpoint https://huggingface.co gpt2 --repo acme/gpt2
+  modelward hub review                                   # the queue, with scan results
+  modelward hub approve acme/llama-3-8b 3f2a...c9 --reason "license ok, scan clean"
+  modelward hub verify ./downloaded --repo acme/llama-3-8b    # signature of main
+
+\b
+Then developers pull with the tools they have:
+  HF_ENDPOINT=http://hub:8000 HF_TOKEN=mw_... hf download acme/llama-3-8b
+  ollama pull hub:8000/acme/llama3.2:1b --insecure
+"""
+
+ROLES = ("admin", "reviewer", "publisher", "reader")
+
+app = typer.Typer(
+    name="hub",
+    help=HELP,
+    epilog=EPILOG,
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+import_app = typer.Typer(
+    name="import",
+    help=(
+        "Import a model from a local Hugging Face cache, a local Ollama store or an upstream "
+        "Hugging Face-compatible hub into the review queue.\n\n"
+        "\b\nExamples:\n"
+        "  modelward hub import hf-cache Qwen/Qwen2-0.5B --repo acme/qwen2-0.5b\n"
+        "  modelward hub import ollama llama3.2:1b --repo acme/llama3.2 --tag 1b\n"
+        "  modelward hub import upstream --endpoint https://huggingface.co gpt2 --repo acme/gpt2"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+token_app = typer.Typer(
+    name="token",
+    help=(
+        "Create API tokens (admin only). Roles: admin (everything), reviewer (approve, reject, "
+        "revoke), publisher (push, import), reader (pull approved models).\n\n"
+        "\b\nExamples:\n"
+        "  modelward hub token create --role reader --name ci-pull\n"
+        "  modelward hub token create --role publisher --name platform --format json"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+ollama_key_app = typer.Typer(
+    name="ollama-key",
+    help=(
+        "Register a machine's Ollama public key so `ollama pull` from it authenticates (admin only).\n\n"
+        "\b\nExamples:\n"
+        "  modelward hub ollama-key add ~/.ollama/id_ed25519.pub --name alice-laptop\n"
+        "  ssh build01 cat /usr/share/ollama/.ollama/id_ed25519.pub | "
+        "modelward hub ollama-key add - --name build01"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(import_app, name="import")
+app.add_typer(token_app, name="token")
+app.add_typer(ollama_key_app, name="ollama-key")
+
+_SERVER = typer.Option(
+    None,
+    "--server",
+    envvar="MODELWARD_SERVER",
+    metavar="URL",
+    help="The hub's URL (default http://127.0.0.1:8000).",
+    show_default=False,
+)
+_TOKEN = typer.Option(
+    None,
+    "--token",
+    envvar="MODELWARD_TOKEN",
+    metavar="TOKEN",
+    help="API token (mw_...).",
+    show_default=False,
+)
+_FORMAT = typer.Option("table", "--format", "-f", metavar="FORMAT", help="table or json.")
+_REPO = typer.Option(
+    ..., "--repo", "-r", metavar="NS/NAME", help="Hub repository to create the revision in."
+)
+_TAG = typer.Option(
+    None, "--tag", "-t", metavar="TAG", help="Tag the revision (fixed once it is approved)."
+)
+_REASON = typer.Option(..., "--reason", metavar="TEXT", help="Why (recorded in the audit log).")
+_REPO_ARG = typer.Argument(..., metavar="REPO", help="Hub repository (namespace/name).")
+_REV_ARG = typer.Argument(
+    ..., metavar="REVISION", help="40-hex commit id (as `hub review` lists it), a tag or main."
+)
+
+
+def _client(server: str | None, token: str | None) -> HubClient:
+    from modelward.hub.client import HubClient
+
+    return HubClient(server, token)
+
+
+def _print_json(doc: Any) -> None:
+    typer.echo(json.dumps(doc, indent=2, sort_keys=False))
+
+
+def _short(commit: str) -> str:
+    return commit[:12]
+
+
+def _human(n: int) -> str:
+    from modelward.report.style import human_size
+
+    return human_size(n)
+
+
+def _severity(rev: dict[str, Any]) -> str:
+    return str(rev.get("max_severity") or "clean")
+
+
+def _hash(make: Any) -> IngestPlan:
+    from modelward.hub.client import transfer_progress
+
+    with transfer_progress("hashing") as bar:
+        plan: IngestPlan = make(bar)
+    for s in plan.skipped:
+        typer.echo(f"skipped {s}", err=True)
+    return plan
+
+
+def _push(
+    plan: IngestPlan, repo: str, tag: str | None, server: str | None, token: str | None, fmt: str
+) -> None:
+    from modelward.hub.client import transfer_progress
+
+    with _client(server, token) as hub, transfer_progress("uploading") as bar:
+        result = hub.push(plan, repo, tag, bar)
+    _report_push(result, fmt)
+
+
+def _report_push(result: PushResult, fmt: str) -> None:
+    rev = result.revision
+    if fmt == "json":
+        _print_json(
+            {
+                "repo": rev.get("repo"),
+                "commit": rev.get("commit"),
+                "state": rev.get("state"),
+                "max_severity": rev.get("max_severity"),
+                "files": len(rev.get("files", [])),
+                "uploaded": result.uploaded,
+                "already_present": result.present,
+                "bytes_uploaded": result.bytes_uploaded,
+                "tags": rev.get("tags", []),
+            }
+        )
+        return
+    files = rev.get("files", [])
+    typer.echo(
+        f"{rev.get('repo')} @ {rev.get('commit')}  state: {rev.get('state')}  "
+        f"scan: {_severity(rev)}"
+    )
+    typer.echo(
+        f"  {len(files)} files; uploaded {result.uploaded} ({_human(result.bytes_uploaded)}), "
+        f"{result.present} already on the hub"
+    )
+    if rev.get("state") == "in_review":
+        typer.echo(
+            f"  next: a reviewer runs `modelward hub approve {rev.get('repo')} "
+            f"{rev.get('commit')} --reason TEXT`"
+        )
+
+
+def _imported(rev: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        _print_json(rev)
+        return
+    typer.echo(
+        f"{rev.get('repo')} @ {rev.get('commit')}  state: {rev.get('state')}  "
+        f"scan: {_severity(rev)}  files: {len(rev.get('files', []))}"
+    )
+
+
+# ---------------------------------------------------------------------------------------- push
+@app.command(
+    "push",
+    help="Upload a local model folder as a new revision (it goes to the review queue).",
+    epilog="""\b
+Examples:
+  modelward hub push ./llama-3-8b --repo acme/llama-3-8b
+  modelward hub push ./tiny --repo acme/tiny --tag v1 --format json
+
+Only files the hub does not have yet are uploaded; pushing the same files again gives the same
+revision. .git/ and .cache/huggingface/ are left out; links to files are followed.
+""",
+    no_args_is_help=True,
+)
+def push_command(
+    folder: Path = typer.Argument(..., metavar="DIR", help="The model folder to upload."),
+    repo: str = _REPO,
+    tag: str | None = _TAG,
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+    format: str = _FORMAT,
+) -> None:
+    from modelward.hub.ingest import from_folder
+    from modelward.hub.names import validate_repo
+
+    check_format(format, ("table", "json"))
+    validate_repo(repo)
+    plan = _hash(lambda bar: from_folder(folder, bar))
+    _push(plan, repo, tag, server, token, format)
+
+
+# -------------------------------------------------------------------------------------- import
+@import_app.command(
+    "hf-cache",
+    help="Import one revision of a model from the local Hugging Face cache.",
+    epilog="""\b
+Examples:
+  modelward hub import hf-cache Qwen/Qwen2-0.5B --repo acme/qwen2-0.5b
+  modelward hub import hf-cache gpt2 --revision 607a30d783dfa663caf39e06633721c8d4cfcd7e --repo acme/gpt2
+  modelward hub import hf-cache org/model --cache-dir /mnt/hf-cache/hub --repo acme/model
+
+The cache is $HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub unless --cache-dir is given.
+Every file is checked against the digest its cache blob is named by.
+""",
+    no_args_is_help=True,
+)
+def import_hf_cache_command(
+    repo_id: str = typer.Argument(..., metavar="REPO_ID", help="Hugging Face repo id (org/name)."),
+    revision: str = typer.Option(
+        "main", "--revision", metavar="REV", help="Branch, tag or commit in the cache."
+    ),
+    cache_dir: Path | None = typer.Option(
+        None, "--cache-dir", metavar="DIR", help="Hugging Face hub cache folder."
+    ),
+    repo: str = _REPO,
+    tag: str | None = _TAG,
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+    format: str = _FORMAT,
+) -> None:
+    from modelward.hub.ingest import from_hf_cache
+    from modelward.hub.names import validate_repo
+
+    check_format(format, ("table", "json"))
+    validate_repo(repo)
+    plan = _hash(lambda bar: from_hf_cache(repo_id, revision, cache_dir, bar))
+    _push(plan, repo, tag, server, token, format)
+
+
+@import_app.command(
+    "ollama",
+    help="Import a local Ollama model (GGUF plus its template, params, license... layers).",
+    epilog="""\b
+Examples:
+  modelward hub import ollama llama3.2:1b --repo acme/llama3.2 --tag 1b
+  OLLAMA_MODELS=/srv/ollama modelward hub import ollama acme/coder:7b --repo acme/coder --tag 7b
+
+The model is read from $OLLAMA_MODELS or ~/.ollama/models (or --models-dir). Developers then pull it
+with `ollama pull hub:8000/acme/llama3.2:1b --insecure`.
+""",
+    no_args_is_help=True,
+)
+def import_ollama_command(
+    name: str = typer.Argument(
+        ..., metavar="NAME:TAG", help="Ollama model name, e.g. llama3.2:1b."
+    ),
+    models_dir: Path | None = typer.Option(
+        None, "--models-dir", metavar="DIR", help="Ollama models folder."
+    ),
+    repo: str = _REPO,
+    tag: str | None = _TAG,
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+    format: str = _FORMAT,
+) -> None:
+    from modelward.hub.ingest import from_ollama
+    from modelward.hub.names import validate_repo
+
+    check_format(format, ("table", "json"))
+    validate_repo(repo)
+    plan = _hash(lambda bar: from_ollama(name, models_dir, bar))
+    _push(plan, repo, tag, server, token, format)
+
+
+@import_app.command(
+    "upstream",
+    help="Import a model from a Hugging Face-compatible hub (huggingface.co, a mirror, another modelward).",
+    epilog="""\b
+Examples:
+  modelward hub import upstream --endpoint https://huggingface.co gpt2 --repo acme/gpt2
+  modelward hub import upstream --endpoint http://other-hub:8000 team/model --revision v2 --repo acme/model
+  modelward hub import upstream --endpoint https://huggingface.co org/gated --upstream-token hf_... --repo acme/gated
+  modelward hub import upstream --endpoint https://mirror.local org/m --fetch-here --repo acme/m
+
+The hub server downloads the files itself unless --fetch-here is given (then this machine downloads
+and uploads them). The provenance records the endpoint, repo and the resolved commit.
+""",
+    no_args_is_help=True,
+)
+def import_upstream_command(
+    repo_id: str = typer.Argument(..., metavar="REPO_ID", help="Upstream repo id (org/name)."),
+    endpoint: str = typer.Option(
+        ..., "--endpoint", metavar="URL", help="Upstream endpoint, e.g. https://huggingface.co."
+    ),
+    revision: str | None = typer.Option(
+        None, "--revision", metavar="REV", help="Upstream branch, tag or commit (default main)."
+    ),
+    upstream_token: str | None = typer.Option(
+        None,
+        "--upstream-token",
+        envvar="MODELWARD_UPSTREAM_TOKEN",
+        metavar="TOKEN",
+        help="Token for the upstream endpoint (never your HF_TOKEN implicitly).",
+        show_default=False,
+    ),
+    fetch_here: bool = typer.Option(
+        False, "--fetch-here", help="Download on this machine and upload (the hub cannot reach it)."
+    ),
+    repo: str = _REPO,
+    tag: str | None = _TAG,
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+    format: str = _FORMAT,
+) -> None:
+    from modelward.hub.names import validate_repo
+
+    check_format(format, ("table", "json"))
+    validate_repo(repo)
+    if fetch_here:
+        import tempfile
+
+        from modelward.hub.ingest import from_upstream
+
+        with tempfile.TemporaryDirectory(prefix="modelward-import-") as tmp:
+            plan = _hash(
+                lambda bar: from_upstream(endpoint, repo_id, tmp, revision, upstream_token, bar)
+            )
+            _push(plan, repo, tag, server, token, format)
+        return
+    with _client(server, token) as hub:
+        rev = hub.import_upstream(endpoint, repo_id, repo, revision, tag, upstream_token)
+    _imported(rev, format)
+
+
+# -------------------------------------------------------------------------------------- review
+@app.command(
+    "review",
+    help="List the revisions waiting for review, with their scan results (reviewer or admin).",
+    epilog="""\b
+Examples:
+  modelward hub review
+  modelward hub review --format json | jq -r '.[] | select(.max_severity == null) | .commit'
+""",
+)
+def review_command(
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+    format: str = _FORMAT,
+) -> None:
+    check_format(format, ("table", "json"))
+    with _client(server, token) as hub:
+        queue = hub.review_queue()
+    if format == "json":
+        _print_json(queue)
+        return
+    if not queue:
+        typer.echo("The review queue is empty.")
+        return
+    for rev in queue:
+        files = rev.get("files", [])
+        size = sum(int(f.get("size", 0)) for f in files)
+        prov = rev.get("provenance") or {}
+        origin = prov.get("repo") or prov.get("name") or prov.get("source") or ""
+        typer.echo(
+            f"{rev.get('repo')}  {rev.get('commit')}  {_severity(rev):8}  "
+            f"{len(files)} files {_human(size)}  by {rev.get('created_by')}  "
+            f"{prov.get('kind', '')} {origin}".rstrip()
+        )
+
+
+def _decided(rev: dict[str, Any], verb: str, fmt: str) -> None:
+    if fmt == "json":
+        _print_json(rev)
+        return
+    main = " (now main)" if rev.get("main") else ""
+    typer.echo(f"{verb} {rev.get('repo')} @ {rev.get('commit')}{main}: {rev.get('reason', '')}")
+
+
+@app.command(
+    "approve",
+    help="Approve a revision: it is signed and becomes pullable (reviewer or admin).",
+    epilog="""\b
+Examples:
+  modelward hub approve acme/llama-3-8b 3f2a...c9 --reason "license ok, scan clean"
+  modelward hub approve acme/old-model 77aa...01 --override --reason "pickle from our own training run"
+
+A revision with a critical finding cannot be approved; one with a high finding needs --override.
+""",
+    no_args_is_help=True,
+)
+def approve_command(
+    repo: str = _REPO_ARG,
+    revision: str = _REV_ARG,
+    reason: str = _REASON,
+    override: bool = typer.Option(
+        False, "--override", help="Approve despite high findings (the reason says why)."
+    ),
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+    format: str = _FORMAT,
+) -> None:
+    check_format(format, ("table", "json"))
+    with _client(server, token) as hub:
+        rev = hub.approve(repo, revision, reason, override)
+    _decided(rev, "approved", format)
+
+
+@app.command(
+    "reject",
+    help="Reject a revision in review (reviewer or admin).",
+    epilog="""\b
+Examples:
+  modelward hub reject acme/model 3f2a...c9 --reason "non-commercial license"
+""",
+    no_args_is_help=True,
+)
+def reject_command(
+    repo: str = _REPO_ARG,
+    revision: str = _REV_ARG,
+    reason: str = _REASON,
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+    format: str = _FORMAT,
+) -> None:
+    check_format(format, ("table", "json"))
+    with _client(server, token) as hub:
+        rev = hub.reject(repo, revision, reason)
+    _decided(rev, "rejected", format)
+
+
+@app.command(
+    "revoke",
+    help="Revoke an approved revision: pulls fail from now on and main moves back (reviewer or admin).",
+    epilog="""\b
+Examples:
+  modelward hub revoke acme/model 3f2a...c9 --reason "CVE in the tokenizer config"
+""",
+    no_args_is_help=True,
+)
+def revoke_command(
+    repo: str = _REPO_ARG,
+    revision: str = _REV_ARG,
+    reason: str = _REASON,
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+    format: str = _FORMAT,
+) -> None:
+    check_format(format, ("table", "json"))
+    with _client(server, token) as hub:
+        rev = hub.revoke(repo, revision, reason)
+    _decided(rev, "revoked", format)
+
+
+@app.command(
+    "show",
+    help="Show one revision: state, files, provenance, scan summary, signature.",
+    epilog="""\b
+Examples:
+  modelward hub show acme/model                 # main
+  modelward hub show acme/model 3f2a...c9 --format json
+""",
+    no_args_is_help=True,
+)
+def show_command(
+    repo: str = _REPO_ARG,
+    revision: str = typer.Argument("main", metavar="[REVISION]", help="Commit, tag or main."),
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+    format: str = _FORMAT,
+) -> None:
+    check_format(format, ("table", "json"))
+    with _client(server, token) as hub:
+        rev = hub.revision(repo, revision)
+    if format == "json":
+        _print_json(rev)
+        return
+    typer.echo(f"{rev.get('repo')} @ {rev.get('commit')}")
+    typer.echo(f"  state: {rev.get('state')}  scan: {_severity(rev)}  tags: {rev.get('tags', [])}")
+    if rev.get("reason"):
+        typer.echo(f"  decided by {rev.get('decided_by')}: {rev.get('reason')}")
+    typer.echo(f"  provenance: {json.dumps(rev.get('provenance', {}))}")
+    typer.echo(f"  signed: {'yes' if rev.get('signature') else 'no'}")
+    for f in rev.get("files", []):
+        typer.echo(
+            f"  {f.get('sha256', '')[:12]}  {_human(int(f.get('size', 0))):>10}  {f.get('path')}"
+        )
+
+
+# -------------------------------------------------------------------------------------- verify
+@app.command(
+    "verify",
+    help="Check a downloaded model folder against the hub's signature of the revision.",
+    epilog="""\b
+Examples:
+  hf download acme/llama-3-8b --local-dir ./llama && modelward hub verify ./llama --repo acme/llama-3-8b
+  modelward hub verify ~/.cache/huggingface/hub/models--acme--m/snapshots/3f2a... --repo acme/m --revision 3f2a...
+
+Exit codes: 0 every file matches the signed revision; 1 a file differs, is missing or extra
+(each named); 2 the signature could not be fetched or checked.
+""",
+    no_args_is_help=True,
+)
+def verify_command(
+    folder: Path = typer.Argument(..., metavar="DIR", help="The downloaded model folder."),
+    repo: str = _REPO,
+    revision: str = typer.Option(
+        "main", "--revision", metavar="REV", help="Commit, tag or main (default main)."
+    ),
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+    format: str = _FORMAT,
+) -> None:
+    from modelward.errors import UsageError
+    from modelward.hub.signing import verify_folder
+
+    check_format(format, ("table", "json"))
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder")
+    with _client(server, token) as hub:
+        sig = hub.signature(repo, revision)
+    result = verify_folder(folder, sig.bundle, sig.public_pem)
+    ok = result.ok
+    if format == "json":
+        _print_json(
+            {
+                "ok": ok,
+                "repo": repo,
+                "commit": sig.commit,
+                "files_checked": result.files_checked,
+                "files_signed": result.files_signed,
+                "key_fingerprint": result.key_fingerprint,
+                "problems": [
+                    {"path": p.path, "kind": p.kind, "reason": p.reason} for p in result.problems
+                ],
+            }
+        )
+    elif ok:
+        typer.echo(
+            f"OK: {folder} matches {repo} @ {sig.commit} ({result.files_checked} files), "
+            f"signed by the hub key {result.key_fingerprint[:16]}"
+        )
+    else:
+        typer.echo(f"FAILED: {folder} does not match {repo} @ {sig.commit}:", err=True)
+        for p in result.problems:
+            typer.echo(f"  {p.path or '<signature>'}: {p.reason}", err=True)
+    raise typer.Exit(0 if ok else 1)
+
+
+# ------------------------------------------------------------------------------ tokens and keys
+def _check_role(role: str) -> None:
+    from modelward.errors import UsageError
+
+    if role not in ROLES:
+        raise UsageError(f"--role {role!r} is not one of: {', '.join(ROLES)}")
+
+
+@token_app.command(
+    "create",
+    help="Create an API token with a role; it is shown once.",
+    epilog="""\b
+Examples:
+  modelward hub token create --role reader --name ci-pull
+  HF_TOKEN=$(modelward hub token create --role reader --format json | jq -r .token)
+""",
+    no_args_is_help=True,
+)
+def token_create_command(
+    role: str = typer.Option(..., "--role", metavar="ROLE", help=f"One of: {', '.join(ROLES)}."),
+    name: str | None = typer.Option(None, "--name", metavar="NAME", help="Who or what uses it."),
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+    format: str = _FORMAT,
+) -> None:
+    check_format(format, ("table", "json"))
+    _check_role(role)
+    with _client(server, token) as hub:
+        doc = hub.create_token(role, name)
+    if format == "json":
+        _print_json(doc)
+        return
+    typer.echo(f"{doc.get('role')} token {doc.get('name') or ''} (shown once, store it now):")
+    typer.echo(f"  {doc.get('token')}")
+
+
+@ollama_key_app.command(
+    "add",
+    help="Register an Ollama public key (~/.ollama/id_ed25519.pub) with a role.",
+    epilog="""\b
+Examples:
+  modelward hub ollama-key add ~/.ollama/id_ed25519.pub --name alice-laptop
+  cat id_ed25519.pub | modelward hub ollama-key add - --name build01 --role reader
+""",
+    no_args_is_help=True,
+)
+def ollama_key_add_command(
+    pubkey: str = typer.Argument(
+        ..., metavar="PUBKEY_FILE|-", help="The public key file, or - to read it from stdin."
+    ),
+    name: str | None = typer.Option(
+        None, "--name", metavar="NAME", help="Whose key (default: the key's comment)."
+    ),
+    role: str = typer.Option("reader", "--role", metavar="ROLE", help="Role the key gets."),
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+    format: str = _FORMAT,
+) -> None:
+    from modelward.errors import UsageError
+
+    check_format(format, ("table", "json"))
+    _check_role(role)
+    if pubkey == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(pubkey).expanduser().read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read {pubkey}: {exc}") from None
+    text = text.strip()
+    fields = text.split()
+    if len(fields) < 2 or fields[0] != "ssh-ed25519":
+        raise UsageError(
+            f"{pubkey} is not an Ollama public key (expected 'ssh-ed25519 AAAA...', as in "
+            "~/.ollama/id_ed25519.pub)"
+        )
+    key_name = name or (" ".join(fields[2:]) if len(fields) > 2 else "")
+    if not key_name:
+        raise UsageError("the key has no comment: give it a --name")
+    with _client(server, token) as hub:
+        doc = hub.add_ollama_key(" ".join(fields[:2]), key_name, role)
+    if format == "json":
+        _print_json(doc)
+        return
+    typer.echo(f"registered Ollama key {key_name!r} ({role}) {doc.get('fingerprint', '')}".rstrip())
+
+
+# ------------------------------------------------------------------------------------ gc, audit
+@app.command(
+    "gc",
+    help="Delete blobs no revision uses (admin). Lists them only, unless --apply.",
+    epilog="""\b
+Examples:
+  modelward hub gc            # what would be deleted
+  modelward hub gc --apply
+""",
+)
+def gc_command(
+    apply: bool = typer.Option(False, "--apply", help="Delete for real (default: dry run)."),
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+    format: str = _FORMAT,
+) -> None:
+    check_format(format, ("table", "json"))
+    with _client(server, token) as hub:
+        doc = hub.gc(apply)
+    if format == "json":
+        _print_json(doc)
+        return
+    blobs = doc.get("blobs", [])
+    verb = "deleted" if apply else "would delete"
+    typer.echo(f"{verb} {len(blobs)} unreferenced blob(s)")
+    for d in blobs:
+        typer.echo(f"  {d}")
+    if blobs and not apply:
+        typer.echo("run again with --apply to delete them")
+
+
+@app.command(
+    "audit",
+    help="Show the audit log: who pushed, approved, rejected or revoked what, when and why.",
+    epilog="""\b
+Examples:
+  modelward hub audit
+  modelward hub audit --repo acme/model --format json
+""",
+)
+def audit_command(
+    repo: str | None = typer.Option(
+        None, "--repo", "-r", metavar="NS/NAME", help="Only this repo."
+    ),
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+    format: str = _FORMAT,
+) -> None:
+    check_format(format, ("table", "json"))
+    with _client(server, token) as hub:
+        events = hub.audit(repo)
+    if format == "json":
+        _print_json(events)
+        return
+    for e in events:
+        commit = _short(str(e.get("commit") or ""))
+        typer.echo(
+            f"{e.get('at')}  {e.get('actor')}  {e.get('action')}  {e.get('repo')} {commit}  "
+            f"{e.get('reason') or ''}".rstrip()
+        )
