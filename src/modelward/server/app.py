@@ -97,12 +97,18 @@ def build_state(settings: ServerSettings, startup: Startup | None = None) -> dic
 def migrate(db: Database, settings: ServerSettings) -> None:
     """Bring the schema to the current version (Alembic when its migrations are present)."""
     try:
-        from modelward.store.migrate import upgrade
+        from modelward.store.migrate import require_current, upgrade
     except ModuleNotFoundError:
         db.create_all()
         return
-    if settings.auto_migrate or db.url.startswith("sqlite"):
-        upgrade(db)
+    try:
+        if settings.auto_migrate or db.url.startswith("sqlite"):
+            upgrade(db)
+        else:
+            require_current(db)  # SchemaError: "run `modelward server migrate`"
+    except BaseException:
+        db.dispose()  # the app will not start: close the pool now
+        raise
 
 
 def open_blob_store(settings: ServerSettings) -> BlobStore:
