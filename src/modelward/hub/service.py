@@ -288,6 +288,20 @@ class Hub:
             if row.state != "in_review":
                 raise Conflict(f"{repo}@{row.commit[:12]} changed state to {row.state}")
             now = utcnow()
+            record = json.dumps(
+                {
+                    "repo": repo,
+                    "commit": row.commit,
+                    "approved_by": actor,
+                    "approved_at": now.isoformat(),
+                    "reason": reason,
+                    "override": override,
+                    "max_severity": sev,
+                },
+                sort_keys=True,
+            ).encode()
+            # Stored before this session writes: SQLite has one writer, put_bytes opens its own.
+            record_digest = self.put_bytes(record)
             row.state = "approved"
             row.reason = reason
             row.decided_by = actor
@@ -303,21 +317,7 @@ class Hub:
                     SIGNATURE_MEDIA_TYPE,
                     signature["bundle_size"],
                 )
-            record = json.dumps(
-                {
-                    "repo": repo,
-                    "commit": row.commit,
-                    "approved_by": actor,
-                    "approved_at": now.isoformat(),
-                    "reason": reason,
-                    "override": override,
-                    "max_severity": sev,
-                },
-                sort_keys=True,
-            ).encode()
-            self._attach(
-                s, row, "approval", self.put_bytes(record), APPROVAL_MEDIA_TYPE, len(record)
-            )
+            self._attach(s, row, "approval", record_digest, APPROVAL_MEDIA_TYPE, len(record))
             self._set_ref(s, row, "main")
             self._audit(
                 s,
