@@ -17,9 +17,7 @@ def validate_repo(repo: str) -> str:
     """Return ``repo`` (``namespace/name``) if valid, else raise :class:`InvalidName` saying why."""
     parts = repo.split("/")
     if len(parts) != 2:
-        raise InvalidName(
-            f"repository name {repo!r} must be exactly 'namespace/name'", name=repo
-        )
+        raise InvalidName(f"repository name {repo!r} must be exactly 'namespace/name'", name=repo)
     ns, name = parts
     for label, part in (("namespace", ns), ("name", name)):
         if not 1 <= len(part) <= 80 or not _COMPONENT.match(part):

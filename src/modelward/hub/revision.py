@@ -21,7 +21,12 @@ class FileEntry:
     git_sha1: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "sha256": self.sha256, "git_sha1": self.git_sha1}
+        return {
+            "path": self.path,
+            "size": self.size,
+            "sha256": self.sha256,
+            "git_sha1": self.git_sha1,
+        }
 
 
 def commit_id(files: Iterable[FileEntry]) -> str:
@@ -137,3 +142,18 @@ class AuditView:
             "reason": self.reason,
             "detail": self.detail,
         }
+
+
+def lfs_pointer(sha256: str, size: int) -> bytes:
+    """The Git LFS pointer file that stands for a blob in a Hugging Face repository."""
+    return (
+        f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
+    )
+
+
+def git_oid(sha256: str, size: int) -> str:
+    """Git blob id of the file's LFS pointer: the hub marks every file LFS, so this is its ``oid``."""
+    pointer = lfs_pointer(sha256, size)
+    h = hashlib.sha1(git_blob_sha1_prefix(len(pointer)), usedforsecurity=False)
+    h.update(pointer)
+    return h.hexdigest()
