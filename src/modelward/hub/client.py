@@ -91,6 +91,7 @@ _BY_STATUS: dict[int, type[HubError]] = {
     404: NotFound,
     409: Conflict,
     413: TooLarge,
+    422: BadRequest,
 }
 
 

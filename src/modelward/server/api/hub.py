@@ -1,0 +1,351 @@
+"""The hub's JSON API under ``/api/v1/hub/``: uploads, revisions, review, imports, tokens, keys, gc.
+
+This is what ``modelward hub`` (:mod:`modelward.hub.client`) talks to. Every route checks its role
+(publisher: push and import; reviewer: queue and decisions; admin: tokens, Ollama keys, gc; any
+token: read) and every failure is the one JSON error envelope of :mod:`modelward.server.errors`.
+Request bodies are pydantic models here, at the edge; the work is done by :class:`Hub`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import tempfile
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+
+from modelward.errors import BadRequest, Conflict, NotFound, TooLarge
+from modelward.hub.ingest import CHUNK, IngestPlan, from_upstream
+from modelward.hub.names import validate_repo
+from modelward.hub.revision import RevisionView
+from modelward.hub.service import Hub, NewFile
+from modelward.server.auth import ROLES, Principal, create_token, require
+from modelward.store.blobs import check_digest
+from modelward.store.db import OllamaKey
+
+router = APIRouter(prefix="/api/v1/hub", tags=["hub"])
+
+MAX_PROVENANCE_BYTES: Final = 64 << 10
+CLIENT_KINDS: Final = ("upload", "hf-cache", "ollama", "huggingface")
+"""Provenance kinds a client may declare (``oci`` is set by the registry routes only)."""
+_WRITE_BUFFER: Final = 1 << 20
+
+Reader = Annotated[Principal, Depends(require("read"))]
+Publisher = Annotated[Principal, Depends(require("publish"))]
+Reviewer = Annotated[Principal, Depends(require("review"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+# ------------------------------------------------------------------------------------ request bodies
+class FileIn(BaseModel):
+    path: str = Field(max_length=4096)
+    sha256: str = Field(max_length=71)
+    size: int = Field(ge=0)
+
+
+class RevisionIn(BaseModel):
+    files: list[FileIn] = Field(max_length=100_000)
+    provenance: dict[str, Any] = Field(default_factory=dict)
+    tag: str | None = Field(default=None, max_length=200)
+
+
+class DecisionIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=10_000)
+    override: bool = False
+
+
+class ImportIn(BaseModel):
+    endpoint: str = Field(max_length=2000)
+    repo_id: str = Field(max_length=200)
+    repo: str = Field(max_length=200)
+    revision: str | None = Field(default=None, max_length=200)
+    tag: str | None = Field(default=None, max_length=200)
+    token: str | None = Field(default=None, max_length=2000)
+
+
+class TokenIn(BaseModel):
+    role: str
+    name: str | None = Field(default=None, max_length=200)
+
+
+class OllamaKeyIn(BaseModel):
+    public_key: str = Field(max_length=2000)
+    name: str = Field(min_length=1, max_length=200)
+    role: str = "reader"
+
+
+class GcIn(BaseModel):
+    apply: bool = False
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def _hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+def _repo(ns: str, name: str) -> str:
+    return validate_repo(f"{ns}/{name}")
+
+
+def _revision_doc(view: RevisionView, full: bool = False) -> dict[str, Any]:
+    doc = view.to_dict()
+    if full:
+        doc["scan"] = view.scan
+    return doc
+
+
+def _provenance(declared: dict[str, Any], who: Principal) -> dict[str, Any]:
+    """The client's provenance claim, bounded, with ``uploader`` always the authenticated caller."""
+    try:
+        size = len(json.dumps(declared))
+    except (TypeError, ValueError):
+        raise BadRequest("provenance must be a JSON object") from None
+    if size > MAX_PROVENANCE_BYTES:
+        raise BadRequest(f"provenance is larger than {MAX_PROVENANCE_BYTES} bytes")
+    kind = declared.get("kind", "upload")
+    if kind not in CLIENT_KINDS:
+        raise BadRequest(
+            f"provenance kind {kind!r} is not one of: {', '.join(CLIENT_KINDS)}", kind=str(kind)
+        )
+    return {**declared, "kind": kind, "uploader": who.name}
+
+
+def _limit(request: Request) -> int:
+    limit: int = request.app.state.settings.max_upload_bytes
+    return limit
+
+
+# ------------------------------------------------------------------------------------------- blobs
+@router.head("/blobs/{sha256}")
+def head_blob(sha256: str, request: Request, who: Publisher) -> Response:
+    """200 with ``Content-Length`` when the store has the blob, else 404 (clients skip uploads)."""
+    digest = check_digest(sha256)
+    blobs = _hub(request).blobs
+    if not blobs.exists(digest):
+        return Response(status_code=404)
+    return Response(
+        status_code=200,
+        headers={"Content-Length": str(blobs.size(digest)), "X-Sha256": digest},
+    )
+
+
+@router.put("/blobs/{sha256}", status_code=201)
+async def put_blob(sha256: str, request: Request, who: Publisher) -> JSONResponse:
+    """Stream the raw body into the store; the digest is verified before anything is published."""
+    digest = check_digest(sha256)
+    limit = _limit(request)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(
+            f"upload of {declared} bytes is larger than the server's limit of {limit} bytes",
+            limit=limit,
+        )
+    hub = _hub(request)
+    writer = hub.blobs.writer(max_size=limit)
+    with writer:
+        buf = bytearray()
+        async for piece in request.stream():
+            buf += piece
+            if len(buf) >= _WRITE_BUFFER:
+                await run_in_threadpool(writer.write, bytes(buf))
+                buf.clear()
+        if buf:
+            await run_in_threadpool(writer.write, bytes(buf))
+        if declared is not None and declared.isdigit() and writer.size != int(declared):
+            raise BadRequest(
+                f"upload ended after {writer.size} of {declared} bytes; nothing was stored",
+                received=writer.size,
+            )
+        info = await run_in_threadpool(writer.commit, digest)
+    await run_in_threadpool(hub.register_blob, info.sha256, info.size)
+    return JSONResponse(
+        {"sha256": info.sha256, "size": info.size, "created": info.created},
+        status_code=201 if info.created else 200,
+    )
+
+
+# --------------------------------------------------------------------------------------- revisions
+@router.post("/repos/{ns}/{name}/revisions", status_code=201)
+def create_revision(
+    ns: str, name: str, body: RevisionIn, request: Request, who: Publisher
+) -> dict[str, Any]:
+    """Create (or return the identical) revision from uploaded blobs; it is scanned, then in review."""
+    repo = _repo(ns, name)
+    files = [NewFile(f.path, check_digest(f.sha256), f.size) for f in body.files]
+    view = _hub(request).create_revision(
+        repo, files, _provenance(body.provenance, who), who.name, tag=body.tag
+    )
+    return _revision_doc(view, full=True)
+
+
+@router.get("/repos")
+def list_repos(request: Request, who: Reader) -> dict[str, Any]:
+    """Repositories with an approved ``main``; reviewers and admins also see ones still in review."""
+    repos = _hub(request).list_repos(approved_only=not who.can("review"))
+    return {"repos": [r.to_dict() for r in repos]}
+
+
+def _read_revision(request: Request, who: Principal, repo: str, rev: str) -> RevisionView:
+    hub = _hub(request)
+    if who.can("publish") or who.can("review"):
+        return hub.revision(repo, rev)
+    return hub.resolve(repo, rev)  # readers: approved revisions only (403 with the reason)
+
+
+@router.get("/repos/{ns}/{name}/revisions/{rev}")
+def get_revision(ns: str, name: str, rev: str, request: Request, who: Reader) -> dict[str, Any]:
+    """State, files, provenance, license, the full scan report and signature of one revision."""
+    return _revision_doc(_read_revision(request, who, _repo(ns, name), rev), full=True)
+
+
+@router.get("/repos/{ns}/{name}/revisions/{rev}/signature")
+def get_signature(ns: str, name: str, rev: str, request: Request, who: Reader) -> dict[str, Any]:
+    """The model-signing bundle (base64) and the hub's public key (PEM) of a signed revision."""
+    repo = _repo(ns, name)
+    view = _read_revision(request, who, repo, rev)
+    sig = view.signature
+    if not sig or not sig.get("bundle"):
+        raise NotFound(
+            f"{repo}@{view.commit[:12]} has no signature (it is {view.state}; "
+            "revisions are signed when approved)",
+            repo=repo,
+            commit=view.commit,
+        )
+    hub = _hub(request)
+    hub.blobs.ensure_intact(sig["bundle"])
+    with hub.blobs.open(sig["bundle"]) as fh:
+        bundle = fh.read()
+    return {
+        "repo": repo,
+        "commit": view.commit,
+        "state": view.state,
+        "method": sig.get("method"),
+        "bundle": base64.b64encode(bundle).decode(),
+        "bundle_sha256": sig["bundle"],
+        "public_key": sig.get("public_key", ""),
+    }
+
+
+# ------------------------------------------------------------------------------------------ review
+@router.get("/review")
+def review_queue(request: Request, who: Reviewer) -> dict[str, Any]:
+    """Revisions waiting for a decision, oldest first, with scan summaries."""
+    return {"revisions": [_revision_doc(v) for v in _hub(request).review_queue()]}
+
+
+@router.post("/repos/{ns}/{name}/revisions/{rev}/approve")
+def approve(
+    ns: str, name: str, rev: str, body: DecisionIn, request: Request, who: Reviewer
+) -> dict[str, Any]:
+    """Approve (sign, move ``main``); 409 ``approval_refused`` on critical, or high without override."""
+    view = _hub(request).approve(_repo(ns, name), rev, who.name, body.reason, body.override)
+    return _revision_doc(view)
+
+
+@router.post("/repos/{ns}/{name}/revisions/{rev}/reject")
+def reject(
+    ns: str, name: str, rev: str, body: DecisionIn, request: Request, who: Reviewer
+) -> dict[str, Any]:
+    return _revision_doc(_hub(request).reject(_repo(ns, name), rev, who.name, body.reason))
+
+
+@router.post("/repos/{ns}/{name}/revisions/{rev}/revoke")
+def revoke(
+    ns: str, name: str, rev: str, body: DecisionIn, request: Request, who: Reviewer
+) -> dict[str, Any]:
+    return _revision_doc(_hub(request).revoke(_repo(ns, name), rev, who.name, body.reason))
+
+
+@router.get("/audit")
+def audit(
+    request: Request, who: Reviewer, repo: str | None = None, limit: int = 1000
+) -> dict[str, Any]:
+    """The append-only audit log, newest first."""
+    events = _hub(request).audit(repo, limit=max(1, min(limit, 10_000)))
+    return {"events": [e.to_dict() for e in events]}
+
+
+# ------------------------------------------------------------------------------------------ import
+@router.post("/import", status_code=201)
+def import_upstream(body: ImportIn, request: Request, who: Publisher) -> dict[str, Any]:
+    """Fetch a repo from a Hugging Face-compatible endpoint (huggingface_hub), store it, scan it."""
+    repo = validate_repo(body.repo)
+    hub = _hub(request)
+    settings = request.app.state.settings
+    tmp_root = settings.data_dir / "tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="import-", dir=tmp_root) as tmp:
+        plan = from_upstream(body.endpoint, body.repo_id, tmp, body.revision, body.token)
+        _store_plan(hub, plan, _limit(request))
+        files = [NewFile(f.path, f.sha256, f.size) for f in plan.files]
+        prov = {**plan.provenance, "uploader": who.name}
+        view = hub.create_revision(repo, files, prov, who.name, tag=body.tag)
+    return _revision_doc(view, full=True)
+
+
+def _store_plan(hub: Hub, plan: IngestPlan, limit: int) -> None:
+    """Copy every file of ``plan`` into the blob store (verified against the digest it hashed to)."""
+    for f in plan.files:
+        if f.size > limit:
+            raise TooLarge(
+                f"{f.path} has {f.size} bytes, more than the server's limit of {limit}",
+                limit=limit,
+                path=f.path,
+            )
+        if hub.blobs.exists(f.sha256):
+            hub.register_blob(f.sha256, f.size)
+            continue
+        with hub.blobs.writer(max_size=limit) as w, open(f.source, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                w.write(chunk)
+            info = w.commit(f.sha256)
+        hub.register_blob(info.sha256, info.size)
+
+
+# ------------------------------------------------------------------------------------------- admin
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise BadRequest(f"unknown role {role!r}; expected one of: {', '.join(ROLES)}", role=role)
+    return role
+
+
+@router.post("/tokens", status_code=201)
+def new_token(body: TokenIn, request: Request, who: Admin) -> dict[str, Any]:
+    """Create an API token; the response is the only time it is shown."""
+    role = _check_role(body.role)
+    name = body.name or f"{role} (created by {who.name})"
+    token = create_token(request.app.state.db, name, role, who.name)
+    return {"token": token, "role": role, "name": name}
+
+
+@router.post("/ollama-keys", status_code=201)
+def add_ollama_key(body: OllamaKeyIn, request: Request, who: Admin) -> dict[str, Any]:
+    """Register an Ollama ed25519 public key so ``ollama pull`` from that machine authenticates."""
+    from modelward.hub.ollama_auth import parse_public_key
+
+    role = _check_role(body.role)
+    key = parse_public_key(body.public_key)
+    try:
+        with request.app.state.db.session() as s:
+            if s.scalar(select(OllamaKey).where(OllamaKey.public_key == key.blob_b64)):
+                raise Conflict(f"this Ollama key is already registered ({key.fingerprint})")
+            s.add(
+                OllamaKey(name=body.name, public_key=key.blob_b64, role=role, created_by=who.name)
+            )
+    except IntegrityError:
+        raise Conflict(f"this Ollama key is already registered ({key.fingerprint})") from None
+    return {"name": body.name, "role": role, "fingerprint": key.fingerprint}
+
+
+@router.post("/gc")
+def gc(body: GcIn, request: Request, who: Admin) -> dict[str, Any]:
+    """Blobs no revision references: listed (dry run), or deleted with ``apply``."""
+    garbage = _hub(request).gc(dry_run=not body.apply, actor=who.name)
+    return {"dry_run": not body.apply, "blobs": garbage}
