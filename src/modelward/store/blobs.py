@@ -14,9 +14,11 @@ import os
 import re
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -77,6 +79,8 @@ class BlobStore(Protocol):
     def verify(self, digest: str) -> bool: ...
 
     def ensure_intact(self, digest: str) -> None: ...
+
+    def purge_temp(self, older_than: timedelta) -> int: ...
 
 
 class _FsWriter:
@@ -237,6 +241,17 @@ class FsBlobStore:
                 f"stored blob sha256:{digest} no longer matches its digest; it will not be served",
                 digest=digest,
             )
+
+    def purge_temp(self, older_than: timedelta) -> int:
+        """Remove temporary uploads older than ``older_than`` (left by killed uploads)."""
+        removed = 0
+        cutoff = time.time() - older_than.total_seconds()
+        for p in self.tmp_dir.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                if p.is_file() and p.stat().st_mtime < cutoff:
+                    p.unlink()
+                    removed += 1
+        return removed
 
 
 def new_upload_id() -> str:
