@@ -85,3 +85,18 @@ def test_registry_token_cannot_be_forged_or_edited() -> None:
     for bad in ("mw_abc", "mwr_", "mwr_x", "mwr_" + "a" * 5000):
         with pytest.raises(Unauthorized):
             urlsign.verify_token(KEY, bad, now=NOW)
+
+
+def test_upload_state_round_trip_and_binding() -> None:
+    st = urlsign.sign_upload_state(KEY, "u1", "ab" * 32, 1234)
+    assert urlsign.verify_upload_state(KEY, "u1", st) == ("ab" * 32, 1234)
+    assert urlsign.verify_upload_state(KEY, "u1", urlsign.sign_upload_state(KEY, "u1", "", 0)) == (
+        "",
+        0,
+    )
+    head, size, mac = st.split(".")
+    for bad in (None, "", "x", f"{head}.1235.{mac}", f"{'cd' * 32}.{size}.{mac}"):
+        with pytest.raises(Forbidden):
+            urlsign.verify_upload_state(KEY, "u1", bad)
+    with pytest.raises(Forbidden):
+        urlsign.verify_upload_state(KEY, "u2", st)

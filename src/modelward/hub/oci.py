@@ -593,10 +593,10 @@ def parse_pushed_manifest(
     media_type = declared if isinstance(declared, str) else ctype or OCI_MANIFEST
     if declared is not None and not isinstance(declared, str):
         raise _bad("manifest mediaType must be a string")
-    if ctype and declared and ctype != declared:
-        raise _bad(f"Content-Type {ctype!r} does not match the manifest's mediaType {declared!r}")
     if media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST) or "manifests" in doc:
         raise ManifestUnsupported("image indexes are not supported: push one model manifest")
+    if ctype and declared and ctype != declared:
+        raise _bad(f"Content-Type {ctype!r} does not match the manifest's mediaType {declared!r}")
     if media_type not in (OCI_MANIFEST, DOCKER_MANIFEST):
         raise ManifestUnsupported(f"manifest media type {media_type!r} is not supported")
     config = _descriptor(doc.get("config"), "config")

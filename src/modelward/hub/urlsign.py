@@ -130,3 +130,27 @@ def verify_token(key: bytes, token: str, *, now: float | None = None) -> Registr
     if exp < (time.time() if now is None else now):
         raise Unauthorized("registry token has expired; authenticate again")
     return RegistryToken(sub, role, exp, via)
+
+
+# --------------------------------------------------------------------------- upload session state
+_STATE_DOMAIN: Final = b"modelward-upload-state-v1\n"
+
+
+def sign_upload_state(key: bytes, upload_id: str, head: str, size: int) -> str:
+    """``<head>.<size>.<mac>``: where a chunked upload stands, carried in its ``Location`` URL.
+
+    ``head`` is the digest of the last chunk record (empty before the first chunk); any replica
+    can continue the upload because the state travels with the client, as in Docker's registry.
+    """
+    return f"{head}.{size}.{_mac(key, _STATE_DOMAIN, upload_id, head, str(size))}"
+
+
+def verify_upload_state(key: bytes, upload_id: str, state: str | None) -> tuple[str, int]:
+    """``(head, size)`` of a state made by :func:`sign_upload_state` for this upload."""
+    parts = (state or "").split(".")
+    if len(parts) != 3 or not parts[1].isdigit() or len(parts[1]) > 16:
+        raise Forbidden("upload state is missing or malformed; restart the upload")
+    head, size, mac = parts
+    if not hmac.compare_digest(_mac(key, _STATE_DOMAIN, upload_id, head, size), mac):
+        raise Forbidden("upload state signature is not valid; restart the upload")
+    return head, int(size)
