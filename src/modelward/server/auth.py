@@ -3,7 +3,8 @@
 Roles: ``admin`` (everything), ``reviewer`` (read, review queue, approve/reject/revoke),
 ``publisher`` (read, push/import), ``reader`` (read approved models). Tokens are random, shown once
 and stored only as their SHA-256. ``Authorization: Bearer <token>``; ``Basic`` with the token as the
-password is accepted too (OCI clients such as oras log in that way).
+password is accepted too (OCI clients such as oras log in that way). The web UI keeps the token in
+an HttpOnly cookie, used only when a request has no Authorization header (see :func:`session_token`).
 """
 
 from __future__ import annotations
@@ -92,6 +93,24 @@ def credentials(request: Request) -> str | None:
     return None
 
 
+SESSION_COOKIE = "modelward_session"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def session_token(request: Request) -> str | None:
+    """The API token in the web UI's session cookie, when the request may use it.
+
+    Only without an Authorization header, and for a state-changing method only once the web route
+    has checked the form's CSRF token (``request.state.csrf_ok``): a cookie alone never approves.
+    """
+    if request.headers.get("authorization"):
+        return None
+    if request.method not in _SAFE_METHODS and not getattr(request.state, "csrf_ok", False):
+        return None
+    token = request.cookies.get(SESSION_COOKIE, "")
+    return token if token.startswith(TOKEN_PREFIX) else None
+
+
 def principal(request: Request) -> Principal | None:
     """The authenticated caller, or None (no or unknown credentials)."""
     cached: Principal | None = getattr(request.state, "principal", None)
@@ -99,7 +118,13 @@ def principal(request: Request) -> Principal | None:
         return cached
     token = credentials(request)
     if not token:
-        return None
+        cookie = session_token(request)
+        if cookie is None:
+            return None
+        found_cookie = lookup(request.app.state.db, cookie)
+        if found_cookie is not None:
+            request.state.principal = found_cookie
+        return found_cookie
     app = request.app
     found = lookup(app.state.db, token) if token.startswith(TOKEN_PREFIX) else None
     if found is None:
