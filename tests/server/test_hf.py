@@ -207,9 +207,10 @@ def test_model_info_carries_the_hubs_record(hub: Hub) -> None:
     assert mw["approval"]["by"] == "reviewer" and mw["approval"]["reason"] == "tests approve"
     assert mw["approval"]["at"].endswith("Z")
     sig = mw["signature"]
-    if sig["signed"]:
-        assert sig["bundle"].startswith("sha256:") and "BEGIN PUBLIC KEY" in sig["public_key"]
-        assert sig["verify"].startswith("modelward hub verify")
+    assert sig["signed"] and sig["bundle"].startswith("sha256:")
+    assert "BEGIN PUBLIC KEY" in sig["public_key"]
+    assert sig["verify"].startswith(f"modelward hub verify <downloaded folder> --repo {REPO}")
+    assert sig["url"].endswith(f"/api/v1/hub/repos/{REPO}/revisions/{hub.commit}/signature")
 
 
 def test_repo_exists_refs_and_list_models(hub: Hub) -> None:
@@ -301,6 +302,15 @@ def test_snapshot_download_every_byte(hub: Hub, tmp_path: Path) -> None:
         assert Path(path).name == hub.commit
     blobs = {p.name for p in (tmp_path / "c" / "models--acme--tiny" / "blobs").iterdir()}
     assert blobs == {hashlib.sha256(d).hexdigest() for d in originals(hub.folder).values()}
+    # The snapshot verifies against the signature the hub made on approval (model_info names it).
+    from modelward.hub.signing import verify_folder
+
+    sig = api(hub).model_info(REPO).modelward["signature"]  # type: ignore[attr-defined]
+    assert sig["signed"]
+    with hub.live.hub.blobs.open(sig["bundle"].removeprefix("sha256:")) as fh:
+        bundle = fh.read()
+    result = verify_folder(Path(path), bundle, sig["public_key"].encode())
+    assert result.ok, result.problems
 
 
 def test_hf_hub_download_and_headers(hub: Hub, tmp_path: Path) -> None:

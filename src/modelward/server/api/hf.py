@@ -340,19 +340,26 @@ def _tree_entries(
     return sorted(out.items())
 
 
-def _tree_oid(rev: RevisionView, folder: str) -> str:
-    """A stable id of a folder's content (not git's tree hash: we keep no git trees)."""
-    h = hashlib.sha1(b"modelward-tree-v1\n", usedforsecurity=False)
-    prefix = folder + "/"
-    for f in rev.files:
-        if f.path.startswith(prefix):
-            h.update(f"{f.path}\0{f.sha256}\0{f.size}\n".encode())
-    return h.hexdigest()
+def _tree_oids(rev: RevisionView) -> dict[str, str]:
+    """A stable id of every folder's content, in one pass (not git's tree hash: we keep no trees)."""
+    hashes: dict[str, Any] = {}
+    for f in rev.files:  # sorted by path
+        line = f"{f.path}\0{f.sha256}\0{f.size}\n".encode()
+        parts = f.path.split("/")
+        for i in range(1, len(parts)):
+            folder = "/".join(parts[:i])
+            h = hashes.get(folder)
+            if h is None:
+                h = hashes[folder] = hashlib.sha1(b"modelward-tree-v1\n", usedforsecurity=False)
+            h.update(line)
+    return {folder: h.hexdigest() for folder, h in hashes.items()}
 
 
-def _tree_item(rev: RevisionView, path: str, f: FileEntry | None, expand: bool) -> dict[str, Any]:
+def _tree_item(
+    rev: RevisionView, path: str, f: FileEntry | None, expand: bool, oids: dict[str, str]
+) -> dict[str, Any]:
     if f is None:
-        item: dict[str, Any] = {"type": "directory", "path": path, "oid": _tree_oid(rev, path)}
+        item: dict[str, Any] = {"type": "directory", "path": path, "oid": oids.get(path, "")}
     else:
         item = {
             "type": "file",
@@ -528,7 +535,8 @@ def get_tree(
         path = f"/{quote(root)}" if root else ""
         url = f"{_base_url(request)}/api/models/{repo}/tree/{rev.commit}{path}?{urlencode(query)}"
         headers["Link"] = f'<{url}>; rel="next"'
-    body = [_tree_item(rev, p, f, expand) for p, f in page]
+    oids = _tree_oids(rev) if any(f is None for _p, f in page) else {}
+    body = [_tree_item(rev, p, f, expand, oids) for p, f in page]
     return JSONResponse(body, headers=headers)
 
 
@@ -547,16 +555,13 @@ async def paths_info(
 
 
 def _paths_info(rev: RevisionView, wanted: Iterable[str], expand: bool) -> list[dict[str, Any]]:
-    folders = {
-        "/".join(f.path.split("/")[:i]) for f in rev.files for i in range(1, f.path.count("/") + 1)
-    }
+    oids = _tree_oids(rev)
+    files = {f.path: f for f in rev.files}
     out = []
     for path in dict.fromkeys(wanted):
-        f = rev.file(path)
-        if f is not None:
-            out.append(_tree_item(rev, path, f, expand))
-        elif path in folders:
-            out.append(_tree_item(rev, path, None, expand))
+        f = files.get(path)
+        if f is not None or path in oids:
+            out.append(_tree_item(rev, path, f, expand, oids))
     return out
 
 
