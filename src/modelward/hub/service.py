@@ -511,6 +511,7 @@ class Hub:
             recent = set(s.scalars(select(Blob.sha256).where(Blob.created_at > utcnow() - _HOUR)))
         garbage = [d for d in self.blobs.iter_digests() if d not in live and d not in recent]
         if not dry_run:
+            self.blobs.purge_temp(_HOUR * 24)  # temp files of uploads killed mid-way
             for d in garbage:
                 self.blobs.delete(d)
             with self.db.session() as s:
