@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelward.errors import HubError, InvalidName, TooLarge
-from modelward.hub import oci
+from modelward.hub import oci, oci_parse
 from modelward.hub.names import validate_path
 from modelward.hub.revision import FileEntry, RevisionView, commit_id
 
@@ -241,9 +241,9 @@ def test_negotiate(accept: str | None, ollama: bool, want: str | None) -> None:
 
 # --------------------------------------------------------------------------- referrers
 def test_referrer_and_index() -> None:
-    rev = _rev([GGUF], GGUF_SCAN, state="approved", decided_by="bob", reason="ok")
+    rev = _rev([GGUF], GGUF_SCAN)
     subject = oci.render_modelpack(rev).descriptor()
-    doc = oci.scan_document(rev)
+    doc = oci.canonical_json(GGUF_SCAN)
     blob = oci.Descriptor(oci.SCAN_ARTIFACT, oci.sha256_digest(doc), len(doc))
     ref = oci.render_referrer(
         subject, oci.SCAN_ARTIFACT, blob, {"org.opencontainers.image.created": "x"}
@@ -274,26 +274,24 @@ def test_referrer_and_index() -> None:
             }
         ],
     }
-    approval = json.loads(oci.approval_document(rev))
-    assert approval["decided_by"] == "bob" and approval["commit"] == rev.commit
 
 
 # --------------------------------------------------------------------------- pushed manifests
-def _files(pm: oci.PushedManifest) -> list[tuple[str, str, int]]:
+def _files(pm: oci_parse.PushedManifest) -> list[tuple[str, str, int]]:
     return sorted((f.path, f.sha256, f.size) for f in pm.files)
 
 
 def test_rendered_manifests_parse_back_to_their_files() -> None:
     rev = _rev(HF_FILES)
     r = oci.render_modelpack(rev)
-    pm = oci.parse_pushed_manifest(r.manifest, oci.OCI_MANIFEST)
+    pm = oci_parse.parse_pushed_manifest(r.manifest, oci.OCI_MANIFEST)
     assert _files(pm) == sorted((f.path, f.sha256, f.size) for f in rev.files)
     assert pm.digest == r.digest and pm.artifact_type == oci.MODELPACK_ARTIFACT
     assert pm.config.media_type == oci.MODELPACK_CONFIG
 
     olr = oci.render_ollama(_rev([GGUF, TEMPLATE, PARAMS]))
     assert olr is not None
-    pm = oci.parse_pushed_manifest(olr.manifest, oci.DOCKER_MANIFEST + "; charset=utf-8")
+    pm = oci_parse.parse_pushed_manifest(olr.manifest, oci.DOCKER_MANIFEST + "; charset=utf-8")
     assert _files(pm) == sorted(
         [("model.gguf", GGUF.sha256, GGUF.size), ("ollama/params", PARAMS.sha256, PARAMS.size),
          ("ollama/template", TEMPLATE.sha256, TEMPLATE.size)]
@@ -309,7 +307,7 @@ def test_oras_py_manifest(tmp_path: Path) -> None:
     layer["annotations"] = {"org.opencontainers.image.title": "weights.safetensors"}
     manifest["layers"].append(layer)
     manifest["config"], _ = oras.oci.ManifestConfig()
-    pm = oci.parse_pushed_manifest(json.dumps(manifest).encode(), oci.OCI_MANIFEST)
+    pm = oci_parse.parse_pushed_manifest(json.dumps(manifest).encode(), oci.OCI_MANIFEST)
     assert _files(pm) == [("weights.safetensors", hashlib.sha256(b"abc").hexdigest(), 3)]
 
 
@@ -338,7 +336,7 @@ def _layer(
 
 
 def test_filepath_annotation_wins_over_title() -> None:
-    pm = oci.parse_pushed_manifest(
+    pm = oci_parse.parse_pushed_manifest(
         _manifest([_layer("vocab.txt", **{"org.cncf.model.filepath": "tok/vocab.txt"})])
     )
     assert [f.path for f in pm.files] == ["tok/vocab.txt"]
@@ -347,50 +345,56 @@ def test_filepath_annotation_wins_over_title() -> None:
 @pytest.mark.parametrize(
     ("data", "ctype", "error", "message"),
     [
-        (b"\xff", None, oci.ManifestInvalid, "not JSON"),
-        (b"[]", None, oci.ManifestInvalid, "not a JSON object"),
-        (json.dumps({"schemaVersion": 1}).encode(), None, oci.ManifestInvalid, "schemaVersion"),
-        (_manifest([]), None, oci.ManifestInvalid, "no layers"),
-        (_manifest([_layer(None)]), None, oci.ManifestInvalid, "annotation"),
+        (b"\xff", None, oci_parse.ManifestInvalid, "not JSON"),
+        (b"[]", None, oci_parse.ManifestInvalid, "not a JSON object"),
+        (json.dumps({"schemaVersion": 1}).encode(), None, oci_parse.ManifestInvalid, "schemaVersion"),
+        (_manifest([]), None, oci_parse.ManifestInvalid, "no layers"),
+        (_manifest([_layer(None)]), None, oci_parse.ManifestInvalid, "annotation"),
         (_manifest([_layer("../etc/passwd")]), None, InvalidName, r"layer 0: .*'\.\.'"),
         (_manifest([_layer("/abs")]), None, InvalidName, "absolute"),
         (_manifest([_layer(".git/config")]), None, InvalidName, r"\.git"),
         (_manifest([_layer("a\\b")]), None, InvalidName, "backslash"),
-        (_manifest([_layer("a"), _layer("a")]), None, oci.ManifestInvalid, "both name"),
-        (_manifest([_layer(mt="application/vnd.ollama.image.tensor")]), None, oci.ManifestUnsupported, "tensor"),
-        (_manifest([_layer(mt="application/vnd.cncf.model.weight.v1.tar")]), None, oci.ManifestUnsupported, "packed"),
-        (_manifest([_layer(**{"io.deis.oras.content.unpack": "true"})]), None, oci.ManifestUnsupported, "packed"),
-        (_manifest([], manifests=[]), None, oci.ManifestUnsupported, "index"),
-        (_manifest([_layer()]), oci.DOCKER_MANIFEST, oci.ManifestInvalid, "does not match"),
-        (_manifest([_layer()], mediaType="application/x-foo"), None, oci.ManifestUnsupported, "not supported"),
-        (_manifest([{**_layer(), "digest": "sha256:ABC"}]), None, oci.ManifestInvalid, "digest"),
-        (_manifest([{**_layer(), "size": -1}]), None, oci.ManifestInvalid, "size"),
-        (_manifest([{**_layer(), "size": True}]), None, oci.ManifestInvalid, "size"),
-        (_manifest([{**_layer(), "annotations": {"a": 1}}]), None, oci.ManifestInvalid, "annotations"),
-        (_manifest([_layer()], config=None), None, oci.ManifestInvalid, "config"),
-        (_manifest([_layer()], annotations=[]), None, oci.ManifestInvalid, "annotations"),
+        (_manifest([_layer("a"), _layer("a")]), None, oci_parse.ManifestInvalid, "both name"),
+        (_manifest([_layer(mt="application/vnd.ollama.image.tensor")]), None, oci_parse.ManifestUnsupported, "tensor"),
+        (_manifest([_layer(mt="application/vnd.cncf.model.weight.v1.tar")]), None, oci_parse.ManifestUnsupported, "packed"),
+        (_manifest([_layer(**{"io.deis.oras.content.unpack": "true"})]), None, oci_parse.ManifestUnsupported, "packed"),
+        (_manifest([], manifests=[]), None, oci_parse.ManifestUnsupported, "index"),
+        (_manifest([_layer()]), oci.DOCKER_MANIFEST, oci_parse.ManifestInvalid, "does not match"),
+        (_manifest([_layer()], mediaType="application/x-foo"), None, oci_parse.ManifestUnsupported, "not supported"),
+        (_manifest([{**_layer(), "digest": "sha256:ABC"}]), None, oci_parse.ManifestInvalid, "digest"),
+        (_manifest([{**_layer(), "size": -1}]), None, oci_parse.ManifestInvalid, "size"),
+        (_manifest([{**_layer(), "size": True}]), None, oci_parse.ManifestInvalid, "size"),
+        (_manifest([{**_layer(), "annotations": {"a": 1}}]), None, oci_parse.ManifestInvalid, "annotations"),
+        (_manifest([_layer()], config=None), None, oci_parse.ManifestInvalid, "config"),
+        (_manifest([_layer()], annotations=[]), None, oci_parse.ManifestInvalid, "annotations"),
     ],
 )  # fmt: skip
 def test_bad_pushed_manifests(
     data: bytes, ctype: str | None, error: type[HubError], message: str
 ) -> None:
     with pytest.raises(error, match=message) as exc:
-        oci.parse_pushed_manifest(data, ctype)
+        oci_parse.parse_pushed_manifest(data, ctype)
     assert exc.value.status == 400
+
+
+def test_annotation_size_limit() -> None:
+    big = "x" * (oci_parse.MAX_ANNOTATION_BYTES + 1)
+    with pytest.raises(oci_parse.ManifestInvalid, match="larger"):
+        oci_parse.parse_pushed_manifest(_manifest([_layer("a", note=big)]))
 
 
 def test_pushed_manifest_limits() -> None:
     with pytest.raises(TooLarge):
-        oci.parse_pushed_manifest(b" " * 101, max_bytes=100)
+        oci_parse.parse_pushed_manifest(b" " * 101, max_bytes=100)
     layers = [_layer(f"f{i}") for i in range(11)]
     with pytest.raises(TooLarge, match="11 layers"):
-        oci.parse_pushed_manifest(_manifest(layers), max_layers=10)
-    assert len(oci.parse_pushed_manifest(_manifest(layers[:10]), max_layers=10).files) == 10
+        oci_parse.parse_pushed_manifest(_manifest(layers), max_layers=10)
+    assert len(oci_parse.parse_pushed_manifest(_manifest(layers[:10]), max_layers=10).files) == 10
 
 
 def test_deeply_nested_json_is_a_clean_error() -> None:
-    with pytest.raises(oci.ManifestInvalid):
-        oci.parse_pushed_manifest(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(oci_parse.ManifestInvalid):
+        oci_parse.parse_pushed_manifest(b"[" * 100_000 + b"]" * 100_000)
 
 
 # --------------------------------------------------------------------------- hostile input
@@ -406,7 +410,7 @@ _json = st.recursive(
 @given(st.binary(max_size=2000))
 def test_any_bytes_give_a_hub_error_or_a_manifest(data: bytes) -> None:
     try:
-        oci.parse_pushed_manifest(data)
+        oci_parse.parse_pushed_manifest(data)
     except HubError as e:
         assert 400 <= e.status < 500
 
@@ -414,7 +418,7 @@ def test_any_bytes_give_a_hub_error_or_a_manifest(data: bytes) -> None:
 @given(_json, st.sampled_from([None, oci.OCI_MANIFEST, oci.DOCKER_MANIFEST, "x/y"]))
 def test_any_json_gives_a_hub_error_or_a_manifest(doc: Any, ctype: str | None) -> None:
     try:
-        oci.parse_pushed_manifest(json.dumps(doc).encode(), ctype)
+        oci_parse.parse_pushed_manifest(json.dumps(doc).encode(), ctype)
     except HubError as e:
         assert 400 <= e.status < 500
 
@@ -440,7 +444,7 @@ _layer_st = st.fixed_dictionaries(
 @given(st.lists(_layer_st, max_size=6))
 def test_structured_hostile_manifests(layers: list[dict[str, Any]]) -> None:
     try:
-        pm = oci.parse_pushed_manifest(_manifest(layers))
+        pm = oci_parse.parse_pushed_manifest(_manifest(layers))
     except HubError as e:
         assert 400 <= e.status < 500
         return
