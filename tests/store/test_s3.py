@@ -185,3 +185,53 @@ def test_hub_on_s3_serves_downloads_and_ranges(
             assert r.status_code == 500 and r.json()["error"]["code"] == "blob_corrupt"
     finally:
         app.state.db.dispose()
+
+
+_CHILD = """
+import sys, time, boto3
+from modelward.store.s3 import S3BlobStore
+
+endpoint, bucket, tmp = sys.argv[1:4]
+client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+
+def parked(**_):
+    print("part sent", flush=True)
+    time.sleep(60)  # the parent kills us here, half-way through the multipart upload
+
+client.meta.events.register("after-call.s3.UploadPart", parked)
+store = S3BlobStore(client, bucket, "p", tmp, part_size=5 * 2**20)
+with store.writer() as w:
+    w.write(bytes(range(256)) * (12 * 2**20 // 256))
+    w.commit()
+"""
+
+
+def test_killed_upload_leaves_nothing_visible(store: S3BlobStore, s3_endpoint: str) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    data = bytes(range(256)) * (12 * MIB // 256)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, s3_endpoint, store.bucket, str(store.tmp_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "part sent\n"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
+    digest = hashlib.sha256(data).hexdigest()
+    assert not store.exists(digest) and list(store.iter_digests()) == []
+    uploads = store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
+    assert [u["Key"] for u in uploads] == [store._key(digest)]
+    assert list(store.tmp_dir.iterdir())  # the staged copy of the killed process
+    assert store.purge_temp(timedelta(0)) == 2
+    assert store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
+    assert list(store.tmp_dir.iterdir()) == []
+    store.part_size = 5 * MIB
+    assert put(store, data).created and store.verify(digest)

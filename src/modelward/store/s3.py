@@ -308,7 +308,11 @@ class S3BlobStore:
         code, status = _code(exc)
         if self._conditional is False:
             return False
-        if status == 501 or code in ("NotImplemented", "InvalidArgument", "InvalidRequest"):
+        message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", "")).lower()
+        refused = code in ("InvalidArgument", "InvalidRequest") and (
+            "none-match" in message or "conditional" in message
+        )
+        if status == 501 or code == "NotImplemented" or refused:
             self._conditional = False  # fall back to HEAD-then-PUT for this process
             return True
         return False
