@@ -413,10 +413,8 @@ def test_hf_download_cli(hub: Hub, tmp_path: Path) -> None:
 def test_errors_reach_the_client_as_its_own_exceptions(hub: Hub, tmp_path: Path) -> None:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
-        DisabledRepoError,
         EntryNotFoundError,
         GatedRepoError,
-        LocalEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
@@ -446,13 +444,12 @@ def test_errors_reach_the_client_as_its_own_exceptions(hub: Hub, tmp_path: Path)
         dl("acme/pending")
     with pytest.raises(GatedRepoError, match="blocked by policy: license not allowed here"):
         dl("acme/rejected")
-    with pytest.raises(DisabledRepoError, match="revoked: leaked a secret"):
+    # Revoked: X-Error-Message "Access to this resource is disabled." with the RevisionNotFound
+    # code, so the client raises instead of falling back to a cached copy (see the next tests).
+    with pytest.raises(RevisionNotFoundError, match="revoked: leaked a secret"):
         a.model_info("acme/gone")
-    # hf_hub_download turns a failed HEAD other than 401/repo-not-found/gated into "not in the
-    # local cache" and chains the server's error: the developer still sees why.
-    with pytest.raises(LocalEntryNotFoundError) as caught:
+    with pytest.raises(RevisionNotFoundError, match=r"disabled.*revoked: leaked a secret"):
         dl("acme/gone")
-    assert isinstance(caught.value.__cause__, DisabledRepoError)
     for token in (False, "mw_wrong-token", "hf_not-ours"):
         with pytest.raises(RepositoryNotFoundError):
             api(hub, token).model_info(REPO)
@@ -472,7 +469,10 @@ def test_error_responses_carry_hf_headers_and_the_envelope(hub: Hub) -> None:
     assert r.headers["x-error-message"].startswith("blocked by policy: license not allowed here")
     r = httpx.get(f"{hub.url}/api/models/acme/gone/revision/main", headers=_h(hub))
     assert r.status_code == 403
-    assert r.headers["x-error-message"] == "Access to this resource is disabled."
+    assert r.headers["x-error-message"].startswith("Access to this resource is disabled. ")
+    assert r.headers["x-error-message"].endswith("was revoked: leaked a secret")
+    assert r.headers["x-error-code"] == "RevisionNotFound"
+    assert r.json()["error"]["code"] == "revoked"
     assert "leaked a secret" in r.json()["error"]["message"]
     r = httpx.get(f"{hub.url}/{REPO}/resolve/main/config.json")
     assert r.status_code == 401 and r.headers["x-error-code"] == "RepoNotFound"
@@ -481,27 +481,43 @@ def test_error_responses_carry_hf_headers_and_the_envelope(hub: Hub) -> None:
 
 def test_revoking_main_falls_back_and_disables_the_commit(hub: Hub, tmp_path: Path) -> None:
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import DisabledRepoError, LocalEntryNotFoundError
+    from huggingface_hub.errors import RevisionNotFoundError
 
     h = hub.live.hub
     old = publish(h, "acme/moving", make_model_dir(tmp_path, "a"))
-    new = publish(h, "acme/moving", make_model_dir(tmp_path, "b", weights=b"\1" * 64))
+    b = make_model_dir(tmp_path, "b", weights=b"\1" * 64)
+    new = publish(h, "acme/moving", b)
     a = api(hub)
+    kw: dict[str, Any] = {"endpoint": hub.url, "token": hub.reader, "cache_dir": tmp_path / "c"}
     assert a.model_info("acme/moving").sha == new.commit
+    first = hf_hub_download("acme/moving", "model.safetensors", **kw)
+    assert Path(first).read_bytes() == (b / "model.safetensors").read_bytes()
     h.revoke("acme/moving", new.commit, "rita", "bad weights")
     assert a.model_info("acme/moving").sha == old.commit
-    with pytest.raises(DisabledRepoError):
+    again = hf_hub_download("acme/moving", "model.safetensors", **kw)
+    assert Path(again).read_bytes() == (tmp_path / "a" / "model.safetensors").read_bytes()
+    with pytest.raises(RevisionNotFoundError, match="Access to this resource is disabled"):
         a.model_info("acme/moving", revision=new.commit)
-    with pytest.raises(LocalEntryNotFoundError) as caught:
-        hf_hub_download(
-            "acme/moving",
-            "model.safetensors",
-            revision=new.commit,
-            endpoint=hub.url,
-            token=hub.reader,
-            cache_dir=tmp_path / "c",
-        )
-    assert isinstance(caught.value.__cause__, DisabledRepoError)
+    with pytest.raises(RevisionNotFoundError, match="revoked: bad weights"):
+        hf_hub_download("acme/moving", "config.json", revision=new.commit, **kw)
+
+
+def test_a_revoked_model_is_not_served_from_the_developers_cache(hub: Hub, tmp_path: Path) -> None:
+    from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub.errors import RevisionNotFoundError
+
+    h = hub.live.hub
+    rev = publish(h, "acme/cached", make_model_dir(tmp_path), tag="v1")
+    kw: dict[str, Any] = {"endpoint": hub.url, "token": hub.reader, "cache_dir": tmp_path / "c"}
+    snapshot_download("acme/cached", **kw)
+    hf_hub_download("acme/cached", "config.json", revision="v1", **kw)
+    h.revoke("acme/cached", rev.commit, "rita", "withdrawn")
+    # Any other 403 makes huggingface_hub return the cached copy with a warning.
+    for rev_name in ("main", "v1"):
+        with pytest.raises(RevisionNotFoundError, match="disabled"):
+            hf_hub_download("acme/cached", "config.json", revision=rev_name, **kw)
+        with pytest.raises(RevisionNotFoundError, match="disabled"):
+            snapshot_download("acme/cached", revision=rev_name, **kw)
 
 
 # ------------------------------------------------------------------------ anonymous read on

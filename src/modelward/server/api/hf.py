@@ -71,6 +71,23 @@ class _EntryMissing(EntryNotFound):
         self.headers = {"X-Repo-Commit": commit}
 
 
+class _Disabled(Revoked):
+    """A revoked revision, told to HF clients with the ``RevisionNotFound`` code.
+
+    On any other 403 huggingface_hub quietly returns a cached copy, so a revoked model would keep
+    loading from developers' caches; on RevisionNotFound it raises. The message still starts with
+    "Access to this resource is disabled." and goes on with the reason (HEAD has no body).
+    """
+
+    def __init__(self, message: str, **detail: Any) -> None:
+        super().__init__(message, **detail)
+        text = message.encode("ascii", "replace").decode()[:1000]
+        self.headers = {
+            "X-Error-Code": "RevisionNotFound",
+            "X-Error-Message": " ".join(text.split()),
+        }
+
+
 # ------------------------------------------------------------------------------------ helpers
 def _hub(request: Request) -> Hub:
     hub: Hub = request.app.state.hub
@@ -81,13 +98,15 @@ def _resolve(hub: Hub, repo: str, rev: str) -> RevisionView:
     """The approved revision ``rev`` names, or why not (the latest revision's reason for ``main``)."""
     try:
         return hub.resolve(repo, rev)
+    except Revoked as exc:
+        raise _Disabled(exc.message, **exc.detail) from None
     except NotApproved as exc:
         if "commit" in exc.detail or exc.detail.get("state") not in ("revoked", "rejected"):
             raise
         latest = hub.revisions(repo)[0]  # main is gone: say what happened to the latest revision
         where = f"{repo} has no approved revision; {latest.commit[:12]} was {latest.state}"
         if latest.state == "revoked":
-            raise Revoked(
+            raise _Disabled(
                 f"Access to this resource is disabled. {where}: {latest.reason}",
                 repo=repo,
                 commit=latest.commit,
