@@ -149,6 +149,9 @@ def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         h = live.hub
         folder = make_model_dir(root)
         make_tokenizer(folder)
+        odd = folder / "docs" / "notes on ü"  # names clients percent-encode
+        odd.mkdir(parents=True)
+        (odd / "100% done #1?.txt").write_text("odd name\n")
         rev = publish(h, REPO, folder, tag="v1")
         publish(h, "acme/pending", make_model_dir(root, "pending"), approve=False)
         rej = publish(h, "acme/rejected", make_model_dir(root, "rejected"), approve=False)
@@ -249,7 +252,10 @@ def test_tree_listing(hub: Hub) -> None:
     sub = list(a.list_repo_tree(REPO, path_in_repo="sub", revision="v1"))
     assert [e.path for e in sub] == ["sub/notes.txt"]
     expanded = list(a.list_repo_tree(REPO, recursive=True, expand=True))
-    assert {e.path for e in expanded} == set(originals(hub.folder)) | {"sub"}
+    folders = {"sub", "docs", "docs/notes on ü"}
+    assert {e.path for e in expanded} == set(originals(hub.folder)) | folders
+    odd = list(a.list_repo_tree(REPO, path_in_repo="docs/notes on ü"))
+    assert [e.path for e in odd] == ["docs/notes on ü/100% done #1?.txt"]
     f = next(e for e in expanded if isinstance(e, RepoFile))
     assert f.last_commit is not None and f.last_commit.oid == hub.commit
     assert f.security is not None and f.security["status"] == "safe"
@@ -477,6 +483,33 @@ def test_error_responses_carry_hf_headers_and_the_envelope(hub: Hub) -> None:
     r = httpx.get(f"{hub.url}/{REPO}/resolve/main/config.json")
     assert r.status_code == 401 and r.headers["x-error-code"] == "RepoNotFound"
     assert r.json()["error"]["code"] == "unauthorized"
+
+
+def test_every_route_needs_a_token_and_every_role_may_read(hub: Hub) -> None:
+    routes = [
+        ("GET", "/api/models"),
+        ("GET", f"/api/models/{REPO}"),
+        ("GET", f"/api/models/{REPO}/revision/v1"),
+        ("GET", f"/api/models/{REPO}/tree/main"),
+        ("GET", f"/api/models/{REPO}/refs"),
+        ("POST", f"/api/models/{REPO}/paths-info/main"),
+        ("HEAD", f"/{REPO}/resolve/main/config.json"),
+        ("GET", f"/{REPO}/resolve/main/config.json"),
+        ("GET", "/api/whoami-v2"),
+    ]
+    tokens = {role: hub.live.token(role) for role in ("admin", "reviewer", "publisher", "reader")}
+    with httpx.Client(base_url=hub.url) as c:
+        for method, path in routes:
+            form = {"paths": "config.json"} if method == "POST" else None
+            for headers in ({}, {"authorization": "Bearer mw_unknown"}):
+                r = c.request(method, path, headers=headers, data=form)
+                assert r.status_code == 401, (method, path)
+                assert r.headers["x-error-code"] == "RepoNotFound"
+                if method != "HEAD":
+                    assert r.json()["error"]["code"] == "unauthorized"
+            for role, token in tokens.items():
+                r = c.request(method, path, headers={"authorization": f"Bearer {token}"}, data=form)
+                assert r.status_code == 200, (method, path, role)
 
 
 def test_revoking_main_falls_back_and_disables_the_commit(hub: Hub, tmp_path: Path) -> None:
