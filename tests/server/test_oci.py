@@ -177,6 +177,9 @@ def test_referrers(live_server: LiveServer, tmp_path: Path) -> None:
     base = live_server.url
     m = httpx.get(f"{base}/v2/acme/ref/manifests/main", headers=auth())
     digest = m.headers["docker-content-digest"]
+    head = httpx.head(f"{base}/v2/acme/ref/manifests/main", headers=auth())  # through uvicorn
+    assert head.status_code == 200 and head.headers["docker-content-digest"] == digest
+    assert int(head.headers["content-length"]) == len(m.content) and head.content == b""
     r = httpx.get(f"{base}/v2/acme/ref/referrers/{digest}", headers=auth())
     assert r.status_code == 200 and r.headers["content-type"].startswith(oci.OCI_INDEX)
     index = r.json()
@@ -293,41 +296,70 @@ def test_ollama_unknown_key_and_stale_request(live_server: LiveServer) -> None:
 
 
 def test_ollama_push_then_pull_same_digest(live_server: LiveServer, tmp_path: Path) -> None:
-    """`ollama push` (POST, PUT ?digest, PUT manifests/<tag> with Docker v2) lands in review."""
+    """Replays `ollama push --insecure` (server/upload.go, server/images.go): HEAD the blob, POST an
+    upload, PATCH parts with `Content-Range: a-b` to each returned absolute Location, PUT
+    `?digest=&etag=` with no body, then `PUT manifests/<tag>` with the Docker v2 type."""
     src = gguf_dir(tmp_path)
     key = Ed25519PrivateKey.generate()
     register_key(live_server, key, role="publisher")
     base = live_server.url
-    realm = f"{base}/v2/token"
-    token_url = oa.token_request_url(realm, "modelward", "repository:acme/pushed-llm:pull,push")
-    tok = httpx.get(token_url, headers={"Authorization": oa.make_authorization(key, token_url)})
-    bearer = {"Authorization": "Bearer " + tok.json()["token"]}
-    layers = []
+    http = httpx.Client()
+    token: dict[str, str] = {}
+
+    def request(method: str, url: str, **kw: Any) -> httpx.Response:
+        """makeRequestWithRetry: on 401 get a token with the key-signed request, retry once."""
+        r = http.request(method, url, headers={**kw.pop("headers", {}), **token}, **kw)
+        if r.status_code == 401:
+            ch = ollama_challenge(r.headers["www-authenticate"])
+            turl = oa.token_request_url(ch["realm"], ch["service"], ch["scope"])
+            t = http.get(turl, headers={"Authorization": oa.make_authorization(key, turl)})
+            assert t.status_code == 200, t.text
+            token["Authorization"] = "Bearer " + t.json()["token"]
+            r = http.request(method, url, headers={**kw.pop("headers", {}), **token}, **kw)
+        return r
+
     blobs = [
         ("model", (src / "tiny.gguf").read_bytes()),
         ("template", (src / "ollama/template").read_bytes()),
     ]
-    config = json.dumps(
-        {"model_format": "gguf", "model_family": "llama", "rootfs": {"type": "layers"}}
-    ).encode()
+    config = json.dumps({"model_format": "gguf", "model_family": "llama"}).encode()
     for _kind, data in [*blobs, ("config", config)]:
         d = "sha256:" + sha(data)
-        start = httpx.post(f"{base}/v2/acme/pushed-llm/blobs/uploads/", headers=bearer)
+        assert request("HEAD", f"{base}/v2/acme/pushed-llm/blobs/{d}").status_code == 404
+        start = request("POST", f"{base}/v2/acme/pushed-llm/blobs/uploads/")
         assert start.status_code == 202
-        loc = urllib.parse.urljoin(base, start.headers["location"])
-        put = httpx.put(
-            loc + "&" + urllib.parse.urlencode({"digest": d}), content=data, headers=bearer
-        )
+        location = start.headers["location"]
+        assert location.startswith(base + "/")  # Go's url.Parse: a relative URL would not do
+        part = max(1, len(data) // 2)
+        for offset in range(0, len(data), part):
+            chunk = data[offset : offset + part]
+            r = request(
+                "PATCH",
+                location,
+                content=chunk,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "X-Redirect-Uploads": "1",
+                    "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+                },
+            )
+            assert r.status_code == 202, r.text
+            location = r.headers["location"]
+        parts = urllib.parse.urlsplit(location)
+        query = urllib.parse.parse_qs(parts.query)
+        query.update({"digest": [d], "etag": ["0123abcd-2"]})
+        final = parts._replace(query=urllib.parse.urlencode(query, doseq=True)).geturl()
+        put = request("PUT", final, headers={"Content-Length": "0"})
         assert put.status_code == 201, put.text
         assert put.headers["docker-content-digest"] == d
-    for kind, data in blobs:
-        layers.append(
-            {
-                "mediaType": f"application/vnd.ollama.image.{kind}",
-                "digest": "sha256:" + sha(data),
-                "size": len(data),
-            }
-        )
+    layers = [
+        {
+            "mediaType": f"application/vnd.ollama.image.{kind}",
+            "digest": "sha256:" + sha(data),
+            "size": len(data),
+        }
+        for kind, data in blobs
+    ]
     manifest = json.dumps(
         {
             "schemaVersion": 2,
@@ -340,15 +372,21 @@ def test_ollama_push_then_pull_same_digest(live_server: LiveServer, tmp_path: Pa
             "layers": layers,
         }
     ).encode()
-    r = httpx.put(
+    r = request(
+        "PUT",
         f"{base}/v2/acme/pushed-llm/manifests/q4",
         content=manifest,
-        headers={"Content-Type": OLLAMA_ACCEPT, **bearer},
+        headers={"Content-Type": OLLAMA_ACCEPT},
     )
     assert r.status_code == 201, r.text
+    http.close()
     rev = live_server.hub.revision("acme/pushed-llm", "q4")
     assert [f.path for f in rev.files] == ["model.gguf", "ollama/template"]
-    assert rev.state == "in_review"
+    assert rev.state == "in_review" and rev.provenance["kind"] == "oci"
+    assert {f.path: f.sha256 for f in rev.files} == {
+        "model.gguf": sha(blobs[0][1]),
+        "ollama/template": sha(blobs[1][1]),
+    }
     live_server.hub.approve("acme/pushed-llm", rev.commit, "rita", "ok", override=True)
     got = httpx.get(
         f"{base}/v2/acme/pushed-llm/manifests/q4", headers={"Accept": OLLAMA_ACCEPT, **auth()}
@@ -394,7 +432,7 @@ def test_chunked_upload_and_bad_digest(client: Any, app: Any) -> None:
     )
     assert (
         r.status_code == 201
-        and r.headers["location"] == f"/v2/acme/chunky/blobs/sha256:{sha(mono)}"
+        and r.headers["location"] == f"http://testserver/v2/acme/chunky/blobs/sha256:{sha(mono)}"
     )
 
 

@@ -54,9 +54,14 @@ class RangeInvalid(HubError):
 
 
 # --------------------------------------------------------------------------- push: blob uploads
-def _upload_url(repo: str, upload_id: str, state: str, digest: str | None = None) -> str:
+def _upload_url(
+    request: Request, repo: str, upload_id: str, state: str, digest: str | None = None
+) -> str:
+    """The absolute URL of an upload session (Ollama parses it without resolving a relative one)."""
     query = {"_state": state} | ({"digest": digest} if digest else {})
-    return f"/v2/{repo}/blobs/uploads/{upload_id}?{urllib.parse.urlencode(query)}"
+    return (
+        f"{base_url(request)}/v2/{repo}/blobs/uploads/{upload_id}?{urllib.parse.urlencode(query)}"
+    )
 
 
 async def _store_body(
@@ -114,11 +119,11 @@ def _session(request: Request, repo: str, upload_id: str) -> None:
             raise BlobUploadUnknown(f"upload {upload_id[:64]!r} of {repo!r} is unknown or finished")
 
 
-def _created(repo: str, digest: str) -> Response:
+def _created(request: Request, repo: str, digest: str) -> Response:
     return Response(
         status_code=201,
         headers={
-            "Location": f"/v2/{repo}/blobs/{digest}",
+            "Location": f"{base_url(request)}/v2/{repo}/blobs/{digest}",
             "Docker-Content-Digest": digest,
             **API_VERSION,
         },
@@ -138,7 +143,7 @@ async def start_upload(ns: str, name: str, request: Request) -> Response:
         hex_digest = digest_hex(mount)
         src = validate_repo(source)
         if await run_in_threadpool(hub.has_blob_in_repo, src, hex_digest):
-            return _created(repo, mount)
+            return _created(request, repo, mount)
     digest = q.get("digest")
     has_body = int(
         request.headers.get("content-length") or 0
@@ -146,7 +151,7 @@ async def start_upload(ns: str, name: str, request: Request) -> Response:
     if digest and has_body:
         hex_digest = digest_hex(digest)
         await _store_body(request, hub, hex_digest)
-        return _created(repo, digest)
+        return _created(request, repo, digest)
     if digest:
         digest_hex(digest)
     upload_id = new_upload_id()
@@ -156,7 +161,7 @@ async def start_upload(ns: str, name: str, request: Request) -> Response:
     return Response(
         status_code=202,
         headers={
-            "Location": _upload_url(repo, upload_id, state, digest),
+            "Location": _upload_url(request, repo, upload_id, state, digest),
             "Range": "0-0",
             "Docker-Upload-UUID": upload_id,
             **API_VERSION,
@@ -194,7 +199,9 @@ async def patch_upload(ns: str, name: str, upload_id: str, request: Request) -> 
     return Response(
         status_code=202,
         headers={
-            "Location": _upload_url(repo, upload_id, state, request.query_params.get("digest")),
+            "Location": _upload_url(
+                request, repo, upload_id, state, request.query_params.get("digest")
+            ),
             "Range": f"0-{max(total - 1, 0)}",
             "Docker-Upload-UUID": upload_id,
             **API_VERSION,
@@ -222,7 +229,7 @@ async def finish_upload(ns: str, name: str, upload_id: str, request: Request) ->
         row = s.get(Upload, upload_id)
         if row is not None:
             s.delete(row)
-    return _created(repo, digest)
+    return _created(request, repo, digest)
 
 
 @router.get("/v2/{ns}/{name}/blobs/uploads/{upload_id}")
@@ -236,7 +243,7 @@ def upload_status(ns: str, name: str, upload_id: str, request: Request) -> Respo
     return Response(
         status_code=204,
         headers={
-            "Location": str(request.url.path) + "?" + request.url.query,
+            "Location": f"{base_url(request)}{request.url.path}?{request.url.query}",
             "Range": f"0-{max(size - 1, 0)}",
             "Docker-Upload-UUID": upload_id,
         },
@@ -312,7 +319,7 @@ async def put_manifest(ns: str, name: str, reference: str, request: Request) -> 
         {"repo": repo, "commit": rev.commit, "state": rev.state, "digest": pm.digest},
         status_code=201,
         headers={
-            "Location": f"/v2/{repo}/manifests/{pm.digest}",
+            "Location": f"{base_url(request)}/v2/{repo}/manifests/{pm.digest}",
             "Docker-Content-Digest": pm.digest,
             "X-Modelward-Revision": rev.commit,
             "X-Modelward-State": rev.state,
