@@ -584,3 +584,18 @@ def test_anonymous_read(client: Any, app: Any, hub: Any, tmp_path: Path) -> None
         "main",
     ]
     assert client.post("/v2/acme/open/blobs/uploads/").status_code == 401
+
+
+def test_stale_upload_sessions_are_dropped(client: Any, app: Any) -> None:
+    from datetime import timedelta
+
+    from modelward.store.db import Upload, utcnow
+
+    h = auth()
+    old = client.post("/v2/acme/stale/blobs/uploads/", headers=h)
+    upload_id = old.headers["docker-upload-uuid"]
+    with app.state.db.session() as s:
+        s.get(Upload, upload_id).created_at = utcnow() - timedelta(days=2)
+    assert client.post("/v2/acme/stale/blobs/uploads/", headers=h).status_code == 202
+    r = client.patch(old.headers["location"], content=b"x", headers=h)
+    assert r.status_code == 404 and r.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from datetime import timedelta
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import delete
 from starlette.concurrency import run_in_threadpool
 
 from modelward.errors import (
@@ -35,11 +37,12 @@ from modelward.server.api.oci_auth import (
     url_key,
 )
 from modelward.store.blobs import new_upload_id
-from modelward.store.db import Upload
+from modelward.store.db import Upload, utcnow
 
 router = APIRouter(tags=["oci"])
 
 _WRITE_BUFFER: Final = 1 << 20
+UPLOAD_TTL: Final = timedelta(days=1)
 
 
 class BlobUploadUnknown(NotFound):
@@ -112,6 +115,14 @@ def _chain(hub: Hub, head: str) -> list[str]:
     return out[::-1]
 
 
+def _open_session(request: Request, upload_id: str, repo: str) -> None:
+    """Record a new upload session; sessions idle for a day are dropped (their chunk blobs are
+    unreferenced, so the hub's gc collects them)."""
+    with request.app.state.db.session() as s:
+        s.execute(delete(Upload).where(Upload.created_at < utcnow() - UPLOAD_TTL))
+        s.add(Upload(id=upload_id, repo=repo, size=0))
+
+
 def _session(request: Request, repo: str, upload_id: str) -> None:
     with request.app.state.db.session() as s:
         row = s.get(Upload, upload_id)
@@ -155,8 +166,7 @@ async def start_upload(ns: str, name: str, request: Request) -> Response:
     if digest:
         digest_hex(digest)
     upload_id = new_upload_id()
-    with request.app.state.db.session() as s:
-        s.add(Upload(id=upload_id, repo=repo, size=0))
+    await run_in_threadpool(_open_session, request, upload_id, repo)
     state = urlsign.sign_upload_state(url_key(request), upload_id, "", 0)
     return Response(
         status_code=202,
