@@ -350,6 +350,12 @@ def test_review_with_the_session_cookie(app: Any, hub: Any, tmp_path: Path) -> N
     def post(**form: str) -> Any:
         return client.post("/review", data=form, headers=HTML)
 
+    # The session cookie alone never changes anything: the JSON API's POSTs ignore it.
+    r = client.post(
+        f"/api/v1/hub/repos/acme/pending/revisions/{pending.commit}/approve",
+        json={"reason": "cookie only"},
+    )
+    assert r.status_code == 401
     # no CSRF token, a wrong one: refused, nothing changes
     for bad in ("", "f" * 64):
         r = post(csrf=bad, action="approve", repo="acme/pending", commit=pending.commit, reason="x")
