@@ -27,14 +27,25 @@ artifact(a) := {"kind": "artifact", "path": a.path, "sha256": object.get(a, "sha
 # The decision subject for a runtime.
 runtime(r) := {"kind": "runtime", "name": r.name}
 
+# Pre-computed facts. rego-cpp matches strings against sets and globs slowly (a set is scanned, not
+# hashed), so modelward's engine hands each artifact an object `precomputed` with the answers of
+# the two functions below for the settings in use: {"digest_approved": bool, "origin_approved":
+# bool}. Without it (plain `opa eval`, `opa test`) the same answers are computed here in Rego.
+
 # An artifact whose SHA-256 is on the approved list.
+digest_approved(a, s) if a.precomputed.digest_approved == true
+
 digest_approved(a, s) if {
+	not a.precomputed
 	some h in s.approved_sha256
 	h == object.get(a, "sha256", null)
 }
 
 # An artifact whose hub repo or model name matches an approved origin ("prefix*" globs allowed).
+origin_approved(a, s) if a.precomputed.origin_approved == true
+
 origin_approved(a, s) if {
+	not a.precomputed
 	some o in s.approved_origins
 	some v in origins(a)
 	origin_match(o, v)

@@ -9,25 +9,17 @@ import rego.v1
 
 decisions := check(input, data.modelward.settings)
 
-check(inv, s) := ds if {
+check(inv, s) := [d |
+	some a in inv.artifacts
+	not lib.digest_approved(a, s)
+	not lib.origin_approved(a, s)
+	d := {
+		"rule": "unapproved-model",
+		"action": "warn",
+		"severity": "low",
+		"subject": lib.artifact(a),
+		"message": concat("", [a.path, ": not approved by the hub (neither its digest nor its origin is on the approved lists)"]),
+	}
+] if {
 	count(s.approved_sha256) + count(s.approved_origins) > 0
-	digests := {h | some h in s.approved_sha256}
-	exact := {o | some o in s.approved_origins; not endswith(o, "*")}
-	prefixes := [trim_suffix(o, "*") | some o in s.approved_origins; endswith(o, "*")]
-
-	# no set comprehension over the artifacts: rego-cpp builds large sets slowly
-	ds := [d |
-		some a in inv.artifacts
-		not object.get(a, "sha256", null) in digests
-		origins := lib.origins(a)
-		count([v | some v in origins; v in exact]) == 0
-		count([v | some v in origins; some p in prefixes; startswith(v, p)]) == 0
-		d := {
-			"rule": "unapproved-model",
-			"action": "warn",
-			"severity": "low",
-			"subject": lib.artifact(a),
-			"message": concat("", [a.path, ": not approved by the hub (neither its digest nor its origin is on the approved lists)"]),
-		}
-	]
 } else := []
