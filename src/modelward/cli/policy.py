@@ -96,7 +96,9 @@ def check_command(
         "sarif": report.write_decisions_sarif,
     }.get(format, report.write_decisions_table)
     emit(output, lambda f: write(decisions, f))
-    failing = any(d.action in ("deny", "quarantine") and d.severity >= threshold for d in decisions)
+    failing = any(
+        d.action in ("deny", "stop", "quarantine") and d.severity >= threshold for d in decisions
+    )
     raise typer.Exit(1 if failing else 0)
 
 
@@ -138,13 +140,15 @@ Examples:
   modelward quarantine list                      # what is in the vault; restore ID brings it back
 
 Exit codes: 0 done (or nothing to do); 2 error. Nothing is ever deleted: a quarantined model moves
-into the vault (journaled, crash-safe) and a note file is left where it was.
+into the vault (journaled, crash-safe) and a note file is left where it was. Runtimes are never
+stopped by default: with stop_exposed_runtimes: true in the settings, --apply also terminates
+(SIGTERM, never SIGKILL) your runtime processes that listen on a network address.
 """
 
 
 @app.command(
     "enforce",
-    help="Carry out the policy's quarantine decisions (a dry run unless --apply).",
+    help="Carry out the policy's quarantine (and stop) decisions (a dry run unless --apply).",
     epilog=ENFORCE_EPILOG,
 )
 def enforce_command(
@@ -154,7 +158,9 @@ def enforce_command(
     inventory: Path | None = _INVENTORY,
     waivers: Path | None = _WAIVERS,
     apply: bool = typer.Option(
-        False, "--apply", help="Move the models (default: only say what would move)."
+        False,
+        "--apply",
+        help="Move the models, stop the runtimes (default: only say what would be done).",
     ),
     vault: Path | None = typer.Option(
         None,
@@ -165,12 +171,14 @@ def enforce_command(
     verbose: bool = _VERBOSE,
 ) -> None:
     from modelward.policy.enforce import quarantine_decisions
+    from modelward.policy.stop import stop_decisions
     from modelward.policy.vault import Vault
 
     doc, decisions = decide(roots, policy, settings, inventory, waivers)
     store = Vault.open(vault) if apply else None
     lines = quarantine_decisions(decisions, doc, store, apply)
-    for line in lines:
+    stops = stop_decisions(decisions, doc, apply)
+    for line in [*lines, *stops]:
         typer.echo(line)
     if not lines:
         typer.echo("nothing to quarantine")

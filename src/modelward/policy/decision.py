@@ -7,8 +7,9 @@ from typing import Any
 
 from modelward.models import Severity
 
-ACTIONS = ("allow", "warn", "deny", "quarantine")
-"""Ordered from the mildest to the strongest."""
+ACTIONS = ("allow", "warn", "deny", "stop", "quarantine")
+"""Ordered from the mildest to the strongest. ``stop`` (terminate a runtime's processes that listen
+on a network address) only comes with the setting ``stop_exposed_runtimes``."""
 
 
 @dataclass(frozen=True, slots=True)

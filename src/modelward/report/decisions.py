@@ -13,8 +13,20 @@ from modelward.report.style import SEVERITY_STYLE
 SCHEMA = "modelward.decisions/v1"
 FORMATS = ("table", "json", "sarif")
 
-_ACTION_STYLE = {"quarantine": "bold red", "deny": "red", "warn": "yellow", "allow": "green"}
-_LEVEL = {"quarantine": "error", "deny": "error", "warn": "warning", "allow": "note"}
+_ACTION_STYLE = {
+    "quarantine": "bold red",
+    "stop": "bold red",
+    "deny": "red",
+    "warn": "yellow",
+    "allow": "green",
+}
+_LEVEL = {
+    "quarantine": "error",
+    "stop": "error",
+    "deny": "error",
+    "warn": "warning",
+    "allow": "note",
+}
 
 
 def to_json(decisions: list[Decision]) -> dict[str, Any]:
@@ -58,7 +70,9 @@ def write_decisions_table(decisions: list[Decision], out: TextIO) -> None:
             )
         console.print(table)
     counts = Counter(d.action for d in decisions)
-    parts = [f"{counts[a]} {a}" for a in ("quarantine", "deny", "warn", "allow") if counts[a]]
+    parts = [
+        f"{counts[a]} {a}" for a in ("quarantine", "stop", "deny", "warn", "allow") if counts[a]
+    ]
     console.print(f"{len(decisions)} decisions" + (f": {', '.join(parts)}" if parts else ""))
 
 

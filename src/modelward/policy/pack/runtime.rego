@@ -2,7 +2,10 @@
 #
 # runtime-exposed: a runtime listening on a non-loopback address (or forwarded by a tunnel such as
 #   ngrok) is denied unless settings.allow_network_exposure: local inference servers have no
-#   authentication, so anyone who can reach the port can use, pull or push models.
+#   authentication, so anyone who can reach the port can use, pull or push models. Its action is
+#   `stop` when settings.stop_exposed_runtimes is true: `modelward policy enforce --apply` then
+#   terminates (SIGTERM, never SIGKILL) the runtime's processes that listen on a network address.
+#   Runtimes are never stopped by default.
 # runtime-not-allowed: when settings.allowed_runtimes is not empty, another runtime is denied.
 package modelward.rules.runtime
 
@@ -19,12 +22,16 @@ exposed(inv, s) := [d |
 	count(addrs) + count(tunnels) > 0
 	d := {
 		"rule": "runtime-exposed",
-		"action": "deny",
+		"action": exposed_action(s),
 		"severity": "high",
 		"subject": lib.runtime(r),
 		"message": concat("", [r.name, " is reachable from the network (", concat(", ", array.concat(addrs, tunnels)), "): bind it to 127.0.0.1"]),
 	}
 ]
+
+exposed_action(s) := "stop" if {
+	object.get(s, "stop_exposed_runtimes", false) == true
+} else := "deny"
 
 not_allowed(inv, s) := [d |
 	count(s.allowed_runtimes) > 0
