@@ -46,11 +46,19 @@ def rules_table() -> str:
     return "\n".join(lines)
 
 
+def policy_rules() -> str:
+    """The bundled policy pack's rules with their rationale, from the .rego header comments."""
+    from modelward.policy.packdoc import markdown
+
+    return markdown()
+
+
 def sections() -> dict[str, str]:
     return {
         "rules": rules_table(),
         "help:scan": command_help("scan"),
         "help:inventory": command_help("inventory"),
+        "policy-rules": policy_rules(),
     }
 
 

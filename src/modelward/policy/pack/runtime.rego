@@ -1,4 +1,5 @@
-# Runtime rules.
+# Runtime rules, over the inventory's runtimes (installed or running, with the sockets they
+# listen on and the tunnels that forward them).
 #
 # runtime-exposed: a runtime listening on a non-loopback address (or forwarded by a tunnel such as
 #   ngrok) is denied unless settings.allow_network_exposure: local inference servers have no
