@@ -211,3 +211,29 @@ def test_gc_removes_only_unreferenced_blobs(hub: Any, tmp_path: Path, monkeypatc
     assert not hub.blobs.exists(orphan)
     for f in rev.files:
         assert hub.blobs.exists(f.sha256)
+
+
+def test_a_scan_cut_short_by_a_crash_is_finished_on_resubmit(hub: Any, tmp_path: Path) -> None:
+    from modelward.store.db import Revision
+
+    folder = make_model_dir(tmp_path)
+    rev = publish(hub, "acme/crash", folder, approve=False)
+    with hub.db.session() as s:  # as if the server died between "scanning" and "in_review"
+        row = s.query(Revision).filter_by(commit=rev.commit).one()
+        row.state = "scanning"
+    again = publish(hub, "acme/crash", folder, approve=False)
+    assert again.commit == rev.commit and again.state == "in_review"
+
+
+def test_a_scanner_failure_is_never_a_clean_result(
+    hub: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    def broken(_entries: Any) -> Any:
+        raise RuntimeError("scanner exploded")
+
+    monkeypatch.setattr(hub, "_scan", broken)
+    rev = publish(hub, "acme/broken", make_model_dir(tmp_path), approve=False)
+    assert rev.max_severity == "high"
+    assert "scanner exploded" in rev.scan["error"]
+    with pytest.raises(ApprovalRefused):
+        hub.approve("acme/broken", rev.commit, "rita", "fine")

@@ -127,10 +127,14 @@ class Hub:
         commit = commit_id(entries)
         with self.db.session() as s:
             row = self._find_revision(s, repo, commit)
-            if row is not None:
+            stalled = row is not None and row.state in ("submitted", "scanning")
+            if row is not None and not stalled:
                 if tag is not None:
                     self._set_tag(s, row, tag, actor)
                 return self._view(s, row)
+            stalled_id = row.id if row is not None else None
+        if stalled_id is not None:  # a crash interrupted its scan: finish it now
+            return self._finish_scan(stalled_id, repo, commit, entries, tag, actor)
         with self.db.session() as s:
             repo_row = s.scalar(select(Repo).where(Repo.name == repo))
             if repo_row is None:
@@ -165,7 +169,31 @@ class Hub:
             row.state = "scanning"
             self._audit(s, "modelward", "scan-start", repo, commit)
             rev_id = row.id
-        scan_doc, license_doc = self._scan(entries)
+        return self._finish_scan(rev_id, repo, commit, entries, tag, actor)
+
+    def _finish_scan(
+        self,
+        rev_id: int,
+        repo: str,
+        commit: str,
+        entries: Sequence[FileEntry],
+        tag: str | None,
+        actor: str,
+    ) -> RevisionView:
+        """Scan the revision's files and put it in review (also resumes a scan a crash cut short)."""
+        try:
+            scan_doc, license_doc = self._scan(entries)
+        except Exception as exc:  # the scanner could not run: review must see that, not "clean"
+            scan_doc = {
+                "schema": "modelward.scan/v1",
+                "files": [],
+                "summary": {"files": 0, "max_severity": "high", "errors": 1},
+                "error": f"the scan could not run: {exc}",
+            }
+            license_doc = {"declared": None, "detected": None, "id": "unknown"}
+        report = json.dumps(scan_doc, sort_keys=True).encode()
+        # Stored before the session below writes: SQLite has one writer, put_bytes opens its own.
+        report_digest = self.put_bytes(report)
         with self.db.session() as s:
             row = s.get_one(Revision, rev_id)
             row.scan = scan_doc
@@ -181,10 +209,7 @@ class Hub:
                 "",
                 {"summary": scan_doc.get("summary", {})},
             )
-            report = json.dumps(scan_doc, sort_keys=True).encode()
-            self._attach(
-                s, row, "scan-report", self.put_bytes(report), SCAN_MEDIA_TYPE, len(report)
-            )
+            self._attach(s, row, "scan-report", report_digest, SCAN_MEDIA_TYPE, len(report))
             if tag is not None:
                 self._set_tag(s, row, tag, actor)
             return self._view(s, row)
@@ -282,26 +307,27 @@ class Hub:
                     max_severity=sev,
                 )
             files = [FileEntry(f.path, f.size, f.sha256, f.git_sha1) for f in row.files]
+            commit = row.commit
         signature = self._sign(repo, files)
+        now = utcnow()
+        record = json.dumps(
+            {
+                "repo": repo,
+                "commit": commit,
+                "approved_by": actor,
+                "approved_at": now.isoformat(),
+                "reason": reason,
+                "override": override,
+                "max_severity": sev,
+            },
+            sort_keys=True,
+        ).encode()
+        # Stored outside the session below: SQLite has one writer and put_bytes opens its own.
+        record_digest = self.put_bytes(record)
         with self.db.session() as s:
-            row = self._revision(s, repo, rev)
+            row = self._revision(s, repo, commit)
             if row.state != "in_review":
                 raise Conflict(f"{repo}@{row.commit[:12]} changed state to {row.state}")
-            now = utcnow()
-            record = json.dumps(
-                {
-                    "repo": repo,
-                    "commit": row.commit,
-                    "approved_by": actor,
-                    "approved_at": now.isoformat(),
-                    "reason": reason,
-                    "override": override,
-                    "max_severity": sev,
-                },
-                sort_keys=True,
-            ).encode()
-            # Stored before this session writes: SQLite has one writer, put_bytes opens its own.
-            record_digest = self.put_bytes(record)
             row.state = "approved"
             row.reason = reason
             row.decided_by = actor

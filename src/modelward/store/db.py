@@ -179,6 +179,7 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def create_all(self) -> None:
@@ -199,8 +200,18 @@ class Database:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # SQLAlchemy emits BEGIN itself (below); pysqlite must not open transactions on its own.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # SQLite has one writer. A deferred transaction that reads, then writes after another connection
+    # committed fails at once with "database is locked" (the busy timeout does not apply to that
+    # upgrade). BEGIN IMMEDIATE takes the write lock up front and waits for it with the timeout.
+    # Sessions are short and never nested, so serialising them costs little.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
