@@ -512,6 +512,35 @@ def test_every_route_needs_a_token_and_every_role_may_read(hub: Hub) -> None:
                 assert r.status_code == 200, (method, path, role)
 
 
+def test_an_override_is_announced_to_the_client(hub: Hub, tmp_path: Path) -> None:
+    import zipfile
+
+    from huggingface_hub import hf_hub_download
+
+    folder = make_model_dir(tmp_path)
+    with zipfile.ZipFile(folder / "extra.safetensors", "w") as z:  # a masquerade: high
+        z.writestr("a.txt", "x")
+    h = hub.live.hub
+    rev = publish(h, "acme/override", folder, approve=False)
+    h.approve("acme/override", rev.commit, "rita", "known false positive", override=True)
+    head = httpx.head(f"{hub.url}/acme/override/resolve/main/config.json", headers=_h(hub))
+    info = httpx.get(f"{hub.url}/api/models/acme/override", headers=_h(hub))
+    for r in (head, info):
+        assert r.status_code == 200
+        assert r.headers["x-hf-warning"] == (
+            f"modelward acme/override@{rev.commit[:12]}; acme/override@{rev.commit[:12]} was "
+            "approved by rita despite a high scan finding: known false positive"
+        )
+    assert (
+        "x-hf-warning"
+        not in httpx.head(f"{hub.url}/{REPO}/resolve/main/config.json", headers=_h(hub)).headers
+    )
+    p = hf_hub_download(
+        "acme/override", "config.json", endpoint=hub.url, token=hub.reader, cache_dir=tmp_path
+    )
+    assert Path(p).read_bytes() == (folder / "config.json").read_bytes()
+
+
 def test_revoking_main_falls_back_and_disables_the_commit(hub: Hub, tmp_path: Path) -> None:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import RevisionNotFoundError

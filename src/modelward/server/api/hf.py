@@ -119,6 +119,20 @@ def _resolve(hub: Hub, repo: str, rev: str) -> RevisionView:
         ) from None
 
 
+def _notice(rev: RevisionView) -> dict[str, str]:
+    """``X-HF-Warning`` (huggingface_hub logs it once per topic) for a revision approved despite a
+    high finding: the developer learns it was an override, by whom and why."""
+    if rev.max_severity not in ("high", "critical"):
+        return {}
+    ref = f"{rev.repo}@{rev.commit[:12]}"
+    text = (
+        f"{ref} was approved by {rev.decided_by} despite a {rev.max_severity} scan finding: "
+        f"{rev.reason}"
+    )
+    text = " ".join(text.encode("ascii", "replace").decode()[:1000].split())
+    return {"X-HF-Warning": f"modelward {ref}; {text}"}
+
+
 def _split_raw(request: Request, ns: str, name: str, marker: str, decoded: str) -> tuple[str, str]:
     """``(rev, path)`` after ``/{ns}/{name}/{marker}/`` in the raw (still percent-encoded) URL.
 
@@ -484,7 +498,7 @@ def get_model(
     request: Request, ns: str, name: str, blobs: bool = False, who: Principal = Read
 ) -> JSONResponse:
     rev = _resolve(_hub(request), f"{ns}/{name}", "main")
-    return JSONResponse(model_info(request, rev, blobs))
+    return JSONResponse(model_info(request, rev, blobs), headers=_notice(rev))
 
 
 @router.get("/api/models/{ns}/{name}/revision/{rev:path}", summary="Model info of a revision")
@@ -492,7 +506,7 @@ def get_model_revision(
     request: Request, ns: str, name: str, rev: str, blobs: bool = False, who: Principal = Read
 ) -> JSONResponse:
     view = _resolve(_hub(request), f"{ns}/{name}", rev)
-    return JSONResponse(model_info(request, view, blobs))
+    return JSONResponse(model_info(request, view, blobs), headers=_notice(view))
 
 
 @router.get("/api/models/{ns}/{name}/refs", summary="Branches (main) and approved tags")
@@ -610,6 +624,7 @@ def resolve_file(
         "Content-Disposition": _disposition(path),
         # Revalidate every time: a revocation must take effect at once, also behind a cache.
         "Cache-Control": "private, no-cache",
+        **_notice(rev),
     }
     media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
     return blob_response(request, hub.blobs, f.sha256, headers, media_type)
