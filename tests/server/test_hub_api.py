@@ -353,6 +353,30 @@ def test_tokens_keys_and_gc(client: Any) -> None:
     _error(bad, 400, "invalid_key")
     gc = client.post(f"{API}/gc", json={}, headers=auth()).json()
     assert gc == {"dry_run": True, "blobs": []}
+    events = client.get(f"{API}/audit", headers=auth()).json()
+    actions = {e["action"]: e for e in events["events"]}
+    assert actions["token-create"]["detail"] == {"name": "ci", "role": "reader"}
+    assert actions["ollama-key-add"]["detail"]["name"] == "alice"
+
+
+def test_imports_only_from_allowed_endpoints(settings: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from modelward.server.app import create_app
+
+    application = create_app(
+        settings.model_copy(update={"import_endpoints": ["https://huggingface.co"]})
+    )
+    body = {"endpoint": "http://169.254.169.254", "repo_id": "a/b", "repo": "acme/b"}
+    try:
+        with TestClient(application) as c:
+            r = c.post(f"{API}/import", json=body, headers=auth())
+            _error(r, 403, "forbidden")
+            assert "import_endpoints" in r.json()["error"]["message"]
+            sneaky = {**body, "endpoint": "https://huggingface.co.evil.example"}
+            _error(c.post(f"{API}/import", json=sneaky, headers=auth()), 403, "forbidden")
+    finally:
+        application.state.db.dispose()
 
 
 # ---------------------------------------------------------------------------------------- import

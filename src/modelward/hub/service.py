@@ -528,6 +528,13 @@ class Hub:
             )
             return bool(in_att)
 
+    def record(
+        self, actor: str, action: str, reason: str = "", detail: dict[str, Any] | None = None
+    ) -> None:
+        """Append an audit event that concerns no revision (tokens, keys, administration)."""
+        with self.db.session() as s:
+            self._audit(s, actor, action, "", "", reason, detail)
+
     # --------------------------------------------------------------------- gc
     def gc(self, dry_run: bool = True, actor: str = "modelward") -> list[str]:
         """Blobs no revision or attachment references (and no upload in the last hour)."""

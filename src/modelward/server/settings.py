@@ -53,6 +53,11 @@ class ServerSettings(BaseSettings):
     signed_url_ttl: int = Field(
         300, gt=0, le=86_400, description="Seconds a signed blob URL is valid."
     )
+    import_endpoints: list[str] | None = Field(
+        None,
+        description="Upstream endpoints a server-side import may fetch from (URL prefixes); "
+        "unset allows any. Set it so that a publisher cannot make the server reach other hosts.",
+    )
     auto_migrate: bool = Field(
         True, description="Apply database migrations at start (always safe on the embedded SQLite)."
     )

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from modelward.errors import BadRequest, Conflict, NotFound, TooLarge
+from modelward.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
 from modelward.hub.ingest import CHUNK, IngestPlan, from_upstream
 from modelward.hub.names import validate_repo
 from modelward.hub.revision import RevisionView
@@ -279,6 +279,16 @@ def import_upstream(body: ImportIn, request: Request, who: Publisher) -> dict[st
     repo = validate_repo(body.repo)
     hub = _hub(request)
     settings = request.app.state.settings
+    allowed = settings.import_endpoints
+    if allowed is not None and not any(
+        body.endpoint.rstrip("/") == e.rstrip("/") or body.endpoint.startswith(e.rstrip("/") + "/")
+        for e in allowed
+    ):
+        raise Forbidden(
+            f"imports from {body.endpoint!r} are not allowed; the server's import_endpoints setting "
+            f"lists: {', '.join(allowed) or '(none)'}",
+            endpoint=body.endpoint,
+        )
     tmp_root = settings.data_dir / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="import-", dir=tmp_root) as tmp:
@@ -322,6 +332,7 @@ def new_token(body: TokenIn, request: Request, who: Admin) -> dict[str, Any]:
     role = _check_role(body.role)
     name = body.name or f"{role} (created by {who.name})"
     token = create_token(request.app.state.db, name, role, who.name)
+    _hub(request).record(who.name, "token-create", detail={"name": name, "role": role})
     return {"token": token, "role": role, "name": name}
 
 
@@ -341,6 +352,11 @@ def add_ollama_key(body: OllamaKeyIn, request: Request, who: Admin) -> dict[str,
             )
     except IntegrityError:
         raise Conflict(f"this Ollama key is already registered ({key.fingerprint})") from None
+    _hub(request).record(
+        who.name,
+        "ollama-key-add",
+        detail={"name": body.name, "role": role, "fingerprint": key.fingerprint},
+    )
     return {"name": body.name, "role": role, "fingerprint": key.fingerprint}
 
 
