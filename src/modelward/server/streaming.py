@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import mmap
 import os
 import re
@@ -106,14 +107,26 @@ class _Mapping:
         finally:
             os.close(fd)  # the mapping keeps the file alive
         self.view = memoryview(self.map)
+        self.dropped = 0
 
-    def populate(self, start: int, length: int) -> None:
-        # Page-aligned start, as madvise requires; a kernel without POPULATE_READ gets WILLNEED.
-        aligned = start - start % mmap.PAGESIZE
+    def advance(self, start: int, length: int, sent: int) -> None:
+        """Fault in ``[start, start+length)``; unmap pages well before ``sent`` (bounded RSS).
+
+        Dropping pages of a read-only file mapping is always safe: a later access (a window the
+        server still holds) faults them in again from the page cache.
+        """
+        page = mmap.PAGESIZE
+        drop = (sent - WINDOW) // page * page
+        if drop > self.dropped:
+            self.map.madvise(mmap.MADV_DONTNEED, self.dropped, drop - self.dropped)
+            self.dropped = drop
+        aligned = start // page * page  # madvise wants a page-aligned start
         try:
             self.map.madvise(_MADV_POPULATE_READ, aligned, length + start - aligned)
-        except OSError:
-            self.map.madvise(mmap.MADV_WILLNEED, aligned, length + start - aligned)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:  # EFAULT: the file shrank; abort the response
+                raise
+            self.map.madvise(mmap.MADV_WILLNEED, aligned, length + start - aligned)  # old kernel
 
     def close(self, pending: asyncio.Future[None] | None = None) -> None:
         if pending is not None and not pending.cancelled():
@@ -129,13 +142,13 @@ async def _mapped(path: str, start: int, end: int) -> AsyncIterator[memoryview]:
     m = await run_in_threadpool(_Mapping, path)
     pos, stop = start, end + 1
     # Started now, awaited before the window is sent: the next window faults in meanwhile.
-    ready = loop.run_in_executor(None, m.populate, pos, min(WINDOW, stop - pos))
+    ready = loop.run_in_executor(None, m.advance, pos, min(WINDOW, stop - pos), pos)
     try:
         while pos < stop:
             nxt = pos + min(WINDOW, stop - pos)
             await ready
             if nxt < stop:
-                ready = loop.run_in_executor(None, m.populate, nxt, min(WINDOW, stop - nxt))
+                ready = loop.run_in_executor(None, m.advance, nxt, min(WINDOW, stop - nxt), pos)
             yield m.view[pos:nxt]
             pos = nxt
     finally:
