@@ -492,6 +492,7 @@ def test_every_route_needs_a_token_and_every_role_may_read(hub: Hub) -> None:
         ("GET", f"/api/models/{REPO}/revision/v1"),
         ("GET", f"/api/models/{REPO}/tree/main"),
         ("GET", f"/api/models/{REPO}/refs"),
+        ("GET", f"/api/models/{REPO}/commits/main"),
         ("POST", f"/api/models/{REPO}/paths-info/main"),
         ("HEAD", f"/{REPO}/resolve/main/config.json"),
         ("GET", f"/{REPO}/resolve/main/config.json"),
@@ -554,8 +555,15 @@ def test_revoking_main_falls_back_and_disables_the_commit(hub: Hub, tmp_path: Pa
     assert a.model_info("acme/moving").sha == new.commit
     first = hf_hub_download("acme/moving", "model.safetensors", **kw)
     assert Path(first).read_bytes() == (b / "model.safetensors").read_bytes()
+    commits = a.list_repo_commits("acme/moving")
+    assert [c.commit_id for c in commits] == [new.commit, old.commit]
+    assert commits[0].authors == ["reviewer", "tests"] and "tests approve" in commits[0].title
+    assert [c.commit_id for c in a.list_repo_commits("acme/moving", revision=old.commit)] == [
+        old.commit
+    ]
     h.revoke("acme/moving", new.commit, "rita", "bad weights")
     assert a.model_info("acme/moving").sha == old.commit
+    assert [c.commit_id for c in a.list_repo_commits("acme/moving")] == [old.commit]
     again = hf_hub_download("acme/moving", "model.safetensors", **kw)
     assert Path(again).read_bytes() == (tmp_path / "a" / "model.safetensors").read_bytes()
     with pytest.raises(RevisionNotFoundError, match="Access to this resource is disabled"):

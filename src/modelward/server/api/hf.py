@@ -530,6 +530,39 @@ def get_refs(request: Request, ns: str, name: str, who: Principal = Read) -> JSO
     )
 
 
+@router.get("/api/models/{ns}/{name}/commits/{rev:path}", summary="Approved revisions up to rev")
+def get_commits(
+    request: Request, ns: str, name: str, rev: str, who: Principal = Read
+) -> JSONResponse:
+    repo = f"{ns}/{name}"
+    hub = _hub(request)
+    head = _resolve(hub, repo, rev)
+    until = head.decided_at or head.created_at
+    history = [
+        r
+        for r in hub.revisions(repo)
+        if r.state == "approved" and (r.decided_at or r.created_at) <= until
+    ]
+    history.sort(key=lambda r: r.decided_at or r.created_at, reverse=True)
+    out = []
+    for r in history:
+        kind = r.provenance.get("kind", "upload")
+        out.append(
+            {
+                "id": r.commit,
+                "title": f"Approved by {r.decided_by}: {r.reason}",
+                "message": (
+                    f"{r.repo}@{r.commit}: {len(r.files)} files ({kind}), submitted by "
+                    f"{r.created_by} at {_iso(r.created_at)}; approved by {r.decided_by} at "
+                    f"{_iso(r.decided_at)}: {r.reason}"
+                ),
+                "authors": [{"user": u} for u in dict.fromkeys((r.decided_by, r.created_by)) if u],
+                "date": _iso(r.decided_at or r.created_at),
+            }
+        )
+    return JSONResponse(out)
+
+
 @router.get("/api/models/{ns}/{name}/tree/{rest:path}", summary="Files and folders of a revision")
 def get_tree(
     request: Request,
