@@ -88,13 +88,13 @@ def migrate_command(
         data_dir=data or parent.get("data"),
         database_url=database or parent.get("database"),
     )
+    from modelward.store.migrate import upgrade
+
     db = Database(settings.effective_database_url)
     try:
-        from modelward.store.migrate import upgrade
-    except ModuleNotFoundError:
-        db.create_all()
-    else:
         upgrade(db)
+    finally:
+        db.dispose()
     typer.echo(f"database at {_redact(settings.effective_database_url)} is up to date")
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from modelward.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
 from modelward.hub.ingest import CHUNK, IngestPlan, from_upstream
@@ -151,11 +152,17 @@ async def put_blob(sha256: str, request: Request, who: Publisher) -> JSONRespons
     writer = hub.blobs.writer(max_size=limit)
     with writer:
         buf = bytearray()
-        async for piece in request.stream():
-            buf += piece
-            if len(buf) >= _WRITE_BUFFER:
-                await run_in_threadpool(writer.write, bytes(buf))
-                buf.clear()
+        try:
+            async for piece in request.stream():
+                buf += piece
+                if len(buf) >= _WRITE_BUFFER:
+                    await run_in_threadpool(writer.write, bytes(buf))
+                    buf.clear()
+        except ClientDisconnect:
+            raise BadRequest(
+                f"the client went away after {writer.size + len(buf)} bytes; nothing was stored",
+                received=writer.size + len(buf),
+            ) from None
         if buf:
             await run_in_threadpool(writer.write, bytes(buf))
         if declared is not None and declared.isdigit() and writer.size != int(declared):
