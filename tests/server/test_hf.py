@@ -50,6 +50,12 @@ class Hub:
         return self.live.url
 
 
+def _once(hub: Hub) -> None:
+    """Slow subprocess clients run on one database only: what they exercise does not depend on it."""
+    if "postgresql" in hub.live.app.state.settings.effective_database_url:
+        pytest.skip("run once, on SQLite: the client subprocess does not depend on the database")
+
+
 def make_tokenizer(folder: Path) -> None:
     """A tiny real tokenizer (WordLevel) as transformers saves it: tokenizer.json + its config."""
     from tokenizers import Tokenizer
@@ -387,6 +393,7 @@ def test_download_resumes_with_a_range(hub: Hub, tmp_path: Path) -> None:
 
 
 def test_hf_download_cli(hub: Hub, tmp_path: Path) -> None:
+    _once(hub)
     env = {
         **os.environ,
         "HF_ENDPOINT": hub.url,
@@ -620,8 +627,7 @@ print(json.dumps({"model_type": cfg.model_type, "hidden": cfg.hidden_size,
 
 
 def test_transformers_auto_config_and_tokenizer(hub: Hub, tmp_path: Path) -> None:
-    if "postgresql" in hub.live.app.state.settings.effective_database_url:
-        pytest.skip("the protocol does not depend on the database; run once (slow import)")
+    _once(hub)
     env = {
         **os.environ,
         "HF_ENDPOINT": hub.url,
