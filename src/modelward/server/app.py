@@ -70,7 +70,38 @@ def create_app(settings: ServerSettings, startup: Startup | None = None) -> Fast
                 raise
             continue
         app.include_router(module.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI schema, with one operation id per method.
+
+    FastAPI names a route registered for several methods (GET and HEAD of a download) once, and
+    warns about the duplicate for each further method; each method's id gets its method appended.
+    """
+    if app.openapi_schema:
+        return app.openapi_schema
+    import warnings
+
+    from fastapi.openapi.utils import get_openapi
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Duplicate Operation ID")
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+    seen: set[str] = set()
+    for ops in schema.get("paths", {}).values():
+        for method, op in ops.items():
+            oid = op.get("operationId")
+            if oid is None:
+                continue
+            if oid in seen:
+                op["operationId"] = oid = f"{oid}_{method}"
+            seen.add(oid)
+    app.openapi_schema = schema
+    return schema
 
 
 def build_state(settings: ServerSettings, startup: Startup | None = None) -> dict[str, Any]:
