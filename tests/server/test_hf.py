@@ -549,6 +549,21 @@ def test_an_override_is_announced_to_the_client(hub: Hub, tmp_path: Path) -> Non
     assert Path(p).read_bytes() == (folder / "config.json").read_bytes()
 
 
+def test_model_info_of_odd_metadata_files(hub: Hub, tmp_path: Path) -> None:
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    (folder / "config.json").write_text("[" * 100_000 + "]" * 100_000)  # deeper than json goes
+    (folder / "README.md").write_text("---\nlibrary_name: gguf\ntags: [a, b]\n---\n")
+    publish(hub.live.hub, "acme/odd", folder)
+    info = api(hub).model_info("acme/odd")
+    assert info.library_name == "gguf" and info.pipeline_tag is None
+    assert {"a", "b", "gguf"} <= set(info.tags)
+    (folder / "config.json").write_text(json.dumps({"architectures": 5, "model_type": ["x"]}))
+    publish(hub.live.hub, "acme/odd", folder)
+    info = api(hub).model_info("acme/odd")
+    assert info.pipeline_tag is None and info.config == {"architectures": 5, "model_type": ["x"]}
+
+
 def test_revoking_main_falls_back_and_disables_the_commit(hub: Hub, tmp_path: Path) -> None:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import RevisionNotFoundError

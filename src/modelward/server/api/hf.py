@@ -191,13 +191,14 @@ def _config(blobs: BlobStore, rev: RevisionView) -> dict[str, Any]:
         return {}
     try:
         doc = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         return {}
     return doc if isinstance(doc, dict) else {}
 
 
 def _pipeline_tag(config: dict[str, Any]) -> str | None:
-    archs = [a for a in config.get("architectures") or [] if isinstance(a, str)]
+    listed = config.get("architectures")
+    archs = [a for a in listed if isinstance(a, str)] if isinstance(listed, list) else []
     for arch in archs:
         for suffix, tag in _PIPELINES:
             if arch.endswith(suffix):
