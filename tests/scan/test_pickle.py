@@ -411,3 +411,13 @@ def test_importable_non_identifier_module_names_are_imports_not_noise(
     rep = scan_bytes(tmp_path, data)
     assert any(f.rule == "pickle.unknown-global" and module in f.evidence for f in rep.findings)
     assert rep.unsafe
+
+
+def test_invalid_string_escapes_are_decoded_like_pickle_without_a_warning(tmp_path: Path) -> None:
+    # pickle.loads accepts S'\z' (DeprecationWarning only); the scanner must neither warn nor fail,
+    # and must still see the global that follows.
+    data = b"S'a\\zb\\8'\np0\n0cos\nsystem\n(S'echo harmless'\ntR."
+    _, ctx = analyse(data)
+    assert has(ctx, "pickle.dangerous-global", "os.system") or any(
+        "os.system" in f.evidence for f in ctx.findings
+    )

@@ -566,6 +566,22 @@ def walk(
         return Result(i, ops, proto, f"values nested too deeply at byte {i}", False)
 
 
+def _escape_decode(data: bytes) -> bytes:
+    """Decode a protocol-0 STRING the way pickle does (``codecs.escape_decode``).
+
+    pickle accepts invalid escapes such as ``\\z`` with only a DeprecationWarning; so does this,
+    silently (a hostile file must not turn the scan into a warning, or an error under ``-W error``).
+    """
+    if b"\\" not in data:
+        return data
+    import codecs
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return codecs.escape_decode(data)[0]
+
+
 _ARGLEN = {
     0x8C: 2,
     0x71: 2,
@@ -796,10 +812,7 @@ def _rare(
         if n > MAX_STR:
             stack.append(BigStr(i + 1, n))
         elif op == 0x53:
-            import codecs
-
-            raw = codecs.escape_decode(bytes(buf[i + 2 : a - 1]))[0]
-            stack.append(raw.decode("latin-1"))
+            stack.append(_escape_decode(bytes(buf[i + 2 : a - 1])).decode("latin-1"))
         else:
             stack.append(str(buf[i + 1 : a], "raw-unicode-escape"))
         return a + 1, stack
