@@ -416,13 +416,18 @@ class Hub:
             return self._view(s, row)
 
     # ---------------------------------------------------------------- reading
-    def resolve(self, repo: str, rev: str = "main", *, approved_only: bool = True) -> RevisionView:
-        """The revision that ``rev`` (commit, ``main`` or tag) names; approved ones only by default."""
+    def resolve(
+        self, repo: str, rev: str = "main", *, approved_only: bool = True, with_scan: bool = True
+    ) -> RevisionView:
+        """The revision that ``rev`` (commit, ``main`` or tag) names; approved ones only by default.
+
+        ``with_scan=False`` leaves the (possibly large) scan report out, for downloads.
+        """
         with self.db.session() as s:
             row = self._revision(s, repo, rev)
             if approved_only:
                 _check_servable(repo, row)
-            return self._view(s, row)
+            return self._view(s, row, with_scan=with_scan)
 
     def revision(self, repo: str, rev: str) -> RevisionView:
         """Any revision, whatever its state (for reviewers and the review API)."""
@@ -653,7 +658,7 @@ class Hub:
             )
         )
 
-    def _view(self, s: Session, row: Revision) -> RevisionView:
+    def _view(self, s: Session, row: Revision, with_scan: bool = True) -> RevisionView:
         tags = tuple(
             sorted(
                 s.scalars(
@@ -673,7 +678,7 @@ class Hub:
             created_by=row.created_by,
             provenance=dict(row.provenance or {}),
             license=dict(row.license or {}),
-            scan=dict(row.scan or {}),
+            scan=dict(row.scan or {}) if with_scan else {},
             max_severity=row.max_severity,
             reason=row.reason,
             decided_by=row.decided_by,

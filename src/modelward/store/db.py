@@ -71,7 +71,8 @@ class Revision(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     provenance: Mapped[dict[str, Any]] = mapped_column(default=dict)
     license: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    scan: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Deferred: the report can be large and most reads (downloads) do not need it.
+    scan: Mapped[dict[str, Any]] = mapped_column(default=dict, deferred=True)
     max_severity: Mapped[str | None] = mapped_column(String(16), default=None)
     reason: Mapped[str] = mapped_column(Text, default="")
     decided_by: Mapped[str] = mapped_column(String(200), default="")

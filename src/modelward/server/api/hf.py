@@ -94,10 +94,10 @@ def _hub(request: Request) -> Hub:
     return hub
 
 
-def _resolve(hub: Hub, repo: str, rev: str) -> RevisionView:
+def _resolve(hub: Hub, repo: str, rev: str, with_scan: bool = True) -> RevisionView:
     """The approved revision ``rev`` names, or why not (the latest revision's reason for ``main``)."""
     try:
-        return hub.resolve(repo, rev)
+        return hub.resolve(repo, rev, with_scan=with_scan)
     except Revoked as exc:
         raise _Disabled(exc.message, **exc.detail) from None
     except NotApproved as exc:
@@ -643,7 +643,7 @@ def resolve_file(
     repo = f"{ns}/{name}"
     rev_name, path = _split_raw(request, ns, name, "resolve", rest)
     hub = _hub(request)
-    rev = _resolve(hub, repo, rev_name)
+    rev = _resolve(hub, repo, rev_name, with_scan=False)
     f = rev.file(path)
     if f is None:
         raise _EntryMissing(
