@@ -58,6 +58,8 @@ def sections() -> dict[str, str]:
         "rules": rules_table(),
         "help:scan": command_help("scan"),
         "help:inventory": command_help("inventory"),
+        "help:server": command_help("server"),
+        "help:hub": command_help("hub"),
         "policy-rules": policy_rules(),
     }
 
