@@ -703,19 +703,6 @@ class Bench:
 
         state = build_state(ServerSettings(data_dir=hub_dir, admin_token=ADMIN_TOKEN))
         hub = state["hub"]
-        # Hub.approve stores its approval record (put_bytes -> register_blob, a second session)
-        # while its own session holds SQLite's write lock: "database is locked". Until that is
-        # fixed in hub/service.py, register those small blobs after the approval instead.
-        pending: list[tuple[str, int]] = []
-
-        def put_bytes(data: bytes) -> str:
-            with hub.blobs.writer() as w:
-                w.write(data)
-                info = w.commit()
-            pending.append((info.sha256, info.size))
-            return str(info.sha256)
-
-        hub.put_bytes = put_bytes
         try:
             for repo, files in (
                 (BLOB_REPO, {data.blob.name: (data.blob, data.blob_sha)}),
@@ -729,8 +716,6 @@ class Bench:
                     repo, new, {"kind": "upload", "uploader": "bench"}, "bench"
                 )
                 hub.approve(repo, rev.commit, "bench", "benchmark", override=True)
-                for sha, size in pending:
-                    hub.register_blob(sha, size)
         finally:
             state["db"].dispose()
 
