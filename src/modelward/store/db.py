@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
+    Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -175,6 +178,163 @@ class Upload(Base):
     repo: Mapped[str] = mapped_column(String(161))
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# ------------------------------------------------------------------------------------------ fleet
+# The endpoint agents' machines (issue 6): enrollment, their last reported inventory, the policy's
+# decisions about it, and the policy bundles they fetch. Secrets and host keys are stored hashed.
+
+
+class Team(Base):
+    __tablename__ = "fleet_teams"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EnrollSecret(Base):
+    """A team's enrollment secret (sha256 of it): exchanged by an agent for its own host key."""
+
+    __tablename__ = "fleet_enroll_secrets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("fleet_teams.id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Host(Base):
+    """An enrolled machine. ``last_ack_seq`` is the seq of the last report applied (0: none yet)."""
+
+    __tablename__ = "fleet_hosts"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # uuid4 hex
+    machine_id: Mapped[str] = mapped_column(String(200), unique=True)
+    hostname: Mapped[str] = mapped_column(String(255), index=True)
+    os: Mapped[str] = mapped_column(String(64), default="")
+    os_version: Mapped[str] = mapped_column(String(200), default="")
+    user: Mapped[str] = mapped_column(String(200), default="")
+    agent_version: Mapped[str] = mapped_column(String(64), default="")
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("fleet_teams.id"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    last_ack_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    agent_status: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class HostArtifact(Base):
+    """A model file on a host, as its last reports describe it (``doc``: the inventory entry)."""
+
+    __tablename__ = "fleet_host_artifacts"
+    __table_args__ = (UniqueConstraint("host_id", "path"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    host_id: Mapped[str] = mapped_column(ForeignKey("fleet_hosts.id"), index=True)
+    path: Mapped[str] = mapped_column(String(2048))
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    format: Mapped[str] = mapped_column(String(32), default="unknown", index=True)
+    source_kind: Mapped[str] = mapped_column(String(32), default="file")
+    source_name: Mapped[str | None] = mapped_column(String(300), default=None)
+    source_repo: Mapped[str | None] = mapped_column(String(300), default=None)
+    source_revision: Mapped[str | None] = mapped_column(String(100), default=None)
+    license_id: Mapped[str] = mapped_column(String(100), default="unknown", index=True)
+    max_severity: Mapped[str | None] = mapped_column(String(16), default=None)
+    in_use: Mapped[bool] = mapped_column(Boolean, default=False)
+    doc: Mapped[dict[str, Any]] = mapped_column(default=dict, deferred=True)
+
+
+class HostRuntime(Base):
+    """An inference runtime on a host (``exposed``: listens on a network-reachable address)."""
+
+    __tablename__ = "fleet_host_runtimes"
+    __table_args__ = (UniqueConstraint("host_id", "name"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    host_id: Mapped[str] = mapped_column(ForeignKey("fleet_hosts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str | None] = mapped_column(String(100), default=None)
+    running: Mapped[bool] = mapped_column(Boolean, default=False)
+    exposed: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    vulnerable: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    doc: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class HostPackage(Base):
+    """An inference library installed in one environment of a host (removed as ``name@env``)."""
+
+    __tablename__ = "fleet_host_packages"
+    __table_args__ = (UniqueConstraint("host_id", "key"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    host_id: Mapped[str] = mapped_column(ForeignKey("fleet_hosts.id"), index=True)
+    key: Mapped[str] = mapped_column(String(2048))  # "name@environment"
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[str] = mapped_column(String(100), default="")
+    vulnerable: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    doc: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Violation(Base):
+    """A policy decision (not a plain allow) about a host, replaced by each of its reports."""
+
+    __tablename__ = "fleet_violations"
+    __table_args__ = (Index("ix_fleet_violations_rule_severity", "rule", "severity"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    host_id: Mapped[str] = mapped_column(ForeignKey("fleet_hosts.id"), index=True)
+    rule: Mapped[str] = mapped_column(String(100))
+    severity: Mapped[str] = mapped_column(String(16), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    subject_kind: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(2048))  # the path (artifact) or name (runtime)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    waived: Mapped[bool] = mapped_column(Boolean, default=False)
+    waived_by: Mapped[str | None] = mapped_column(Text, default=None)
+    since: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AppliedReport(Base):
+    """A report applied once (its id is unique): a resent report is acknowledged, not re-applied."""
+
+    __tablename__ = "fleet_applied_reports"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    host_id: Mapped[str] = mapped_column(ForeignKey("fleet_hosts.id"), index=True)
+    report_id: Mapped[str] = mapped_column(String(64), unique=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PolicyBundle(Base):
+    """A signed policy bundle (Rego files, settings, waivers); agents fetch the newest by ETag."""
+
+    __tablename__ = "fleet_policy_bundles"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    etag: Mapped[str] = mapped_column(String(80), unique=True)
+    document: Mapped[dict[str, Any]] = mapped_column()
+    signature: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+
+
+class ViolationCount(Base):
+    """A host's open violations per severity on a day (its last report that day): the trend."""
+
+    __tablename__ = "fleet_violation_counts"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    host_id: Mapped[str] = mapped_column(ForeignKey("fleet_hosts.id"), primary_key=True)
+    severity: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FleetEvent(Base):
+    """An append-only event for SIEMs (violation, enrollment, revocation); ``id`` is the cursor."""
+
+    __tablename__ = "fleet_events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    host_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    document: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class Database:
