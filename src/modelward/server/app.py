@@ -32,6 +32,8 @@ ROUTERS = (
     "modelward.server.api.hub",
     "modelward.server.api.oci",
     "modelward.server.web",
+    "modelward.server.api.agent",
+    "modelward.server.api.fleet",
     "modelward.server.api.hf",
 )
 

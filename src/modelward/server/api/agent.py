@@ -1,0 +1,117 @@
+"""The endpoint agents' API under ``/api/v1/agent/``: enroll, report, policy (see fleet-spec).
+
+Every route but ``enroll`` authenticates the host key (``Authorization: Bearer mwh_...``) BEFORE
+reading the body, so a forged or revoked key gets 401 (``unauthorized`` / ``host_key_revoked``)
+and nothing is parsed or stored. The work is done by :class:`modelward.fleet.service.Fleet`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from modelward.errors import BadRequest, TooLarge, Unauthorized
+from modelward.fleet import bundle
+from modelward.fleet.report import parse_report
+from modelward.fleet.service import Fleet, FleetSettings
+
+router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
+
+MAX_REPORT_BYTES: Final = 64 << 20
+BUNDLE_KEY_NAME: Final = "fleet-bundle-signing-key"
+
+
+def fleet_of(app: FastAPI) -> Fleet:
+    """The app's :class:`Fleet`, made on first use (its signing key is shared by replicas)."""
+    fleet: Fleet | None = getattr(app.state, "fleet", None)
+    if fleet is None:
+        from modelward.server.app import shared_secret
+
+        settings = app.state.settings
+        pem = shared_secret(app.state.db, BUNDLE_KEY_NAME, bundle.new_private_pem)
+        fleet = Fleet(
+            app.state.db,
+            pem,
+            FleetSettings(
+                report_interval=int(getattr(settings, "fleet_report_interval", 300)),
+                offline_after=getattr(settings, "fleet_offline_after", None),
+            ),
+        )
+        app.state.fleet = fleet
+    return fleet
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthorized("a host key is required: Authorization: Bearer mwh_...")
+    return value.strip()
+
+
+async def _host(request: Request) -> tuple[Fleet, str]:
+    fleet = await run_in_threadpool(fleet_of, request.app)
+    host_id = await run_in_threadpool(fleet.authenticate, _bearer(request))
+    return fleet, host_id
+
+
+class HostIn(BaseModel):
+    hostname: str = Field(max_length=255)
+    machine_id: str = Field(max_length=200)
+    os: str = Field(default="", max_length=64)
+    os_version: str = Field(default="", max_length=200)
+    user: str = Field(default="", max_length=200)
+    agent_version: str = Field(default="", max_length=64)
+
+
+class EnrollIn(BaseModel):
+    secret: str = Field(max_length=200)
+    host: HostIn
+
+
+@router.post("/enroll", status_code=201)
+def enroll(body: EnrollIn, request: Request) -> dict[str, Any]:
+    fleet = fleet_of(request.app)
+    return fleet.enroll(body.secret, body.host.model_dump()).to_dict()
+
+
+@router.post("/report")
+async def report(request: Request) -> dict[str, Any]:
+    fleet, host_id = await _host(request)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_REPORT_BYTES:
+        raise TooLarge(f"a report may be at most {MAX_REPORT_BYTES} bytes")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_REPORT_BYTES:
+            raise TooLarge(f"a report may be at most {MAX_REPORT_BYTES} bytes")
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise BadRequest("the report is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise BadRequest("the report must be a JSON object")
+    parsed = await run_in_threadpool(parse_report, doc)
+    ack = await run_in_threadpool(fleet.ingest, host_id, parsed)
+    return ack.to_dict()
+
+
+def _etag_value(header: str) -> set[str]:
+    return {t.strip().removeprefix("W/").strip('"') for t in header.split(",") if t.strip()}
+
+
+@router.get("/policy")
+async def policy(request: Request) -> Response:
+    fleet, _host_id = await _host(request)
+    wanted = _etag_value(request.headers.get("if-none-match", ""))
+    if wanted:
+        etag = await run_in_threadpool(bundle.current_etag, fleet.db)
+        if etag is not None and etag in wanted:
+            return Response(status_code=304, headers={"ETag": f'"{etag}"'})
+    current = await run_in_threadpool(bundle.current, fleet.db)
+    return JSONResponse(current.document, headers={"ETag": f'"{current.etag}"'})
