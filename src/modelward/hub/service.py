@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -222,22 +223,28 @@ class Hub:
         seen: set[str] = set()
         out: list[FileEntry] = []
         folded: set[str] = set()
+        folders: dict[str, str] = {}  # every folder of a listed file -> that file
         for f in files:
             validate_path(f.path)
             digest = check_digest(f.sha256)
             if f.path in seen:
                 raise BadRequest(f"file {f.path!r} is listed twice", path=f.path)
-            if f.path.casefold() in folded:
-                raise BadRequest(f"file {f.path!r} differs from another only by case", path=f.path)
-            prefix_clash = [
-                p for p in seen if p.startswith(f.path + "/") or f.path.startswith(p + "/")
-            ]
-            if prefix_clash:
+            # Case-insensitive and normalising (macOS) file systems would merge such paths.
+            key = unicodedata.normalize("NFC", f.path).casefold()
+            if key in folded:
                 raise BadRequest(
-                    f"file {f.path!r} is also a folder of {prefix_clash[0]!r}", path=f.path
+                    f"file {f.path!r} differs from another only by case or Unicode normalisation",
+                    path=f.path,
                 )
+            parts = f.path.split("/")
+            parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
+            clash = folders.get(f.path) or next((p for p in parents if p in seen), None)
+            if clash is not None:
+                raise BadRequest(f"file {f.path!r} is also a folder of {clash!r}", path=f.path)
             seen.add(f.path)
-            folded.add(f.path.casefold())
+            folded.add(key)
+            for parent in parents:
+                folders.setdefault(parent, f.path)
             if not self.blobs.exists(digest):
                 raise BlobNotFound(
                     f"blob sha256:{digest} of {f.path!r} has not been uploaded", digest=digest
@@ -325,7 +332,7 @@ class Hub:
         # Stored outside the session below: SQLite has one writer and put_bytes opens its own.
         record_digest = self.put_bytes(record)
         with self.db.session() as s:
-            row = self._revision(s, repo, commit)
+            row = self._locked(s, repo, commit)
             if row.state != "in_review":
                 raise Conflict(f"{repo}@{row.commit[:12]} changed state to {row.state}")
             row.state = "approved"
@@ -373,7 +380,7 @@ class Hub:
         if not reason.strip():
             raise BadRequest("a rejection needs a reason")
         with self.db.session() as s:
-            row = self._revision(s, repo, rev)
+            row = self._locked(s, repo, rev)
             if row.state != "in_review":
                 raise Conflict(
                     f"{repo}@{row.commit[:12]} is {row.state}; only revisions in review can be rejected",
@@ -390,7 +397,7 @@ class Hub:
         if not reason.strip():
             raise BadRequest("a revocation needs a reason")
         with self.db.session() as s:
-            row = self._revision(s, repo, rev)
+            row = self._locked(s, repo, rev)
             if row.state != "approved":
                 raise Conflict(
                     f"{repo}@{row.commit[:12]} is {row.state}; only approved revisions can be revoked",
@@ -598,6 +605,14 @@ class Hub:
                     )
         if row is None:
             raise RevisionNotFound(f"revision {rev!r} of {repo!r} not found", repo=repo, rev=rev)
+        return row
+
+    def _locked(self, s: Session, repo: str, rev: str) -> Revision:
+        """The revision, its row locked until the session ends: a decision reads the state it
+        changes, and on PostgreSQL two concurrent decisions would otherwise both see ``in_review``
+        (SQLite's BEGIN IMMEDIATE already serialises them; there FOR UPDATE is a no-op)."""
+        row = self._revision(s, repo, rev)
+        s.refresh(row, with_for_update=True)
         return row
 
     def _set_ref(self, s: Session, row: Revision, name: str) -> None:

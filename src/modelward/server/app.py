@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,7 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelward import __version__
 from modelward.hub.service import Hub, HubSettings, Signer
@@ -26,6 +30,11 @@ from modelward.store.blobs import BlobStore, FsBlobStore
 from modelward.store.db import Database, ServerKey, Token
 
 log = logging.getLogger("modelward.server")
+
+MAX_REQUEST_BODY = 32 << 20
+"""Bodies that are read whole (JSON, forms), and read before the token is checked: a revision of
+10,000 files with the longest paths fits. Upload routes stream and enforce ``max_upload_bytes``."""
+_STREAMED_BODY = re.compile(r"/api/v1/hub/blobs/|/v2/[^/]+/[^/]+/blobs/uploads(/|\Z)")
 
 # Route modules, in matching order: the Hugging Face catch-all paths (/{ns}/{name}/resolve/...) last.
 ROUTERS = (
@@ -61,6 +70,7 @@ def create_app(settings: ServerSettings, startup: Startup | None = None) -> Fast
         "approved, scanned and signed model revisions.",
         lifespan=lifespan,
     )
+    app.add_middleware(BodyLimit, limit=MAX_REQUEST_BODY)
     for key, value in state.items():
         setattr(app.state, key, value)
     errors.install(app)
@@ -104,6 +114,47 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             seen.add(oid)
     app.openapi_schema = schema
     return schema
+
+
+class BodyLimit:
+    """Refuse (413, the JSON envelope) a request body over ``limit`` on every route but the uploads.
+
+    FastAPI reads a JSON or form body whole before any dependency (the token check) runs, so
+    without this an anonymous client could make the server hold any amount of memory. Hand-written
+    (pure ASGI) because FastAPI's own ``max_body_size`` answers a too-large Content-Length in
+    plain text, not in the envelope every error has.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _STREAMED_BODY.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._too_large()(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:  # a chunked body: FastAPI passes an HTTPException through
+                raise StarletteHTTPException(413, self._message())
+            return message
+
+        await self.app(scope, limited, send)
+
+    def _message(self) -> str:
+        return f"request body is larger than {self.limit} bytes"
+
+    def _too_large(self) -> JSONResponse:
+        body = errors.envelope(413, "too_large", self._message())
+        return JSONResponse(body, status_code=413, headers={"Connection": "close"})
 
 
 def build_state(settings: ServerSettings, startup: Startup | None = None) -> dict[str, Any]:

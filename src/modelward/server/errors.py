@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelward.errors import (
@@ -111,9 +112,22 @@ def install(app: FastAPI) -> None:
         body = envelope(422, "invalid_request", msg, {"problems": problems})
         return _strip_head(request, JSONResponse(body, status_code=422))
 
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> Response:
+        # Input the database cannot hold (PostgreSQL: a NUL character in text): bad input, not a
+        # server fault. The message names no SQL and no value.
+        log.info(
+            "refused a value the database cannot store on %s %s", request.method, request.url.path
+        )
+        message = "the request holds a value the database cannot store (e.g. a NUL character)"
+        body = envelope(400, "bad_request", message)
+        return _strip_head(request, JSONResponse(body, status_code=400))
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+            exc.status_code, "http_error"
+        )
         message = str(exc.detail) if exc.detail else code.replace("_", " ")
         body = envelope(exc.status_code, code, message)
         return _strip_head(

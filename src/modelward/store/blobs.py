@@ -237,7 +237,9 @@ class FsBlobStore:
         self.tmp_dir = self.root / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         (self.root / "sha256").mkdir(exist_ok=True)
-        self._verified: dict[str, tuple[int, int, int]] = {}
+        # inode, size, mtime and ctime when last verified: ctime too, because ``cp -p``, ``touch -r``
+        # or ``rsync --inplace -t`` can write other bytes and put the old mtime back; nobody sets ctime.
+        self._verified: dict[str, tuple[int, int, int, int]] = {}
         self._lock = threading.Lock()
 
     def _blob_path(self, digest: str) -> Path:
@@ -247,7 +249,7 @@ class FsBlobStore:
     def _remember(self, digest: str, path: Path) -> None:
         st = path.stat()
         with self._lock:
-            self._verified[digest] = (st.st_ino, st.st_size, st.st_mtime_ns)
+            self._verified[digest] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
     def writer(self, max_size: int | None = None) -> _FsWriter:
         return _FsWriter(self, max_size)
@@ -315,7 +317,7 @@ class FsBlobStore:
             raise BlobNotFound(f"blob sha256:{digest} is not stored", digest=digest) from None
         with self._lock:
             known = self._verified.get(digest)
-        if known == (st.st_ino, st.st_size, st.st_mtime_ns):
+        if known == (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns):
             return
         if not self.verify(digest):
             raise Corrupt(

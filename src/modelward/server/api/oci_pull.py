@@ -19,7 +19,7 @@ from typing import Final
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from modelward.errors import BlobNotFound, NotFound, RevisionNotFound
+from modelward.errors import BlobNotFound, NotApproved, NotFound, RevisionNotFound
 from modelward.hub import oci, oci_parse, urlsign
 from modelward.hub.names import is_commit, validate_tag
 from modelward.hub.revision import RevisionView
@@ -66,6 +66,7 @@ def _pushed(hub: Hub, rev: RevisionView, atts: dict[str, tuple[str, str, int]]) 
     att = atts.get("oci-manifest")
     if att is None or not hub.blobs.exists(att[0]):
         return None
+    hub.blobs.ensure_intact(att[0])  # a manifest changed on disk is never served
     with hub.blobs.open(att[0]) as fh:
         return Doc(fh.read(oci_parse.MAX_MANIFEST_BYTES + 1), att[1], rev)
 
@@ -123,7 +124,8 @@ def _resolve(hub: Hub, repo: str, reference: str) -> RevisionView:
         validate_tag(reference)
     try:
         return hub.resolve(repo, reference)
-    except RevisionNotFound:
+    except (RevisionNotFound, NotApproved):
+        # A `latest` tag in review or rejected (`ollama push` tags latest) must not hide main.
         if reference != "latest":
             raise
         return hub.resolve(repo, "main")

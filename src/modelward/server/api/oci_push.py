@@ -273,6 +273,20 @@ def cancel_upload(ns: str, name: str, upload_id: str, request: Request) -> Respo
 
 
 # --------------------------------------------------------------------------- push: manifests
+def _is_json_config(hub: Hub, hex_digest: str, declared_size: int) -> bool:
+    size = hub.blobs.size(hex_digest)
+    if size != declared_size or size > oci_parse.MAX_MANIFEST_BYTES:
+        return False
+    hub.blobs.ensure_intact(hex_digest)
+    with hub.blobs.open(hex_digest) as fh:
+        data = fh.read(oci_parse.MAX_MANIFEST_BYTES + 1)
+    try:
+        json.loads(data)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return False
+    return True
+
+
 @router.put("/v2/{ns}/{name}/manifests/{reference}")
 async def put_manifest(ns: str, name: str, reference: str, request: Request) -> Response:
     """Turn a pushed manifest into a revision in the review queue (201; pull works once approved)."""
@@ -304,6 +318,15 @@ async def put_manifest(ns: str, name: str, reference: str, request: Request) -> 
     if not await run_in_threadpool(hub.blobs.exists, cfg_hex):
         raise BlobNotFound(
             f"config blob {pm.config.digest} has not been uploaded", digest=pm.config.digest
+        )
+    if not await run_in_threadpool(_is_json_config, hub, cfg_hex, pm.config.size):
+        # The config is served with the revision's blobs but is no file of it and is not scanned:
+        # only a small JSON document of the declared size, so no other bytes (say, a blob review
+        # rejected elsewhere) can ride along under an approved revision.
+        raise oci_parse.ManifestInvalid(
+            f"config blob {pm.config.digest} must be a JSON document of its declared size "
+            f"({pm.config.size} bytes) and at most {oci_parse.MAX_MANIFEST_BYTES} bytes",
+            digest=pm.config.digest,
         )
     files = [NewFile(f.path, f.sha256, f.size) for f in pm.files]
     provenance = {

@@ -1,0 +1,374 @@
+"""Red-team tests of the hub server: hostile input, auth edges, unapproved content, tampered blobs.
+
+Each test pins a bug found by attacking the server (and fixed), or a property an attack tried and
+failed to break. One SQLite server per module; PostgreSQL only where the database matters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+import unicodedata
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelward.hub import oci
+from tests.server.conftest import ADMIN_TOKEN, _pg_schema_url, auth, make_model_dir, publish
+
+API = "/api/v1/hub"
+H = auth()
+EVIL_PICKLE = b"\x80\x02cos\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03."
+"""A pickle that would call os.system("true") if loaded (never loaded: only scanned and served)."""
+
+
+@dataclass
+class Env:
+    app: Any
+    client: Any
+    root: Path
+
+    @property
+    def hub(self) -> Any:
+        return self.app.state.hub
+
+
+def _env(root: Path, db_url: str) -> Iterator[Env]:
+    from fastapi.testclient import TestClient
+
+    from modelward.server.app import create_app
+    from modelward.server.settings import ServerSettings
+
+    settings = ServerSettings(data_dir=root / "data", database_url=db_url, admin_token=ADMIN_TOKEN)
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Env(app, client, root)
+    app.state.db.dispose()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    root = tmp_path_factory.mktemp("redteam")
+    yield from _env(root, f"sqlite:///{root / 'hub.db'}")
+
+
+@pytest.fixture(scope="module")
+def pg_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    root = tmp_path_factory.mktemp("redteam-pg")
+    for url in _pg_schema_url():
+        yield from _env(root, url)
+
+
+def _envelope(r: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error", "errors"}, body
+    err: dict[str, Any] = body["error"]
+    assert set(err) == {"status", "code", "message", "detail"} and err["status"] == status, err
+    assert isinstance(body["errors"], list) and body["errors"][0]["code"], body
+    if code is not None:
+        assert err["code"] == code, err
+    return err
+
+
+def _oci_upload(env: Env, repo: str, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    r = env.client.post(f"/v2/{repo}/blobs/uploads/?digest={digest}", content=data, headers=H)
+    assert r.status_code == 201, r.text
+    return digest
+
+
+def _oci_push(
+    env: Env,
+    repo: str,
+    ref: str,
+    files: dict[str, bytes],
+    config: bytes = b"{}",
+    config_type: str = "application/vnd.oci.image.config.v1+json",
+) -> Any:
+    layers = [
+        {
+            "mediaType": "application/octet-stream",
+            "digest": _oci_upload(env, repo, data),
+            "size": len(data),
+            "annotations": {oci.ANNOTATION_TITLE: path},
+        }
+        for path, data in files.items()
+    ]
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": oci.OCI_MANIFEST,
+        "config": {
+            "mediaType": config_type,
+            "digest": _oci_upload(env, repo, config),
+            "size": len(config),
+        },
+        "layers": layers,
+    }
+    return env.client.put(
+        f"/v2/{repo}/manifests/{ref}",
+        content=json.dumps(manifest).encode(),
+        headers={**H, "Content-Type": oci.OCI_MANIFEST},
+    )
+
+
+def _tamper_keeping_mtime(path: Path) -> None:
+    """Flip one byte in place (same inode, same size) and put the old mtime back (``cp -p``)."""
+    st = path.stat()
+    os.chmod(path, 0o644)
+    with path.open("r+b") as fh:
+        first = fh.read(1)
+        fh.seek(0)
+        fh.write(bytes([first[0] ^ 1]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.chmod(path, 0o444)
+
+
+# ----------------------------------------------------------------------------- tampered blobs
+def test_a_blob_changed_in_place_with_its_mtime_restored_is_not_served(env: Env) -> None:
+    rev = publish(env.hub, "red/tamper", make_model_dir(env.root, "tamper", b"T" * 64))
+    f = rev.file("model.safetensors")
+    url = f"/red/tamper/resolve/{rev.commit}/model.safetensors"
+    assert env.client.get(url, headers=H).status_code == 200  # verified once, then remembered
+    _tamper_keeping_mtime(Path(env.hub.blobs.path(f.sha256)))
+    r = env.client.get(url, headers=H)
+    assert r.status_code != 200 or hashlib.sha256(r.content).hexdigest() == f.sha256
+    _envelope(r, 500, "blob_corrupt")
+
+
+def test_a_pushed_manifest_changed_on_disk_is_not_served(env: Env) -> None:
+    r = _oci_push(env, "red/pushed", "v1", {"a.txt": b"pushed manifest test\n"})
+    assert r.status_code == 201, r.text
+    commit = r.json()["commit"]
+    env.hub.approve("red/pushed", commit, "reviewer", "fine")
+    accept = {**H, "Accept": oci.OCI_MANIFEST}
+    good = env.client.get("/v2/red/pushed/manifests/v1", headers=accept)
+    assert good.status_code == 200 and good.headers["docker-content-digest"] == r.json()["digest"]
+    manifest_hex = env.hub.attachments("red/pushed", commit)["oci-manifest"][0]
+    _tamper_keeping_mtime(Path(env.hub.blobs.path(manifest_hex)))
+    r = env.client.get("/v2/red/pushed/manifests/v1", headers=accept)
+    assert r.status_code != 200 or r.content == good.content, "a changed manifest was served"
+
+
+# ------------------------------------------------------------------ unapproved content leaking
+def test_a_rejected_blob_cannot_ride_along_as_an_oci_config(env: Env) -> None:
+    """The config blob of a pushed manifest is neither a file of the revision nor scanned: it must
+    not become a way to serve bytes that review rejected (here: a pickle) from an approved repo."""
+    r = _oci_push(env, "red/evil", "v1", {"x.pkl": EVIL_PICKLE})
+    assert r.status_code == 201, r.text
+    env.hub.reject("red/evil", r.json()["commit"], "reviewer", "malicious pickle")
+    evil = "sha256:" + hashlib.sha256(EVIL_PICKLE).hexdigest()
+    r = _oci_push(
+        env, "red/carrier", "v1", {"readme.txt": b"harmless\n"}, EVIL_PICKLE, "application/x"
+    )
+    if r.status_code == 201:  # accepted: then approving the harmless file must not serve the pickle
+        env.hub.approve("red/carrier", r.json()["commit"], "reviewer", "only a readme")
+        served = env.client.get(f"/v2/red/carrier/blobs/{evil}", headers=H)
+        assert served.status_code == 404, "rejected bytes are served as the config blob"
+    else:
+        _envelope(r, 400)
+
+
+def test_pushing_latest_into_review_does_not_break_pulls_of_main(env: Env) -> None:
+    """``ollama push`` tags ``latest`` by default; until that revision is approved, ``latest`` must
+    keep naming the approved ``main`` (as when no such tag exists), not answer 403 to everyone."""
+    main = publish(env.hub, "red/latest", make_model_dir(env.root, "latest", b"L" * 64))
+    accept = {**H, "Accept": oci.OCI_MANIFEST}
+    before = env.client.get("/v2/red/latest/manifests/latest", headers=accept)
+    assert before.status_code == 200 and before.headers["x-modelward-revision"] == main.commit
+    pushed = _oci_push(env, "red/latest", "latest", {"next.txt": b"next version\n"})
+    assert pushed.status_code == 201 and pushed.json()["state"] == "in_review", pushed.text
+    after = env.client.get("/v2/red/latest/manifests/latest", headers=accept)
+    assert after.status_code == 200, after.text
+    assert after.headers["x-modelward-revision"] == main.commit
+
+
+def test_unapproved_content_does_not_leak_through_any_route(env: Env) -> None:
+    """Revoked, rejected and in-review revisions: every read route refuses them (this held)."""
+    hub, c = env.hub, env.client
+    folder = make_model_dir(env.root, "leak", b"Q" * 64)
+    good = publish(hub, "red/leak", folder)
+    make_model_dir(env.root, "leak", b"R" * 64)
+    bad = publish(hub, "red/leak", folder)
+    blob = bad.file("model.safetensors").sha256
+    digest = "sha256:" + blob
+    accept = {**H, "Accept": oci.OCI_MANIFEST}
+    manifest = c.get(f"/v2/red/leak/manifests/{bad.commit}", headers=accept)
+    assert manifest.status_code == 200
+    served = c.get(f"/v2/red/leak/blobs/{digest}", headers=H)
+    assert served.status_code == 200
+    signed = urllib.parse.urlsplit(served.headers["location"])
+    signed_url = f"{signed.path}?{signed.query}"
+    hub.revoke("red/leak", bad.commit, "reviewer", "found a backdoor")
+    other = publish(hub, "red/leak2", make_model_dir(env.root, "leak2", b"S" * 64))
+    for url in (
+        f"/red/leak/resolve/{bad.commit}/model.safetensors",
+        f"/api/models/red/leak/revision/{bad.commit}",
+        f"/api/models/red/leak/tree/{bad.commit}",
+        f"/v2/red/leak/manifests/{bad.commit}",
+        f"/v2/red/leak/manifests/{manifest.headers['docker-content-digest']}",
+        f"/v2/red/leak/blobs/{digest}",
+        f"/v2/red/leak2/blobs/{digest}",
+        signed_url,  # signed before the revocation
+        signed_url.replace("/red/leak/", "/red/leak2/"),  # signed for another repo
+    ):
+        r = c.get(url, headers=accept)
+        assert r.status_code in (403, 404), (url, r.status_code)
+        _envelope(r, r.status_code)
+    r = c.get(f"/v2/red/leak/referrers/{manifest.headers['docker-content-digest']}", headers=H)
+    assert r.status_code == 200 and r.json()["manifests"] == []
+    r = c.get(f"/models/red/leak?rev={bad.commit}", headers=auth(_reader(env)))
+    assert r.status_code == 403 and blob not in r.text
+    # main went back to the good revision; the other repo's blobs are its own
+    assert c.get("/api/models/red/leak", headers=H).json()["sha"] == good.commit
+    assert other.commit != bad.commit
+
+
+def _reader(env: Env) -> str:
+    from modelward.server.auth import create_token
+
+    return create_token(env.app.state.db, "red-reader", "reader", "tests")
+
+
+# ------------------------------------------------------------------------------ hostile names
+def test_paths_that_clash_after_unicode_normalisation_are_refused(env: Env) -> None:
+    """macOS file systems fold NFC and NFD names together: like the case-fold clash already refused,
+    two such paths would download into one file, and which bytes win is up to the client."""
+    nfc = unicodedata.normalize("NFC", "caf\u00e9.txt")
+    nfd = unicodedata.normalize("NFD", nfc)
+    assert nfc != nfd
+    files = []
+    for path, data in ((nfc, b"benign\n"), (nfd, b"other\n")):
+        d = hashlib.sha256(data).hexdigest()
+        assert c_put(env, d, data)
+        files.append({"path": path, "sha256": d, "size": len(data)})
+    r = env.client.post(f"{API}/repos/red/nfc/revisions", json={"files": files}, headers=H)
+    _envelope(r, 400, "bad_request")
+
+
+def c_put(env: Env, digest: str, data: bytes) -> bool:
+    r = env.client.put(f"{API}/blobs/{digest}", content=data, headers=H)
+    return bool(r.status_code in (200, 201))
+
+
+def test_many_files_are_checked_in_linear_time(env: Env) -> None:
+    """A publisher's file list of several thousand entries must not cost a worker seconds of CPU
+    (the folder/file clash check compared every pair)."""
+    from modelward.hub.service import NewFile
+
+    data = b"many\n"
+    digest = hashlib.sha256(data).hexdigest()
+    assert c_put(env, digest, data)
+    files = [NewFile(f"d{i // 100}/f{i}.txt", digest, len(data)) for i in range(6000)]
+    files.append(NewFile("d3", digest, len(data)))  # a file that is also a folder: still refused
+    start = time.perf_counter()
+    with pytest.raises(Exception, match="also a folder"):
+        env.hub._entries(files)
+    assert time.perf_counter() - start < 3
+
+
+# ------------------------------------------------------------------------------------- limits
+def test_huge_bodies_are_refused_before_they_are_buffered(env: Env) -> None:
+    """JSON and form routes read the whole body before checking the token: without a bound an
+    anonymous client makes the server hold any amount of memory. Uploads stream and keep working."""
+    big = b"x" * (40 << 20)
+    for path, ctype in (
+        (f"{API}/tokens", "application/json"),
+        (f"{API}/repos/red/big/revisions", "application/json"),
+        ("/login", "application/x-www-form-urlencoded"),
+    ):
+        r = env.client.post(path, content=big, headers={"Content-Type": ctype})
+        _envelope(r, 413)
+
+        def chunks() -> Iterator[bytes]:
+            for _ in range(40):
+                yield b"y" * (1 << 20)
+
+        r = env.client.post(path, content=chunks(), headers={"Content-Type": ctype})
+        _envelope(r, 413)
+    # uploads are limited by max_upload_bytes only (default 100 GiB)
+    digest = hashlib.sha256(big).hexdigest()
+    r = env.client.put(f"{API}/blobs/{digest}", content=big, headers=H)
+    assert r.status_code in (200, 201), r.text
+    big2 = big + b"2"
+    r = env.client.post(
+        f"/v2/red/big/blobs/uploads/?digest=sha256:{hashlib.sha256(big2).hexdigest()}",
+        content=big2,
+        headers=H,
+    )
+    assert r.status_code == 201, r.text
+
+
+# --------------------------------------------------------------------------------- PostgreSQL
+NUL_URLS = (
+    "/api/models/red/m%00/revision/main",
+    "/api/models/red/m/revision/ma%00in",
+    "/red/m/resolve/ma%00in/config.json",
+    f"{API}/repos/red/m/revisions/ma%00in",
+    "/v2/red/m/blobs/uploads/a%00b",
+    "/models/red/m?rev=a%00",
+)
+
+
+def test_nul_characters_are_a_400_not_a_server_error(pg_env: Env) -> None:
+    """PostgreSQL text cannot hold NUL: such input must be refused as bad input, not crash."""
+    rev = publish(pg_env.hub, "red/m", make_model_dir(pg_env.root, "nul", b"N" * 64))
+    c = pg_env.client
+    for url in NUL_URLS:
+        r = c.get(url, headers=H)
+        assert r.status_code < 500, (url, r.text)
+        _envelope(r, r.status_code)
+    r = c.post(
+        f"{API}/repos/red/m/revisions/{rev.commit}/revoke", json={"reason": "a\0b"}, headers=H
+    )
+    _envelope(r, 400)
+    r = c.post(f"{API}/tokens", json={"role": "reader", "name": "a\0b"}, headers=H)
+    _envelope(r, 400)
+    assert pg_env.hub.resolve("red/m").commit == rev.commit  # nothing changed
+
+
+def test_concurrent_decisions_take_effect_once(pg_env: Env) -> None:
+    """Two reviewers deciding the same revision at the same moment: one wins, the other gets 409,
+    and the audit log records one decision (PostgreSQL runs the two transactions in parallel)."""
+    from modelward.errors import Conflict
+
+    hub = pg_env.hub
+    for trial, second in enumerate(("approve", "approve", "reject", "approve", "reject")):
+        repo = f"red/race{trial}"
+        rev = publish(
+            hub, repo, make_model_dir(pg_env.root, f"race{trial}", bytes([trial]) * 64), False
+        )
+        barrier = threading.Barrier(2)
+        outcomes: list[str] = []
+
+        def decide(
+            action: str,
+            repo: str = repo,
+            commit: str = rev.commit,
+            barrier: threading.Barrier = barrier,
+            outcomes: list[str] = outcomes,
+        ) -> None:
+            barrier.wait()
+            try:
+                getattr(hub, action)(repo, commit, f"rv-{action}", "race")
+                outcomes.append(action)
+            except Conflict:
+                outcomes.append("conflict")
+
+        threads = [threading.Thread(target=decide, args=(a,)) for a in ("approve", second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        decisions = [e for e in hub.audit(repo) if e.action in ("approve", "reject")]
+        assert sorted(outcomes).count("conflict") == 1, (trial, outcomes)
+        assert len(decisions) == 1, (trial, [e.action for e in decisions])
+        final = hub.revision(repo, rev.commit).state
+        assert final == ("approved" if "approve" in outcomes else "rejected")
