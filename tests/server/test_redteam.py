@@ -372,3 +372,12 @@ def test_concurrent_decisions_take_effect_once(pg_env: Env) -> None:
         assert len(decisions) == 1, (trial, [e.action for e in decisions])
         final = hub.revision(repo, rev.commit).state
         assert final == ("approved" if "approve" in outcomes else "rejected")
+
+
+def test_a_bad_import_endpoint_or_upstream_repo_id_is_a_400(env: Env) -> None:
+    for body in (
+        {"endpoint": "file:///etc", "repo_id": "a/b", "repo": "red/imp"},
+        {"endpoint": "http://127.0.0.1:9", "repo_id": "../../x", "repo": "red/imp"},
+    ):
+        r = env.client.post(f"{API}/import", json=body, headers=H)
+        _envelope(r, 400, "bad_request")

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from modelward.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
+from modelward.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, UsageError
 from modelward.hub.ingest import CHUNK, IngestPlan, from_upstream
 from modelward.hub.names import validate_repo
 from modelward.hub.revision import RevisionView
@@ -299,7 +299,10 @@ def import_upstream(body: ImportIn, request: Request, who: Publisher) -> dict[st
     tmp_root = settings.data_dir / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="import-", dir=tmp_root) as tmp:
-        plan = from_upstream(body.endpoint, body.repo_id, tmp, body.revision, body.token)
+        try:
+            plan = from_upstream(body.endpoint, body.repo_id, tmp, body.revision, body.token)
+        except UsageError as exc:  # a bad endpoint URL or upstream repo id: the caller's input
+            raise BadRequest(str(exc)) from None
         _store_plan(hub, plan, _limit(request))
         files = [NewFile(f.path, f.sha256, f.size) for f in plan.files]
         prov = {**plan.provenance, "uploader": who.name}
