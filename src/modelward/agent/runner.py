@@ -19,6 +19,7 @@ State files in ``<state_dir>``: ``acked.json`` (seq and state the server acknowl
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import threading
 import time
@@ -26,7 +27,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from modelward.agent import diff
 from modelward.agent.budget import DEFAULT_HASH_RATE, RateLimiter, UsageMeter, sha256_limited
@@ -40,13 +41,14 @@ from modelward.agent.client import (
 from modelward.agent.enroll import AgentState, NotEnrolled, host_facts, load_state, reenroll
 from modelward.agent.files import ensure_dir, read_json, write_json
 from modelward.agent.spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, Spool
-from modelward.errors import HubError, Unauthorized
+from modelward.errors import HubError, NotFound, Unauthorized
 
 if TYPE_CHECKING:
     from modelward.models import Inventory
     from modelward.policy.decision import Decision
 
 SCHEMA = "modelward.agent-report/v1"
+T = TypeVar("T")
 Log = Callable[[str], None]
 
 
@@ -120,6 +122,8 @@ class Agent:
         self.bundles = BundleStore(self.state_dir)
         self.meter = UsageMeter()
         self._limiter = RateLimiter(self.options.hash_rate)
+        self._reenrolled = False
+        self._notes: list[str] = []
         self._reconcile()
 
     # ------------------------------------------------------------------ state
@@ -154,8 +158,11 @@ class Agent:
     def cycle(self) -> CycleResult:
         state = self.state()
         notes: list[str] = []
+        self._reenrolled = False
+        self._notes = notes
         inventory = self.collect()
         doc = inventory.to_dict()
+        stopped: NotEnrolled | None = None
         with AgentClient(state.server, state.host_key, ca_bundle=state.ca_bundle) as client:
             try:
                 policy = self.refresh_bundle(client, state)
@@ -165,6 +172,9 @@ class Agent:
             except BundleRejected as exc:
                 notes.append(f"{exc.diagnostics()}; using the last good bundle")
                 policy = self.bundles.policy()
+            except NotEnrolled as exc:  # spool this cycle's report first, then stop
+                stopped = exc
+                policy = self.bundles.policy()
             decisions = evaluate(doc, policy)
             actions, moved = self.enforce(decisions, doc, policy)
             if moved:
@@ -172,8 +182,9 @@ class Agent:
             report = self.make_report(doc, decisions, actions, policy.etag)
             self.spool.put(report)
             self.ledger.save_head(report["seq"], diff.apply(self.ledger.head_state, report))
-            sent, offline, more = self.flush(client, state)
-        notes += more
+            if stopped is not None:
+                raise stopped
+            sent, offline, _ = self.flush(client, state)
         for n in notes:
             self.log(n)
         return CycleResult(
@@ -222,10 +233,35 @@ class Agent:
 
     def refresh_bundle(self, client: AgentClient, state: AgentState) -> Policy:
         """Fetch the bundle when it changed, verify it; the current policy either way."""
-        fresh = client.policy(self.bundles.etag)
+        try:
+            fresh = self._authed(client, state, lambda: client.policy(self.bundles.etag))
+        except NotFound:  # no bundle pushed yet (``no_policy_bundle``): the defaults
+            return self.bundles.policy()
         if fresh is not None:
             self.bundles.accept(fresh, state.bundle_public_key)
         return self.bundles.policy()
+
+    def _authed(self, client: AgentClient, state: AgentState, call: Callable[[], T]) -> T:
+        """``call()``; when the server refuses the host key, re-enroll once and call again."""
+        try:
+            return call()
+        except (HostKeyRevoked, Unauthorized) as exc:
+            if self._reenrolled:
+                raise
+            self._reenrolled = True
+            why = f"{exc.message} ({exc.detail.get('code', exc.code)})"
+            try:
+                new = reenroll(self.state_dir, state, why)
+            except Unauthorized as again:
+                raise NotEnrolled(
+                    f"{state.server} refused this host's key ({why}) and the enrollment secret "
+                    f"in {state.secret_file} ({again.message}); the agent stops. Enroll again "
+                    "with a current secret: modelward agent enroll --server URL --secret-file FILE"
+                ) from None
+            self.log(f"re-enrolled as host {new.host_id} after: {why}")
+            self._notes.append(f"re-enrolled as host {new.host_id} ({exc.code})")
+            client.host_key = new.host_key
+            return call()
 
     def enforce(
         self, decisions: Sequence[Decision], doc: dict[str, Any], policy: Policy
@@ -324,9 +360,8 @@ class Agent:
     def flush(self, client: AgentClient, state: AgentState) -> tuple[int, bool, list[str]]:
         """Send the spool oldest first: ``(sent, offline, notes)``. Stops at the first report the
         server cannot take now; re-enrolls once when the key is refused."""
-        notes: list[str] = []
+        notes = self._notes
         sent = 0
-        reenrolled = False
         self.spool.discard_through(self.ledger.acked_seq)
         for entry in self.spool.entries():
             doc = self.spool.read(entry)
@@ -339,7 +374,7 @@ class Agent:
                 self.spool.replace(entry, doc)
             for _attempt in range(3):
                 try:
-                    client.report(doc)
+                    self._authed(client, state, functools.partial(client.report, doc))
                     break
                 except ServerUnavailable:
                     return sent, True, notes
@@ -349,13 +384,8 @@ class Agent:
                     notes.append(f"server asked for a full report (seq {entry.seq})")
                     doc = self._as_full(doc)
                     self.spool.replace(entry, doc)
-                except (HostKeyRevoked, Unauthorized) as exc:
-                    if reenrolled:
-                        raise
-                    reenrolled = True
-                    state = reenroll(self.state_dir, state, exc.message)
-                    notes.append(f"re-enrolled as host {state.host_id} ({exc.code})")
-                    client.host_key = state.host_key
+                except (HostKeyRevoked, Unauthorized):
+                    raise
                 except HubError as exc:  # the server refuses this report for good: set it aside
                     notes.append(f"server refused report {entry.seq}: {exc.message}")
                     self._set_aside(entry)
