@@ -111,3 +111,190 @@ def test_bad_report_bodies(client: Any, app: Any) -> None:
     _error(client.post(f"{AGENT}/report", json=bad, headers=key), 400, "bad_request")
     r = client.post(f"{AGENT}/enroll", json={"secret": "mwe_x", "host": {"hostname": "h"}})
     _error(r, 422, "invalid_request")
+
+
+# ---------------------------------------------------------------------------------- console API
+ROUTES: list[tuple[str, str, str]] = [
+    ("GET", f"{FLEET}/hosts", "review"),
+    ("GET", f"{FLEET}/hosts/0123", "review"),
+    ("POST", f"{FLEET}/hosts/0123/revoke", "admin"),
+    ("GET", f"{FLEET}/secrets", "admin"),
+    ("POST", f"{FLEET}/secrets", "admin"),
+    ("POST", f"{FLEET}/secrets/1/revoke", "admin"),
+    ("GET", f"{FLEET}/artifacts", "review"),
+    ("GET", f"{FLEET}/violations", "review"),
+    ("GET", f"{FLEET}/violations/summary", "review"),
+    ("GET", f"{FLEET}/runtimes", "review"),
+    ("GET", f"{FLEET}/packages", "review"),
+    ("GET", f"{FLEET}/vulnerable", "review"),
+    ("GET", f"{FLEET}/licenses", "review"),
+    ("GET", f"{FLEET}/trend", "review"),
+    ("GET", f"{FLEET}/policy", "review"),
+    ("POST", f"{FLEET}/policy", "admin"),
+    ("GET", "/api/v1/events", "review"),
+    ("GET", "/metrics", "review"),
+]
+
+
+def test_every_fleet_route_refuses_the_wrong_roles(client: Any, app: Any) -> None:
+    from modelward.server.auth import create_token
+
+    db = app.state.db
+    tokens = {
+        r: create_token(db, f"t-{r}", r, "tests") for r in ("reviewer", "publisher", "reader")
+    }
+    host_key = _enroll(client, app)["host_key"]
+    for method, path, need in ROUTES:
+        body = {"json": {}} if method == "POST" else {}
+        _error(client.request(method, path, **body), 401, "unauthorized")
+        _error(client.request(method, path, headers=auth(host_key), **body), 401, "unauthorized")
+        wrong = ["publisher", "reader"] + (["reviewer"] if need == "admin" else [])
+        for role in wrong:
+            r = client.request(method, path, headers=auth(tokens[role]), **body)
+            _error(r, 403, "forbidden")
+        if need == "review":  # a reviewer may read (404 for the made-up host/bundle is fine)
+            r = client.request(method, path, headers=auth(tokens["reviewer"]), **body)
+            assert r.status_code in (200, 404), (path, r.text)
+
+
+def _populate(client: Any, app: Any, hosts: int = 5) -> list[dict[str, Any]]:
+    r = client.post(f"{FLEET}/secrets", json={"team": "red"}, headers=auth())
+    assert r.status_code == 201, r.text
+    secret = r.json()["secret"]
+    shared = "ab" * 32
+    out = []
+    for n in range(hosts):
+        e = _enroll(client, app, n, secret)
+        runtime = {
+            "name": "ollama",
+            "version": "0.1.0",
+            "running": True,
+            "listen": [{"address": "0.0.0.0", "port": 11434, "exposed": n % 2 == 0}],
+            "findings": [{"rule": "runtime.vulnerable-version", "severity": "high"}]
+            if n == 0
+            else [],
+        }
+        body = report(
+            1,
+            artifacts=[
+                artifact(f"/m/{n}/shared", shared, license={"id": "apache-2.0"}),
+                artifact(f"/m/{n}/own", license={"id": "llama3.1"}),
+            ],
+            decisions=[decision("unapproved-model", f"/m/{n}/own", "high" if n else "critical")],
+            runtimes=[runtime],
+            packages=[{"name": "vllm", "version": "0.1", "environment": "/venv", "findings": []}],
+        )
+        r = client.post(f"{AGENT}/report", json=body, headers=auth(e["host_key"]))
+        assert r.json()["applied"], r.text
+        out.append(e)
+    return out
+
+
+def _all(client: Any, path: str, **params: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        q = {**params, **({"cursor": cursor} if cursor else {})}
+        r = client.get(path, params=q, headers=auth())
+        assert r.status_code == 200, r.text
+        items += r.json()["items"]
+        cursor = r.json()["next"]
+        if cursor is None:
+            return items
+
+
+def test_views_filters_and_pagination(client: Any, app: Any, tmp_path: Path) -> None:
+    from tests.server.conftest import make_model_dir, publish
+
+    enrolled = _populate(client, app, hosts=5)
+    hosts = _all(client, f"{FLEET}/hosts", limit=2)
+    assert len(hosts) == 5 and len({h["id"] for h in hosts}) == 5
+    assert {h["state"] for h in hosts} == {"online"} and hosts[0]["team"] == "red"
+    assert _all(client, f"{FLEET}/hosts", state="offline") == []
+    one = client.get(f"{FLEET}/hosts/{enrolled[0]['host_id']}", headers=auth()).json()
+    assert one["artifacts"] == 2 and one["violations"] == {"critical": 1}
+    assert one["runtimes"][0]["vulnerable"] and one["agent"]["rss_bytes"] == 1
+
+    shared = _all(client, f"{FLEET}/artifacts", sha256="ab" * 32, limit=2)
+    assert len(shared) == 5 and {a["hostname"] for a in shared} == {f"host-{n}" for n in range(5)}
+    assert len(_all(client, f"{FLEET}/artifacts", unapproved="true", limit=3)) == 10
+    # approving the shared file's hub revision makes those artifacts approved
+    folder = make_model_dir(tmp_path)
+    rev = publish(app.state.hub, "acme/tiny", folder)
+    digest = next(f.sha256 for f in rev.files if f.path == "model.safetensors")
+    body = report(2, base=1, artifacts=[artifact("/m/0/approved", digest)], decisions=[])
+    r = client.post(f"{AGENT}/report", json=body, headers=auth(enrolled[0]["host_key"]))
+    assert r.json()["applied"]
+    unapproved = _all(client, f"{FLEET}/artifacts", unapproved="true")
+    assert "/m/0/approved" not in {a["path"] for a in unapproved} and len(unapproved) == 10
+    mine = _all(client, f"{FLEET}/artifacts", host=enrolled[0]["host_id"])
+    assert {a["path"]: a["approved"] for a in mine}["/m/0/approved"] is True
+
+    v = _all(client, f"{FLEET}/violations", severity="high", limit=1)
+    assert len(v) == 4 and {x["rule"] for x in v} == {"unapproved-model"}
+    assert _all(client, f"{FLEET}/violations", rule="nope") == []
+    summary = client.get(f"{FLEET}/violations/summary", headers=auth()).json()["items"]
+    assert [(s["severity"], s["hosts"]) for s in summary] == [("high", 4)]  # host 0: now none
+    exposed = _all(client, f"{FLEET}/runtimes", exposed="true")
+    assert len(exposed) == 3
+    vuln = client.get(f"{FLEET}/vulnerable", headers=auth()).json()["items"]
+    assert vuln == [{"kind": "runtime", "name": "ollama", "version": "0.1.0", "hosts": 1}]
+    assert len(_all(client, f"{FLEET}/packages", name="vllm")) == 5
+    lic = client.get(f"{FLEET}/licenses", headers=auth()).json()["items"]
+    assert {x["license"]: x["hosts"] for x in lic} == {"apache-2.0": 5, "llama3.1": 5}
+    trend = client.get(f"{FLEET}/trend", headers=auth()).json()["items"]
+    assert len(trend) == 1 and trend[0]["total"] == 4 and trend[0]["by_severity"]["high"] == 4
+    _error(client.get(f"{FLEET}/violations?severity=huge", headers=auth()), 400, "bad_request")
+    _error(client.get(f"{FLEET}/artifacts?cursor=x", headers=auth()), 400, "bad_request")
+    _error(client.get(f"{FLEET}/hosts/nope", headers=auth()), 404, "host_not_found")
+
+    r = client.post(f"{FLEET}/hosts/{enrolled[1]['host_id']}/revoke", headers=auth())
+    assert r.status_code == 200 and r.json()["state"] == "revoked"
+    assert len(_all(client, f"{FLEET}/hosts", state="revoked")) == 1
+
+
+def test_events_metrics_secrets_and_policy_push(client: Any, app: Any, tmp_path: Path) -> None:
+    from modelward.fleet import bundle
+
+    enrolled = _populate(client, app, hosts=2)
+    r = client.get("/api/v1/events", headers=auth())
+    assert r.headers["content-type"].startswith("application/x-ndjson")
+    lines = [__import__("json").loads(x) for x in r.text.splitlines()]
+    kinds = [e["modelward_kind"] for e in lines]
+    assert kinds == ["enrollment", "violation", "enrollment", "violation"]
+    assert lines[1]["class_uid"] == 2004 and lines[1]["severity"] == "Critical"
+    assert lines[0]["device"]["hostname"] == "host-0"
+    cursor = r.headers["x-next-cursor"]
+    client.post(f"{FLEET}/hosts/{enrolled[0]['host_id']}/revoke", headers=auth())
+    r = client.get("/api/v1/events", params={"since": cursor}, headers=auth())
+    assert [__import__("json").loads(x)["modelward_kind"] for x in r.text.splitlines()] == [
+        "revocation"
+    ]
+    again = client.get(
+        "/api/v1/events", params={"since": r.headers["x-next-cursor"]}, headers=auth()
+    )
+    assert again.text == "" and again.headers["x-next-cursor"] == r.headers["x-next-cursor"]
+
+    m = client.get("/metrics", headers=auth())
+    assert m.headers["content-type"].startswith("text/plain")
+    assert 'modelward_fleet_hosts{state="online"} 1' in m.text
+    assert 'modelward_fleet_hosts{state="revoked"} 1' in m.text
+    assert "modelward_fleet_unapproved_artifacts 4" in m.text
+
+    secrets = client.get(f"{FLEET}/secrets", headers=auth()).json()["items"]
+    assert len(secrets) == 1 and "secret" not in secrets[0]
+    client.post(f"{FLEET}/secrets/{secrets[0]['id']}/revoke", headers=auth())
+    r = client.post(f"{AGENT}/enroll", json={"secret": "mwe_x", "host": host_info(9)})
+    _error(r, 401, "unauthorized")
+
+    content = bundle.read_folder(policy_dir(tmp_path))
+    r = client.post(f"{FLEET}/policy", json=content, headers=auth())
+    assert r.status_code == 201, r.text
+    assert r.json()["version"] == 1 and r.json()["files"] == ["org.rego"]
+    doc = client.get(f"{AGENT}/policy", headers=auth(enrolled[1]["host_key"])).json()
+    assert bundle.verify(doc, r.json()["public_key"]) and doc["waivers"] == content["waivers"]
+    assert client.get(f"{FLEET}/policy", headers=auth()).json()["etag"] == doc["etag"]
+    bad = {**content, "settings": {"allowed_formatz": ["gguf"]}}
+    _error(client.post(f"{FLEET}/policy", json=bad, headers=auth()), 400, "bad_request")
+    evil = {**content, "files": {"../x.rego": "package x"}}
+    _error(client.post(f"{FLEET}/policy", json=evil, headers=auth()), 400, "bad_request")
