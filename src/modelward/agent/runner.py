@@ -78,7 +78,7 @@ class CycleResult:
     decisions: int
     actions: tuple[dict[str, Any], ...] = ()
     notes: tuple[str, ...] = ()
-    watch: tuple[Path, ...] = field(default=(), compare=False)
+    watch: tuple[tuple[Path, bool], ...] = field(default=(), compare=False)
     """Model folders worth watching (from this inventory)."""
 
 
@@ -453,10 +453,10 @@ class Agent:
                 except (ServerUnavailable, BundleRejected) as exc:
                     self.log(exc.diagnostics())
                 else:
-                    if on_cycle is not None:
-                        on_cycle(result)
                     if watcher is not None:
                         watcher.watch(result.watch)
+                    if on_cycle is not None:
+                        on_cycle(result)
                 deadline = started + interval
                 trigger.wait_until(deadline, debounce, stop)
         finally:
@@ -477,11 +477,12 @@ def evaluate(doc: dict[str, Any], policy: Policy) -> list[Decision]:
 
 
 # ---------------------------------------------------------------------- watching
-def watch_folders(doc: dict[str, Any], roots: Sequence[Path]) -> list[Path]:
-    """Folders whose changes mean a new or changed model: each artifact's folder and its parent
-    (a new sibling model folder), the store roots (Ollama ``models``, the HF ``hub``), and the
-    explicit roots."""
-    out: set[str] = {os.path.abspath(r) for r in roots}
+def watch_folders(doc: dict[str, Any], roots: Sequence[Path]) -> list[tuple[Path, bool]]:
+    """``(folder, recursive)`` pairs whose changes mean a new or changed model: the explicit roots
+    and the store roots (Ollama ``models``, the HF ``hub``) recursively; each loose artifact's
+    folder and its parent (where a new sibling model folder appears) alone."""
+    deep: set[str] = {os.path.abspath(r) for r in roots}
+    out: set[str] = set()
     for a in doc.get("artifacts", []):
         path = a.get("path")
         if not isinstance(path, str):
@@ -490,14 +491,17 @@ def watch_folders(doc: dict[str, Any], roots: Sequence[Path]) -> list[Path]:
         parts = Path(parent).parts
         if "blobs" in parts or "manifests" in parts:  # Ollama: <models>/{blobs,manifests}/...
             idx = max(i for i, p in enumerate(parts) if p in ("blobs", "manifests"))
-            out.add(str(Path(*parts[:idx])))
+            deep.add(str(Path(*parts[:idx])))
         elif any(p.startswith("models--") for p in parts):  # HF cache: <hub>/models--x--y/...
             idx = next(i for i, p in enumerate(parts) if p.startswith("models--"))
-            out.add(str(Path(*parts[:idx])))
+            deep.add(str(Path(*parts[:idx])))
         else:
             out.add(parent)
             out.add(os.path.dirname(parent))
-    return sorted(Path(p) for p in out if os.path.isdir(p))
+    # a folder inside a recursive watch needs no watch of its own
+    shallow = {p for p in out - deep if not any(p.startswith(d + os.sep) for d in deep)}
+    pairs = [(p, True) for p in deep] + [(p, False) for p in shallow]
+    return sorted((Path(p), r) for p, r in pairs if os.path.isdir(p))
 
 
 class Trigger:
@@ -552,16 +556,16 @@ class Watcher:
         self._observer = Observer()
         self._observer.daemon = True
         self._observer.start()
-        self._watches: dict[str, Any] = {}
+        self._watches: dict[tuple[str, bool], Any] = {}
 
-    def watch(self, folders: Sequence[Path]) -> None:
-        wanted = {str(f) for f in folders}
+    def watch(self, folders: Sequence[tuple[Path, bool]]) -> None:
+        """Watch exactly ``folders`` (``(folder, recursive)`` pairs) from now on."""
+        wanted = {(str(f), r) for f, r in folders}
         for gone in set(self._watches) - wanted:
             self._observer.unschedule(self._watches.pop(gone))
-        for folder in sorted(wanted - set(self._watches)):
-            recursive = os.path.basename(folder) in ("models", "hub")
+        for folder, recursive in sorted(wanted - set(self._watches)):
             try:
-                self._watches[folder] = self._observer.schedule(
+                self._watches[(folder, recursive)] = self._observer.schedule(
                     self._handler, folder, recursive=recursive
                 )
             except OSError:  # gone meanwhile, or out of inotify watches: the schedule still runs
