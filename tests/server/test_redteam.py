@@ -381,3 +381,40 @@ def test_a_bad_import_endpoint_or_upstream_repo_id_is_a_400(env: Env) -> None:
     ):
         r = env.client.post(f"{API}/import", json=body, headers=H)
         _envelope(r, 400, "bad_request")
+
+
+def test_concurrent_approvals_of_two_revisions_both_land(pg_env: Env) -> None:
+    """The first approvals of a repository, at the same moment: both create ``main`` (PostgreSQL
+    ran both inserts; one reviewer got a server error and lost the decision)."""
+    hub = pg_env.hub
+    for trial in range(3):
+        repo = f"red/pair{trial}"
+        revs = [
+            publish(
+                hub, repo, make_model_dir(pg_env.root, f"pair{trial}{i}", bytes([i]) * 64), False
+            )
+            for i in (1, 2)
+        ]
+        barrier = threading.Barrier(2)
+        failures: list[BaseException] = []
+
+        def approve(
+            commit: str,
+            repo: str = repo,
+            barrier: threading.Barrier = barrier,
+            failures: list[BaseException] = failures,
+        ) -> None:
+            barrier.wait()
+            try:
+                hub.approve(repo, commit, "reviewer", "race")
+            except Exception as exc:  # any failure is the finding
+                failures.append(exc)
+
+        threads = [threading.Thread(target=approve, args=(r.commit,)) for r in revs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not failures, failures
+        assert {hub.revision(repo, r.commit).state for r in revs} == {"approved"}
+        assert hub.resolve(repo).commit in {r.commit for r in revs}

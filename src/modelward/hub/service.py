@@ -608,10 +608,15 @@ class Hub:
         return row
 
     def _locked(self, s: Session, repo: str, rev: str) -> Revision:
-        """The revision, its row locked until the session ends: a decision reads the state it
-        changes, and on PostgreSQL two concurrent decisions would otherwise both see ``in_review``
-        (SQLite's BEGIN IMMEDIATE already serialises them; there FOR UPDATE is a no-op)."""
+        """The revision, with its repository's row and its own locked until the session ends.
+
+        A decision reads the state it changes and moves ``main``: on PostgreSQL two concurrent
+        decisions would otherwise both see ``in_review``, or both create ``main``. Locking the
+        repository first (always in that order) makes decisions on one repository take turns
+        (SQLite's BEGIN IMMEDIATE already serialises them; there FOR UPDATE is a no-op).
+        """
         row = self._revision(s, repo, rev)
+        s.refresh(row.repo, with_for_update=True)
         s.refresh(row, with_for_update=True)
         return row
 
