@@ -13,6 +13,7 @@ Common needs take no Rego::
     block_severity: high                 # scanner findings at or above it quarantine
     allow_cloud_models: false
     stop_exposed_runtimes: false
+    agent_enforce: false                 # the endpoint agent carries out quarantine/stop decisions
 
 Errors name the file, the line and the key (with a suggestion for a misspelt key).
 """
@@ -48,6 +49,8 @@ class Settings:
     block_severity: Severity = Severity.HIGH
     allow_cloud_models: bool = False
     stop_exposed_runtimes: bool = False
+    agent_enforce: bool = False
+    """Read by ``modelward agent run`` only (from the server's bundle): carry out decisions."""
     source: str | None = field(default=None, compare=False)
     """The file the settings came from (``None``: the defaults)."""
 
@@ -74,7 +77,13 @@ _LISTS = {
     "allowed_formats",
     "allowed_runtimes",
 }
-_BOOLS = {"commercial", "allow_network_exposure", "allow_cloud_models", "stop_exposed_runtimes"}
+_BOOLS = {
+    "commercial",
+    "allow_network_exposure",
+    "allow_cloud_models",
+    "stop_exposed_runtimes",
+    "agent_enforce",
+}
 KEYS = sorted(_LISTS | _BOOLS | {"block_severity"})
 
 
