@@ -8,6 +8,7 @@ import typer
 
 from modelward import __version__
 from modelward.cli import agent as _agent
+from modelward.cli import fleet as _fleet
 from modelward.cli import hub as _hub
 from modelward.cli import inventory as _inventory
 from modelward.cli import policy as _policy
@@ -69,6 +70,7 @@ app.add_typer(_quarantine.app, name="quarantine")
 app.add_typer(_server.app, name="server")
 app.add_typer(_hub.app, name="hub")
 app.add_typer(_agent.app, name="agent")
+app.add_typer(_fleet.app, name="fleet")
 
 
 def main(argv: list[str] | None = None) -> None:
