@@ -1,5 +1,6 @@
-"""The agent against a live server: enroll, run --once, offline spooling and replay in order,
-revoked keys (re-enroll or a clear stop), resync, signed policy bundles and enforcement, watching."""
+"""The agent against the real server (live uvicorn, SQLite and PostgreSQL): enroll, run --once,
+offline spooling and replay in order, refused keys (re-enroll or a clear stop), resync, signed
+policy bundles and enforcement, watching."""
 
 from __future__ import annotations
 
@@ -15,19 +16,23 @@ import pytest
 from modelward.agent.enroll import NotEnrolled, enroll, load_state
 from modelward.agent.runner import Agent, CycleResult, RunOptions
 from tests.agent.conftest import model
-from tests.agent.fakeserver import FakeFleet, make_app
+from tests.server.conftest import ADMIN_TOKEN, db_url  # noqa: F401  (fixture)
 
 
 class Env:
-    """One server and one agent with its own state folder, roots and vault."""
+    """One live server and one agent with its own state folder, roots and vault."""
 
-    def __init__(self, tmp: Path, server: Any, fleet: FakeFleet) -> None:
-        self.tmp, self.server, self.fleet = tmp, server, fleet
+    def __init__(self, tmp: Path, server: Any, app: Any) -> None:
+        from modelward.server.api.agent import fleet_of
+
+        self.tmp, self.server, self.app = tmp, server, app
+        self.fleet = fleet_of(app)
         self.state_dir = tmp / "state"
         self.roots = tmp / "models"
         self.roots.mkdir()
         self.secret = tmp / "secret.txt"
-        self.secret.write_text(fleet.secret + "\n")
+        created = self.fleet.create_secret("eng", "tests")
+        self.secret.write_text(created.secret + "\n")
         self.state_dir.mkdir()
         (self.state_dir / "machine-id").write_text(os.urandom(8).hex())
 
@@ -40,20 +45,75 @@ class Env:
     def enroll(self) -> None:
         enroll(self.server.url, self.secret, self.state_dir)
 
+    @property
+    def host_id(self) -> str:
+        state = load_state(self.state_dir)
+        assert state is not None
+        return state.host_id
+
+    def _rows(self, stmt: Any) -> list[Any]:
+        with self.app.state.db.session() as s:
+            return list(s.execute(stmt).all())
+
     def server_paths(self) -> set[str]:
-        host = next(iter(self.fleet.hosts.values()))
-        return set(host["state"])
+        from sqlalchemy import select
+
+        from modelward.store.db import HostArtifact
+
+        stmt = select(HostArtifact.path).where(HostArtifact.host_id == self.host_id)
+        return {r.path for r in self._rows(stmt)}
+
+    def applied(self) -> list[int]:
+        from sqlalchemy import select
+
+        from modelward.store.db import AppliedReport
+
+        stmt = select(AppliedReport.seq).where(AppliedReport.host_id == self.host_id)
+        return [r.seq for r in self._rows(stmt.order_by(AppliedReport.id))]
+
+    def agent_status(self) -> dict[str, Any]:
+        from sqlalchemy import select
+
+        from modelward.store.db import Host
+
+        row = self._rows(select(Host.agent_status).where(Host.id == self.host_id))[0]
+        return dict(row.agent_status or {})
+
+    def push(self, files: dict[str, str], settings: dict[str, Any]) -> str:
+        from modelward.fleet import bundle
+
+        content = {"files": files, "settings": settings, "waivers": []}
+        pushed = bundle.push(self.app.state.db, content, self.fleet.bundle_private_key, "tests")
+        return str(pushed.etag)
+
+    def forge_current_bundle(self, settings: dict[str, Any]) -> None:
+        """What an attacker with write access to the database but not the key could do."""
+        from sqlalchemy import select
+
+        from modelward.store.db import PolicyBundle
+
+        with self.app.state.db.session() as s:
+            row = s.scalar(select(PolicyBundle).order_by(PolicyBundle.version.desc()).limit(1))
+            row.document = {**row.document, "settings": settings}
 
 
 @pytest.fixture
-def env(tmp_path: Path, restartable: Any) -> Env:
-    fleet = FakeFleet()
-    server = restartable(make_app(fleet))
-    return Env(tmp_path, server, fleet)
+def env(tmp_path: Path, restartable: Any, db_url: str) -> Any:  # noqa: F811
+    from modelward.server.app import create_app
+    from modelward.server.settings import ServerSettings
+
+    settings = ServerSettings(
+        data_dir=tmp_path / "data", database_url=db_url, admin_token=ADMIN_TOKEN
+    )
+    app = create_app(settings)
+    server = restartable(app)
+    yield Env(tmp_path, server, app)
+    server.stop()
+    app.state.db.dispose()
 
 
-def paths(result: CycleResult, env: Env) -> set[str]:
-    return {str(p) for p in (env.roots.rglob("*.safetensors"))}
+def on_disk(env: Env) -> set[str]:
+    return {str(p) for p in env.roots.rglob("*.safetensors")}
 
 
 def test_enroll_writes_an_owner_only_key_and_run_once_reports_full(env: Env) -> None:
@@ -66,7 +126,7 @@ def test_enroll_writes_an_owner_only_key_and_run_once_reports_full(env: Env) -> 
     assert state.bundle_public_key and "PUBLIC KEY" in state.bundle_public_key
 
     agent = env.agent()
-    first = agent.cycle()
+    first = agent.cycle()  # no bundle pushed yet: the bundled pack with default settings
     assert (first.seq, first.full, first.sent, first.pending, first.offline) == (
         1,
         True,
@@ -74,16 +134,13 @@ def test_enroll_writes_an_owner_only_key_and_run_once_reports_full(env: Env) -> 
         0,
         False,
     )
-    sent = env.fleet.reports[-1]
-    assert sent["schema"] == "modelward.agent-report/v1"
-    assert sent["agent"]["rss_bytes"] > 0 and "cpu_percent" in sent["agent"]
-    assert all(a["sha256"] and len(a["sha256"]) == 64 for a in sent["added"]["artifacts"])
-    assert env.server_paths() == paths(first, env)
+    assert env.server_paths() == on_disk(env) != set()
+    status = env.agent_status()
+    assert status["rss_bytes"] > 0 and "cpu_percent" in status and status["spool_dropped"] == 0
 
-    second = agent.cycle()  # nothing changed: an empty delta on the acked base
-    assert (second.seq, second.full) == (2, False)
-    assert env.fleet.reports[-1]["base"] == 1
-    assert env.fleet.reports[-1]["added"]["artifacts"] == []
+    second = agent.cycle()  # nothing changed: an empty delta on the acknowledged base
+    assert (second.seq, second.full, second.sent) == (2, False, 1)
+    assert env.applied() == [1, 2]
     assert agent.status()["last_ack"] == 2 and agent.status()["spooled"] == 0
 
 
@@ -98,15 +155,14 @@ def test_offline_reports_are_spooled_and_replayed_in_order(env: Env) -> None:
     model(env.roots, "c", seed=2)
     r3 = agent.cycle()
     assert r2.offline and r3.offline and r3.pending == 2
-    # an agent restart in between: the spool survives
-    restarted = env.agent()
+    restarted = env.agent()  # an agent restart while offline: the spool survives
     assert restarted.status()["spooled"] == 2
     env.server.start()
     (env.roots / "a" / "model.safetensors").unlink()
     r4 = restarted.cycle()
     assert (r4.sent, r4.pending, r4.offline) == (3, 0, False)
-    assert [r["seq"] for r in env.fleet.reports] == [1, 2, 3, 4]
-    assert env.server_paths() == paths(r4, env)
+    assert env.applied() == [1, 2, 3, 4]
+    assert env.server_paths() == on_disk(env)
     assert restarted.status()["last_ack"] == 4
 
 
@@ -115,32 +171,48 @@ def test_resync_required_sends_a_full_report(env: Env) -> None:
     env.enroll()
     agent = env.agent()
     agent.cycle()
-    host = next(iter(env.fleet.hosts.values()))
-    host.update(acked=0, state={})  # the server lost this host's state
-    result = agent.cycle()
+    env.enroll()  # the machine enrolled again (e.g. re-imaged): the server wants a full report
+    model(env.roots, "b", seed=1)
+    result = env.agent().cycle()
     assert result.sent == 1 and any("full report" in n for n in result.notes)
-    assert env.fleet.reports[-1]["full"] is True
-    assert env.server_paths() == paths(result, env)
+    assert env.server_paths() == on_disk(env)
 
 
-def test_revoked_key_reenrolls_with_the_secret_else_stops_clearly(env: Env) -> None:
+def test_refused_key_reenrolls_with_the_secret_else_stops_clearly(env: Env) -> None:
     model(env.roots, "a")
     env.enroll()
     agent = env.agent()
     agent.cycle()
     old = load_state(env.state_dir)
     assert old is not None
-    env.fleet.revoke(old.host_id)
+    # Another enrollment of this machine invalidates the key this agent holds.
+    env.fleet.enroll(
+        env.secret.read_text().strip(),
+        {"hostname": "x", "machine_id": (env.state_dir / "machine-id").read_text().strip()},
+    )
     result = agent.cycle()
     assert result.sent == 1 and any("re-enrolled" in n for n in result.notes)
     new = load_state(env.state_dir)
     assert new is not None and new.host_key != old.host_key and new.host_id == old.host_id
 
-    env.fleet.revoke(new.host_id)
-    env.secret.unlink()
-    with pytest.raises(NotEnrolled, match="secret.*not available.*modelward agent enroll"):
+    # An admin revoked the host: re-enrolling is refused too, the agent stops with a message.
+    env.fleet.revoke_host(new.host_id, "tests")
+    with pytest.raises(NotEnrolled, match=r"refused.*modelward agent enroll"):
         agent.cycle()
     assert agent.status()["spooled"] == 1  # the report waits for a new enrollment
+
+
+def test_unknown_key_without_secret_file_stops_clearly(env: Env) -> None:
+    model(env.roots, "a")
+    env.enroll()
+    agent = env.agent()
+    env.fleet.enroll(
+        env.secret.read_text().strip(),
+        {"hostname": "x", "machine_id": (env.state_dir / "machine-id").read_text().strip()},
+    )
+    env.secret.unlink()
+    with pytest.raises(NotEnrolled, match=r"secret is not available.*modelward agent enroll"):
+        agent.cycle()
 
 
 QUARANTINE_REGO = """package modelward.custom
@@ -158,27 +230,25 @@ def test_signed_bundle_enforces_only_when_enabled_and_forgery_keeps_last_good(en
     model(env.roots, "good")
     bad = model(env.roots, "bad", seed=3) / "model.safetensors"
     env.enroll()
-    env.fleet.push({"custom.rego": QUARANTINE_REGO}, {}, [])
+    first_etag = env.push({"custom.rego": QUARANTINE_REGO}, {})
     agent = env.agent()
     r1 = agent.cycle()
-    assert r1.actions == () and bad.exists()  # enforcement off: reported only
-    decisions = env.fleet.reports[-1]["decisions"]
-    assert any(d["rule"] == "no-bad" and d["action"] == "quarantine" for d in decisions)
+    assert r1.decisions >= 1 and r1.actions == () and bad.exists()  # enforcement off
+    assert env.agent_status()["bundle_etag"] == first_etag
 
-    good_etag = env.fleet.bundle["etag"] if env.fleet.bundle else None
-    env.fleet.push({"custom.rego": QUARANTINE_REGO}, {"agent_enforce": True}, [])
-    assert env.fleet.bundle is not None
-    env.fleet.bundle["settings"] = {"agent_enforce": True, "commercial": True}  # forged
+    env.push({"custom.rego": QUARANTINE_REGO}, {"commercial": True})
+    env.forge_current_bundle({"agent_enforce": True})  # changed after signing
     r2 = agent.cycle()
     assert any("does not verify" in n for n in r2.notes)
     assert r2.actions == () and bad.exists()
-    assert env.fleet.reports[-1]["agent"]["bundle_etag"] == good_etag
+    assert env.agent_status()["bundle_etag"] == first_etag  # the last good bundle stays
 
-    env.fleet.push({"custom.rego": QUARANTINE_REGO}, {"agent_enforce": True}, [])
+    env.push({"custom.rego": QUARANTINE_REGO}, {"agent_enforce": True})
     r3 = agent.cycle()
     assert [(a["kind"], a["ok"]) for a in r3.actions] == [("quarantine", True)]
     assert not bad.exists() and (env.tmp / "vault").is_dir()
     assert str(bad) not in env.server_paths()
+    assert agent.status()["enforce"] is True
 
 
 def test_loop_reports_a_new_model_within_seconds(env: Env) -> None:
@@ -203,7 +273,7 @@ def test_loop_reports_a_new_model_within_seconds(env: Env) -> None:
         model(env.roots, "new", seed=7)
         new = str(env.roots / "new" / "model.safetensors")
         while new not in env.server_paths() and time.monotonic() - start < 10:
-            time.sleep(0.05)
+            time.sleep(0.1)
         took = time.monotonic() - start
         assert new in env.server_paths(), "the new model was not reported"
         assert took < 5, f"reported after {took:.1f} s"

@@ -88,7 +88,7 @@ def test_forged_bundle_is_refused_and_last_good_kept(tmp_path: Path) -> None:
 def test_signed_but_invalid_bundles_are_refused(tmp_path: Path) -> None:
     key, pem = _keys()
     store = BundleStore(tmp_path)
-    with pytest.raises(BundleRejected, match="relative .rego"):
+    with pytest.raises(BundleRejected, match=r"relative \.rego"):
         store.accept(signed(key, files={"../escape.rego": REGO}), pem)
     with pytest.raises(BundleRejected, match="not valid"):
         store.accept(signed(key, settings={"comercial": True}), pem)
