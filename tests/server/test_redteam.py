@@ -15,6 +15,7 @@ import unicodedata
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -418,3 +419,57 @@ def test_concurrent_approvals_of_two_revisions_both_land(pg_env: Env) -> None:
         assert not failures, failures
         assert {hub.revision(repo, r.commit).state for r in revs} == {"approved"}
         assert hub.resolve(repo).commit in {r.commit for r in revs}
+
+
+class _HostileUpstream(BaseHTTPRequestHandler):
+    """A Hugging Face-compatible endpoint whose repository lists a file named ``NAME``."""
+
+    NAME = "../../../evil.txt"
+    SHA = "a" * 40
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        names = (self.NAME, "ok.txt")
+        if "/tree/" in self.path:
+            items = [{"type": "file", "path": n, "size": 6, "oid": "b" * 40} for n in names]
+            self._send(json.dumps(items).encode(), "application/json")
+        elif self.path.startswith("/api/models/"):
+            doc = {"id": "a/b", "sha": self.SHA, "siblings": [{"rfilename": n} for n in names]}
+            self._send(json.dumps(doc).encode(), "application/json")
+        else:
+            body = b"pwned\n"
+            etag = f'"{hashlib.sha256(body).hexdigest()}"'
+            headers = {"X-Repo-Commit": self.SHA, "ETag": etag, "X-Linked-Size": "6"}
+            self._send(body, "application/octet-stream", headers)
+
+    do_HEAD = do_GET
+
+
+def test_an_upstream_with_a_traversal_file_name_is_a_clear_error(env: Env) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HostileUpstream)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_port}"
+        body = {"endpoint": endpoint, "repo_id": "a/b", "repo": "red/upstream"}
+        r = env.client.post(f"{API}/import", json=body, headers=H)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+    assert r.status_code < 500 or r.status_code == 502, r.text
+    err = _envelope(r, r.status_code)
+    assert "evil.txt" in err["message"]
+    assert not list(env.root.rglob("evil.txt"))

@@ -631,6 +631,10 @@ def _download(
         raise UpstreamError(
             f"cannot download {repo_id} from {where}: {_first_line(exc)}", upstream=where
         ) from None
+    except ValueError as exc:  # huggingface_hub refusing a hostile file name ('..', absolute)
+        raise UpstreamError(
+            f"upstream {where} sent {repo_id} with {_first_line(exc)}", upstream=where
+        ) from None
     except OSError as exc:
         raise UpstreamError(
             f"cannot download {repo_id} from {where}: {exc.strerror or exc}", upstream=where
