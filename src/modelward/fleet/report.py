@@ -158,7 +158,7 @@ def parse_artifact(doc: Any, where: str) -> ArtifactIn:
     if sha is not None and (not isinstance(sha, str) or not _SHA256.match(sha)):
         raise BadRequest(f"report: {where}.sha256 must be 64 lowercase hex or null", field=where)
     size = d.get("size", 0)
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < 2**63:
         raise BadRequest(f"report: {where}.size must be a non-negative integer", field=where)
     source = _map(d.get("source"), f"{where}.source")
     license_ = _map(d.get("license"), f"{where}.license")
@@ -239,7 +239,7 @@ def parse_report(doc: Mapping[str, Any]) -> Report:
     except ValueError:
         raise BadRequest("report: report_id must be a UUID", field="report_id") from None
     seq, base = doc.get("seq"), doc.get("base")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq < 2**63:
         raise BadRequest("report: seq must be an integer >= 1", field="seq")
     full = bool(doc.get("full", base is None))
     if full:
