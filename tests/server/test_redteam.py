@@ -473,3 +473,20 @@ def test_an_upstream_with_a_traversal_file_name_is_a_clear_error(env: Env) -> No
     err = _envelope(r, r.status_code)
     assert "evil.txt" in err["message"]
     assert not list(env.root.rglob("evil.txt"))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [".GIT/config", ".Git/hooks/post-checkout", "sub/.git/config", ".git./config", "GIT~1/x"],
+)
+def test_git_folders_in_any_spelling_are_refused(env: Env, path: str) -> None:
+    """On macOS and Windows these are ``.git/...``: a model download would write git config or
+    hooks into the developer's checkout (or make ``sub/`` a repository that runs them)."""
+    data = b"[core]\n\tfsmonitor = touch /tmp/pwned\n"
+    digest = hashlib.sha256(data).hexdigest()
+    assert c_put(env, digest, data)
+    files = [{"path": path, "sha256": digest, "size": len(data)}]
+    r = env.client.post(f"{API}/repos/red/git/revisions", json={"files": files}, headers=H)
+    _envelope(r, 400, "invalid_name")
+    r = _oci_push(env, "red/git", "v1", {path: data})
+    _envelope(r, 400, "invalid_name")

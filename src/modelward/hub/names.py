@@ -68,8 +68,11 @@ def _path_problem(path: str) -> str:
     segments = path.split("/")
     if any(s in ("", ".", "..") for s in segments):
         return "empty, '.' or '..' segment"
-    if segments[0] == ".git":
-        return "inside .git/"
+    # Anywhere and in any spelling a case-insensitive (macOS, Windows) file system, Windows'
+    # trailing-dot/space stripping or an 8.3 short name turns into ".git": a downloaded
+    # ".GIT/config" or "sub/.git/config" would be git configuration (hooks, fsmonitor: code).
+    if any(s.casefold().rstrip(". ") in (".git", "git~1") for s in segments):
+        return "a .git folder"
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
