@@ -4,112 +4,15 @@ policy bundles and enforcement, watching."""
 
 from __future__ import annotations
 
-import os
 import stat
 import threading
 import time
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from modelward.agent.enroll import NotEnrolled, enroll, load_state
-from modelward.agent.runner import Agent, CycleResult, RunOptions
-from tests.agent.conftest import model
-from tests.server.conftest import ADMIN_TOKEN, db_url  # noqa: F401  (fixture)
-
-
-class Env:
-    """One live server and one agent with its own state folder, roots and vault."""
-
-    def __init__(self, tmp: Path, server: Any, app: Any) -> None:
-        from modelward.server.api.agent import fleet_of
-
-        self.tmp, self.server, self.app = tmp, server, app
-        self.fleet = fleet_of(app)
-        self.state_dir = tmp / "state"
-        self.roots = tmp / "models"
-        self.roots.mkdir()
-        self.secret = tmp / "secret.txt"
-        created = self.fleet.create_secret("eng", "tests")
-        self.secret.write_text(created.secret + "\n")
-        self.state_dir.mkdir()
-        (self.state_dir / "machine-id").write_text(os.urandom(8).hex())
-
-    def agent(self) -> Agent:
-        opts = RunOptions(
-            roots=(self.roots,), processes=False, runtimes=False, vault=self.tmp / "vault"
-        )
-        return Agent(self.state_dir, opts)
-
-    def enroll(self) -> None:
-        enroll(self.server.url, self.secret, self.state_dir)
-
-    @property
-    def host_id(self) -> str:
-        state = load_state(self.state_dir)
-        assert state is not None
-        return state.host_id
-
-    def _rows(self, stmt: Any) -> list[Any]:
-        with self.app.state.db.session() as s:
-            return list(s.execute(stmt).all())
-
-    def server_paths(self) -> set[str]:
-        from sqlalchemy import select
-
-        from modelward.store.db import HostArtifact
-
-        stmt = select(HostArtifact.path).where(HostArtifact.host_id == self.host_id)
-        return {r.path for r in self._rows(stmt)}
-
-    def applied(self) -> list[int]:
-        from sqlalchemy import select
-
-        from modelward.store.db import AppliedReport
-
-        stmt = select(AppliedReport.seq).where(AppliedReport.host_id == self.host_id)
-        return [r.seq for r in self._rows(stmt.order_by(AppliedReport.id))]
-
-    def agent_status(self) -> dict[str, Any]:
-        from sqlalchemy import select
-
-        from modelward.store.db import Host
-
-        row = self._rows(select(Host.agent_status).where(Host.id == self.host_id))[0]
-        return dict(row.agent_status or {})
-
-    def push(self, files: dict[str, str], settings: dict[str, Any]) -> str:
-        from modelward.fleet import bundle
-
-        content = {"files": files, "settings": settings, "waivers": []}
-        pushed = bundle.push(self.app.state.db, content, self.fleet.bundle_private_key, "tests")
-        return str(pushed.etag)
-
-    def forge_current_bundle(self, settings: dict[str, Any]) -> None:
-        """What an attacker with write access to the database but not the key could do."""
-        from sqlalchemy import select
-
-        from modelward.store.db import PolicyBundle
-
-        with self.app.state.db.session() as s:
-            row = s.scalar(select(PolicyBundle).order_by(PolicyBundle.version.desc()).limit(1))
-            row.document = {**row.document, "settings": settings}
-
-
-@pytest.fixture
-def env(tmp_path: Path, restartable: Any, db_url: str) -> Any:  # noqa: F811
-    from modelward.server.app import create_app
-    from modelward.server.settings import ServerSettings
-
-    settings = ServerSettings(
-        data_dir=tmp_path / "data", database_url=db_url, admin_token=ADMIN_TOKEN
-    )
-    app = create_app(settings)
-    server = restartable(app)
-    yield Env(tmp_path, server, app)
-    server.stop()
-    app.state.db.dispose()
+from modelward.agent.enroll import NotEnrolled, load_state
+from modelward.agent.runner import CycleResult
+from tests.agent.conftest import Env, model
 
 
 def on_disk(env: Env) -> set[str]:
