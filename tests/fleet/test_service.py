@@ -54,6 +54,10 @@ def test_enroll_authenticate_and_rotate(fleet: Any) -> None:
         fleet.authenticate(e.host_key)  # the old key no longer works
     assert err.value.code == "unauthorized"
     assert fleet.authenticate(again.host_key) == e.host_id
+    # the report route's cached gate may pass a key for a few seconds; ingest checks it again
+    with pytest.raises(Unauthorized):
+        fleet.ingest(e.host_id, parse_report(report(1)), host_key=e.host_key)
+    assert fleet.ingest(e.host_id, parse_report(report(1)), host_key=again.host_key).applied
     with fleet.db.session() as s:
         assert s.get_one(Host, e.host_id).hostname == "renamed"
     assert [v.team for v in fleet.secrets()] == ["blue"]
@@ -161,6 +165,16 @@ def test_violations_are_replaced_with_events_and_trend(fleet: Any) -> None:
         counts = dict(s.execute(select(ViolationCount.severity, ViolationCount.count)).all())
         assert counts == {"high": 1}
     assert _count(fleet, FleetEvent) == 3  # d1 is not new: no second event
+    with fleet.db.session() as s:
+        since = s.scalar(select(Violation.since))
+    # the same decisions again: nothing rewritten, "since" stays the first report's
+    fleet.ingest(host_id, parse_report(report(3, base=2, decisions=[d1])))
+    d1_medium = {**d1, "severity": "medium"}
+    fleet.ingest(host_id, parse_report(report(4, base=3, decisions=[d1_medium, d2])))
+    with fleet.db.session() as s:
+        assert s.scalar(select(Violation.since).where(Violation.rule == d1["rule"])) == since
+        counts = dict(s.execute(select(ViolationCount.severity, ViolationCount.count)).all())
+        assert counts == {"medium": 2}
 
 
 @pytest.mark.parametrize(

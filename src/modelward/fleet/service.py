@@ -10,8 +10,11 @@ is acknowledged and ignored (it would roll the host's state back).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import secrets
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +48,8 @@ SECRET_PREFIX = "mwe_"
 HOST_KEY_PREFIX = "mwh_"
 DEFAULT_TEAM = "default"
 _CHUNK = 500  # rows per IN (...) list / executemany batch
+AUTH_CACHE_SECONDS = 10.0
+_AUTH_CACHE_SIZE = 100_000
 _OCSF_SEVERITY = {"info": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
 
 
@@ -137,6 +142,9 @@ class Fleet:
         self.settings = settings or FleetSettings()
         self._bundle_key_pem = bundle_key_pem
         self._public_pem: str | None = None
+        # key hash -> (host id, expiry): lets the report route refuse strangers before reading
+        # a body without a database round trip; ingest() checks the key again in its transaction.
+        self._auth_cache: dict[str, tuple[str, float]] = {}
 
     # ------------------------------------------------------------------------------- bundle key
     @property
@@ -236,9 +244,12 @@ class Fleet:
                     for name, value in host_fields.items():
                         setattr(host, name, value)
                     host.team_id = row.team_id
+                    if host.key_hash:
+                        self._auth_cache.pop(host.key_hash, None)
                     host.key_hash = hash_secret(key)
                     host.enrolled_at = utcnow()
                     host.last_ack_seq = 0  # the agent's next report must be full
+                    host.decisions_digest = None
                     if host.agent_status is None:
                         host.agent_status = {}
                     s.flush()
@@ -251,10 +262,20 @@ class Fleet:
                     raise
         raise AssertionError("unreachable")
 
-    def authenticate(self, host_key: str) -> str:
-        """The host id a key belongs to; 401 ``unauthorized`` or ``host_key_revoked``."""
+    def authenticate(self, host_key: str, *, cached: bool = False) -> str:
+        """The host id a key belongs to; 401 ``unauthorized`` or ``host_key_revoked``.
+
+        ``cached``: a key seen valid in the last :data:`AUTH_CACHE_SECONDS` passes without a
+        query. Only for a gate in front of :meth:`ingest`, which checks the key under its lock.
+        """
         if not host_key.startswith(HOST_KEY_PREFIX):
             raise Unauthorized("unknown host key: enroll the agent again")
+        digest = hash_secret(host_key)
+        now = time.monotonic()
+        if cached:
+            hit = self._auth_cache.get(digest)
+            if hit is not None and hit[1] > now:
+                return hit[0]
         with self.db.session() as s:
             row = s.execute(
                 select(Host.id, Host.revoked_at).where(Host.key_hash == hash_secret(host_key))
@@ -263,6 +284,9 @@ class Fleet:
             raise Unauthorized("unknown host key: enroll the agent again")
         if row.revoked_at is not None:
             raise HostKeyRevoked("this host's key was revoked by an admin", host_id=row.id)
+        if len(self._auth_cache) >= _AUTH_CACHE_SIZE:
+            self._auth_cache.clear()
+        self._auth_cache[digest] = (str(row.id), now + AUTH_CACHE_SECONDS)
         return str(row.id)
 
     def revoke_host(self, host_id: str, actor: str) -> None:
@@ -271,6 +295,7 @@ class Fleet:
             host = s.get(Host, host_id, with_for_update=True)
             if host is None:
                 raise HostNotFound(f"no host {host_id}", host_id=host_id)
+            self._auth_cache.pop(host.key_hash, None)
             if host.revoked_at is None:
                 host.revoked_at = utcnow()
                 doc = _entity_event(host, "revoke")
@@ -278,22 +303,24 @@ class Fleet:
                 _event(s, "revocation", host, doc)
 
     # -------------------------------------------------------------------------------- reports
-    def ingest(self, host_id: str, report: Report) -> Ack:
-        """Apply ``report`` exactly once (see the module docstring)."""
+    def ingest(self, host_id: str, report: Report, *, host_key: str | None = None) -> Ack:
+        """Apply ``report`` exactly once (see the module docstring). With ``host_key``, the key
+        must still be the host's current one (checked under the row lock)."""
+        key_hash = hash_secret(host_key) if host_key is not None else None
         for attempt in range(2):
             try:
                 with self.db.session() as s:
-                    return self._ingest(s, host_id, report)
+                    return self._ingest(s, host_id, report, key_hash)
             except IntegrityError:
                 # The same report_id committed by a concurrent request: the retry finds it.
                 if attempt:
                     raise
         raise AssertionError("unreachable")
 
-    def _ingest(self, s: Session, host_id: str, report: Report) -> Ack:
+    def _ingest(self, s: Session, host_id: str, report: Report, key_hash: str | None) -> Ack:
         host = s.get(Host, host_id, with_for_update=True, populate_existing=True)
-        if host is None:
-            raise Unauthorized("unknown host: enroll the agent again")
+        if host is None or (key_hash is not None and host.key_hash != key_hash):
+            raise Unauthorized("unknown host key: enroll the agent again")
         if host.revoked_at is not None:
             raise HostKeyRevoked("this host's key was revoked by an admin", host_id=host_id)
         done = s.execute(
@@ -402,19 +429,27 @@ class Fleet:
 
     def _apply_decisions(self, s: Session, host: Host, decisions: Sequence[DecisionIn]) -> None:
         """The host's violations become the report's decisions (plain allows are not kept)."""
-        before = {
-            (r.rule, r.subject_kind, r.subject)
-            for r in s.execute(
-                select(Violation.rule, Violation.subject_kind, Violation.subject).where(
-                    Violation.host_id == host.id, Violation.waived.is_(False)
-                )
-            )
-        }
         kept = _last_by(
             [d for d in decisions if d.action != "allow" or d.waived_by], lambda d: d.key
         )
-        s.execute(delete(Violation).where(Violation.host_id == host.id))
+        digest = hashlib.sha256(
+            json.dumps(sorted(dataclasses.astuple(d) for d in kept)).encode()
+        ).hexdigest()
         now = utcnow()
+        today = now.date()
+        if host.decisions_digest == digest and host.counted_on == today:
+            return  # the same decisions as the last report, already counted today
+        host.decisions_digest = digest
+        host.counted_on = today
+        before = {
+            (r.rule, r.subject_kind, r.subject): r.since
+            for r in s.execute(
+                select(
+                    Violation.rule, Violation.subject_kind, Violation.subject, Violation.since
+                ).where(Violation.host_id == host.id, Violation.waived.is_(False))
+            )
+        }
+        s.execute(delete(Violation).where(Violation.host_id == host.id))
         rows = [
             {
                 "host_id": host.id,
@@ -427,7 +462,7 @@ class Fleet:
                 "message": d.message,
                 "waived": bool(d.waived_by),
                 "waived_by": d.waived_by,
-                "since": now,
+                "since": before.get(d.key, now),  # when it was first reported
             }
             for d in kept
         ]
@@ -437,7 +472,6 @@ class Fleet:
             if not d.waived_by and d.key not in before:
                 _event(s, "violation", host, _finding_event(host, d))
         # The daily trend: this host's open (not waived) violations per severity, today.
-        today = now.date()
         s.execute(
             delete(ViolationCount).where(
                 ViolationCount.day == today, ViolationCount.host_id == host.id

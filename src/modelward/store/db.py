@@ -222,6 +222,10 @@ class Host(Base):
     last_seen: Mapped[datetime | None] = mapped_column(default=None, index=True)
     last_ack_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     agent_status: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # What the last report decided (a digest) and the day it was counted for the trend: a report
+    # that changes neither skips rewriting the host's violations.
+    decisions_digest: Mapped[str | None] = mapped_column(String(64), default=None)
+    counted_on: Mapped[date | None] = mapped_column(Date, default=None)
 
 
 class HostArtifact(Base):

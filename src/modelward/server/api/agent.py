@@ -7,6 +7,7 @@ and nothing is parsed or stored. The work is done by :class:`modelward.fleet.ser
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, Final
 
@@ -14,6 +15,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from modelward.errors import BadRequest, TooLarge, Unauthorized
 from modelward.fleet import bundle
@@ -53,9 +55,11 @@ def _bearer(request: Request) -> str:
     return value.strip()
 
 
-async def _host(request: Request) -> tuple[Fleet, str]:
+async def _host(request: Request, *, cached: bool = False) -> tuple[Fleet, str]:
     fleet = await run_in_threadpool(fleet_of, request.app)
-    host_id = await run_in_threadpool(fleet.authenticate, _bearer(request))
+    host_id = await run_in_threadpool(
+        functools.partial(fleet.authenticate, _bearer(request), cached=cached)
+    )
     return fleet, host_id
 
 
@@ -81,15 +85,20 @@ def enroll(body: EnrollIn, request: Request) -> dict[str, Any]:
 
 @router.post("/report")
 async def report(request: Request) -> dict[str, Any]:
-    fleet, host_id = await _host(request)
+    # The key is checked again inside the report's transaction: a cached pass here only
+    # decides whether the body is worth reading.
+    fleet, host_id = await _host(request, cached=True)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_REPORT_BYTES:
         raise TooLarge(f"a report may be at most {MAX_REPORT_BYTES} bytes")
     raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_REPORT_BYTES:
-            raise TooLarge(f"a report may be at most {MAX_REPORT_BYTES} bytes")
+    try:
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_REPORT_BYTES:
+                raise TooLarge(f"a report may be at most {MAX_REPORT_BYTES} bytes")
+    except ClientDisconnect:  # the agent went away mid-body: nothing was stored
+        raise BadRequest("the client closed the connection before the report was sent") from None
     try:
         doc = json.loads(raw)
     except ValueError:
@@ -97,7 +106,8 @@ async def report(request: Request) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise BadRequest("the report must be a JSON object")
     parsed = await run_in_threadpool(parse_report, doc)
-    ack = await run_in_threadpool(fleet.ingest, host_id, parsed)
+    ingest = functools.partial(fleet.ingest, host_id, parsed, host_key=_bearer(request))
+    ack = await run_in_threadpool(ingest)
     return ack.to_dict()
 
 

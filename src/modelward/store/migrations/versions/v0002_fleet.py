@@ -85,6 +85,8 @@ def upgrade() -> None:
         sa.Column("last_seen", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_ack_seq", sa.BigInteger(), nullable=False),
         sa.Column("agent_status", sa.JSON(), nullable=False),
+        sa.Column("decisions_digest", sa.String(length=64), nullable=True),
+        sa.Column("counted_on", sa.Date(), nullable=True),
         sa.ForeignKeyConstraint(
             ["team_id"], ["fleet_teams.id"], name=op.f("fk_fleet_hosts_team_id")
         ),
