@@ -184,3 +184,13 @@ def test_loop_reports_a_new_model_within_seconds(env: Env) -> None:
         stop.set()
         loop.join(15)
     assert not loop.is_alive()
+
+
+def test_a_bundle_that_does_not_evaluate_still_reports_the_inventory(env: Env) -> None:
+    model(env.roots, "a")
+    env.enroll()
+    env.push({"broken.rego": "package modelward.broken\n\ndeny contains x if {"}, {})
+    result = env.agent().cycle()
+    assert result.sent == 1 and result.decisions == 0
+    assert any("not evaluated" in n for n in result.notes)
+    assert env.server_paths() == on_disk(env)

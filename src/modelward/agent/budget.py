@@ -109,7 +109,19 @@ def _cpu_seconds() -> float:
 
 
 def peak_rss() -> int:
-    """Peak resident memory of the agent process in bytes (ru_maxrss: KiB on Linux, B on macOS)."""
+    """Peak resident memory of the agent process in bytes.
+
+    Linux: ``VmHWM`` of ``/proc/self/status`` (``ru_maxrss`` would also count the parent's pages
+    before ``exec`` when the agent was forked from a big process). Elsewhere ``ru_maxrss`` (bytes
+    on macOS, KiB on the BSDs).
+    """
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if os.uname().sysname == "Darwin" else peak * 1024
 

@@ -41,7 +41,7 @@ from modelward.agent.client import (
 from modelward.agent.enroll import AgentState, NotEnrolled, host_facts, load_state, reenroll
 from modelward.agent.files import ensure_dir, read_json, write_json
 from modelward.agent.spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, Spool
-from modelward.errors import HubError, NotFound, Unauthorized
+from modelward.errors import Error, HubError, NotFound, PolicyError, Unauthorized
 
 if TYPE_CHECKING:
     from modelward.models import Inventory
@@ -175,7 +175,11 @@ class Agent:
             except NotEnrolled as exc:  # spool this cycle's report first, then stop
                 stopped = exc
                 policy = self.bundles.policy()
-            decisions = evaluate(doc, policy)
+            try:
+                decisions = evaluate(doc, policy)
+            except PolicyError as exc:  # a bundle that verifies but does not evaluate
+                notes.append(f"policy bundle not evaluated: {exc.diagnostics()}")
+                decisions = []
             actions, moved = self.enforce(decisions, doc, policy)
             if moved:
                 doc["artifacts"] = [a for a in doc["artifacts"] if a.get("path") not in moved]
@@ -450,7 +454,9 @@ class Agent:
                 started = time.monotonic()
                 try:
                     result = self.cycle()
-                except (ServerUnavailable, BundleRejected) as exc:
+                except NotEnrolled:
+                    raise
+                except Error as exc:  # this cycle failed (e.g. a full disk); the next one may not
                     self.log(exc.diagnostics())
                 else:
                     if watcher is not None:
