@@ -133,6 +133,8 @@ ROUTES: list[tuple[str, str, str]] = [
     ("POST", f"{FLEET}/policy", "admin"),
     ("GET", "/api/v1/events", "review"),
     ("GET", "/metrics", "review"),
+    ("GET", f"{FLEET}/hosts/0123/cyclonedx", "review"),
+    ("GET", f"{FLEET}/cyclonedx", "review"),
 ]
 
 
@@ -298,3 +300,23 @@ def test_events_metrics_secrets_and_policy_push(client: Any, app: Any, tmp_path:
     _error(client.post(f"{FLEET}/policy", json=bad, headers=auth()), 400, "bad_request")
     evil = {**content, "files": {"../x.rego": "package x"}}
     _error(client.post(f"{FLEET}/policy", json=evil, headers=auth()), 400, "bad_request")
+
+
+def test_cyclonedx_exports(client: Any, app: Any) -> None:
+    enrolled = _populate(client, app, hosts=2)
+    r = client.get(f"{FLEET}/hosts/{enrolled[0]['host_id']}/cyclonedx", headers=auth())
+    assert r.status_code == 200 and "cyclonedx" in r.headers["content-type"]
+    bom = r.json()
+    assert bom["bomFormat"] == "CycloneDX" and bom["specVersion"] == "1.6"
+    assert bom["metadata"]["component"]["name"] == "host-0"
+    models = [c for c in bom["components"] if c["type"] == "machine-learning-model"]
+    assert {h["content"] for c in models for h in c.get("hashes", [])} >= {"ab" * 32}
+    assert any(c["type"] == "application" and c["name"] == "ollama" for c in bom["components"])
+    fleet = client.get(f"{FLEET}/cyclonedx", headers=auth()).json()
+    devices = fleet["components"]
+    assert sorted(d["name"] for d in devices) == ["host-0", "host-1"]
+    assert all(len(d["components"]) == 4 for d in devices)  # 2 models, 1 runtime, 1 package
+    refs = [c["bom-ref"] for d in devices for c in d["components"]]
+    assert len(refs) == len(set(refs))  # unique across hosts
+    assert client.get(f"{FLEET}/cyclonedx?team=nobody", headers=auth()).json()["components"] == []
+    _error(client.get(f"{FLEET}/hosts/nope/cyclonedx", headers=auth()), 404, "host_not_found")

@@ -83,6 +83,25 @@ def revoke_host(request: Request, host_id: str, who: Admin) -> dict[str, Any]:
     return queries.host(fleet.db, host_id, window=fleet.settings.offline_window)
 
 
+CYCLONEDX = "application/vnd.cyclonedx+json; version=1.6"
+
+
+@router.get(f"{API}/hosts/{{host_id}}/cyclonedx")
+def host_bom(request: Request, host_id: str, _who: Viewer) -> Response:
+    """The host's CycloneDX 1.6 AI-BOM (models, runtimes, libraries)."""
+    from modelward.fleet.export import host_bom_json
+
+    return Response(host_bom_json(_fleet(request).db, host_id), media_type=CYCLONEDX)
+
+
+@router.get(f"{API}/cyclonedx")
+def fleet_bom(request: Request, _who: Viewer, team: str | None = None) -> Response:
+    """The fleet's CycloneDX 1.6 AI-BOM: every (not revoked) host with its components."""
+    from modelward.fleet.export import fleet_bom_json
+
+    return Response(fleet_bom_json(_fleet(request).db, team), media_type=CYCLONEDX)
+
+
 # ---------------------------------------------------------------------------------- secrets
 @router.get(f"{API}/secrets")
 def list_secrets(request: Request, _who: Admin) -> dict[str, Any]:
