@@ -286,7 +286,7 @@ def main() -> None:
     ap.add_argument("--agents", type=int, default=2000)
     ap.add_argument("--artifacts", type=int, default=50)
     ap.add_argument("--duration", type=float, default=20.0)
-    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--query-hosts", type=int, default=20000)
     ap.add_argument("--skip-queries", action="store_true")
     ap.add_argument("--database", default=PG, help="PostgreSQL URL (a fresh schema is used)")

@@ -262,6 +262,11 @@ class Fleet:
                     raise
         raise AssertionError("unreachable")
 
+    def cached_host(self, host_key: str) -> str | None:
+        """The host id of a key seen valid in the last few seconds (no query), else None."""
+        hit = self._auth_cache.get(hash_secret(host_key))
+        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
+
     def authenticate(self, host_key: str, *, cached: bool = False) -> str:
         """The host id a key belongs to; 401 ``unauthorized`` or ``host_key_revoked``.
 

@@ -7,7 +7,6 @@ and nothing is parsed or stored. The work is done by :class:`modelward.fleet.ser
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any, Final
 
@@ -56,10 +55,13 @@ def _bearer(request: Request) -> str:
 
 
 async def _host(request: Request, *, cached: bool = False) -> tuple[Fleet, str]:
-    fleet = await run_in_threadpool(fleet_of, request.app)
-    host_id = await run_in_threadpool(
-        functools.partial(fleet.authenticate, _bearer(request), cached=cached)
-    )
+    fleet: Fleet | None = getattr(request.app.state, "fleet", None)
+    if fleet is None:
+        fleet = await run_in_threadpool(fleet_of, request.app)
+    key = _bearer(request)
+    host_id = fleet.cached_host(key) if cached else None
+    if host_id is None:
+        host_id = await run_in_threadpool(fleet.authenticate, key)
     return fleet, host_id
 
 
@@ -99,16 +101,19 @@ async def report(request: Request) -> dict[str, Any]:
                 raise TooLarge(f"a report may be at most {MAX_REPORT_BYTES} bytes")
     except ClientDisconnect:  # the agent went away mid-body: nothing was stored
         raise BadRequest("the client closed the connection before the report was sent") from None
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        raise BadRequest("the report is not valid JSON") from None
-    if not isinstance(doc, dict):
-        raise BadRequest("the report must be a JSON object")
-    parsed = await run_in_threadpool(parse_report, doc)
-    ingest = functools.partial(fleet.ingest, host_id, parsed, host_key=_bearer(request))
-    ack = await run_in_threadpool(ingest)
-    return ack.to_dict()
+    key = _bearer(request)
+
+    def apply() -> dict[str, Any]:  # in a worker thread: parsing a big report takes a while
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            raise BadRequest("the report is not valid JSON") from None
+        if not isinstance(doc, dict):
+            raise BadRequest("the report must be a JSON object")
+        return fleet.ingest(host_id, parse_report(doc), host_key=key).to_dict()
+
+    result: dict[str, Any] = await run_in_threadpool(apply)
+    return result
 
 
 def _etag_value(header: str) -> set[str]:
