@@ -33,8 +33,11 @@ log = logging.getLogger("modelward.server")
 
 MAX_REQUEST_BODY = 32 << 20
 """Bodies that are read whole (JSON, forms), and read before the token is checked: a revision of
-10,000 files with the longest paths fits. Upload routes stream and enforce ``max_upload_bytes``."""
-_STREAMED_BODY = re.compile(r"/api/v1/hub/blobs/|/v2/[^/]+/[^/]+/blobs/uploads(/|\Z)")
+10,000 files with the longest paths fits. Routes that stream and bound their bodies themselves
+are left alone: uploads (``max_upload_bytes``) and agent reports (``MAX_REPORT_BYTES``)."""
+_STREAMED_BODY = re.compile(
+    r"/api/v1/hub/blobs/|/v2/[^/]+/[^/]+/blobs/uploads(/|\Z)|/api/v1/agent/report\Z"
+)
 
 # Route modules, in matching order: the Hugging Face catch-all paths (/{ns}/{name}/resolve/...) last.
 ROUTERS = (
