@@ -281,7 +281,7 @@ def test_events_metrics_secrets_and_policy_push(client: Any, app: Any, tmp_path:
     assert m.headers["content-type"].startswith("text/plain")
     assert 'modelward_fleet_hosts{state="online"} 1' in m.text
     assert 'modelward_fleet_hosts{state="revoked"} 1' in m.text
-    assert "modelward_fleet_unapproved_artifacts 4" in m.text
+    assert "modelward_fleet_artifacts 4" in m.text
 
     secrets = client.get(f"{FLEET}/secrets", headers=auth()).json()["items"]
     assert len(secrets) == 1 and "secret" not in secrets[0]

@@ -24,6 +24,7 @@ from modelward.store.db import (
     FleetEvent,
     Host,
     HostArtifact,
+    HostLicense,
     HostPackage,
     HostRuntime,
     PolicyBundle,
@@ -326,15 +327,17 @@ def violations(
 def violation_summary(db: Database) -> list[dict[str, Any]]:
     """Open violations by rule and severity: how many, on how many hosts (most severe first)."""
     with db.session() as s:
+        # Per host first, then per rule: a hash aggregate, no sort for count(DISTINCT host).
+        per_host = (
+            select(Violation.rule, Violation.severity, func.count().label("n"))
+            .where(Violation.waived.is_(False))
+            .group_by(Violation.rule, Violation.severity, Violation.host_id)
+            .subquery()
+        )
         rows = s.execute(
             select(
-                Violation.rule,
-                Violation.severity,
-                func.count(),
-                func.count(distinct(Violation.host_id)),
-            )
-            .where(Violation.waived.is_(False))
-            .group_by(Violation.rule, Violation.severity)
+                per_host.c.rule, per_host.c.severity, func.sum(per_host.c.n), func.count()
+            ).group_by(per_host.c.rule, per_host.c.severity)
         ).all()
     out: list[dict[str, Any]] = [
         {"rule": r[0], "severity": r[1], "count": r[2], "hosts": r[3]} for r in rows
@@ -455,13 +458,13 @@ def licenses(db: Database) -> list[dict[str, Any]]:
     """License identifiers across the fleet: artifacts and hosts with each (most hosts first)."""
     with db.session() as s:
         rows = s.execute(
-            select(
-                HostArtifact.license_id,
-                func.count(),
-                func.count(distinct(HostArtifact.host_id)),
-            ).group_by(HostArtifact.license_id)
+            select(HostLicense.license_id, func.sum(HostLicense.artifacts), func.count()).group_by(
+                HostLicense.license_id
+            )
         ).all()
-    out: list[dict[str, Any]] = [{"license": r[0], "artifacts": r[1], "hosts": r[2]} for r in rows]
+    out: list[dict[str, Any]] = [
+        {"license": r[0], "artifacts": int(r[1]), "hosts": int(r[2])} for r in rows
+    ]
     out.sort(key=lambda d: (-d["hosts"], d["license"]))
     return out
 
@@ -528,12 +531,7 @@ def metrics(db: Database, *, window: int) -> str:
                 .group_by(Violation.severity)
             ).all()
         )
-        artifacts_n = s.scalar(select(func.count()).select_from(HostArtifact))
-        unapproved = s.scalar(
-            select(func.count())
-            .select_from(HostArtifact)
-            .where(or_(HostArtifact.sha256.is_(None), ~_approved()))
-        )
+        artifacts_n = s.scalar(select(func.coalesce(func.sum(HostLicense.artifacts), 0)))
         exposed = s.scalar(
             select(func.count()).select_from(HostRuntime).where(HostRuntime.exposed.is_(True))
         )
@@ -558,9 +556,6 @@ def metrics(db: Database, *, window: int) -> str:
         "# HELP modelward_fleet_artifacts Model files reported across the fleet.",
         "# TYPE modelward_fleet_artifacts gauge",
         f"modelward_fleet_artifacts {artifacts_n}",
-        "# HELP modelward_fleet_unapproved_artifacts Model files not in an approved hub revision.",
-        "# TYPE modelward_fleet_unapproved_artifacts gauge",
-        f"modelward_fleet_unapproved_artifacts {unapproved}",
         "# HELP modelward_fleet_exposed_runtimes Runtimes listening on a network address.",
         "# TYPE modelward_fleet_exposed_runtimes gauge",
         f"modelward_fleet_exposed_runtimes {exposed}",

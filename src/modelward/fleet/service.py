@@ -36,6 +36,7 @@ from modelward.store.db import (
     FleetEvent,
     Host,
     HostArtifact,
+    HostLicense,
     HostPackage,
     HostRuntime,
     Team,
@@ -431,6 +432,16 @@ class Fleet:
                     s.execute(delete(table).where(table.host_id == host_id, key_column.in_(part)))
             for part in _chunks(rows):
                 s.execute(insert(table), list(part))
+        if report.full or report.artifacts or report.removed_artifacts:
+            s.execute(delete(HostLicense).where(HostLicense.host_id == host_id))
+            s.execute(
+                insert(HostLicense).from_select(
+                    ["host_id", "license_id", "artifacts"],
+                    select(HostArtifact.host_id, HostArtifact.license_id, func.count())
+                    .where(HostArtifact.host_id == host_id)
+                    .group_by(HostArtifact.host_id, HostArtifact.license_id),
+                )
+            )
 
     def _apply_decisions(self, s: Session, host: Host, decisions: Sequence[DecisionIn]) -> None:
         """The host's violations become the report's decisions (plain allows are not kept)."""

@@ -249,6 +249,16 @@ class HostArtifact(Base):
     doc: Mapped[dict[str, Any]] = mapped_column(default=dict, deferred=True)
 
 
+class HostLicense(Base):
+    """How many of a host's artifacts carry each license: kept with the artifacts, so the fleet's
+    license view sums a few rows per host instead of scanning every artifact."""
+
+    __tablename__ = "fleet_host_licenses"
+    host_id: Mapped[str] = mapped_column(ForeignKey("fleet_hosts.id"), primary_key=True)
+    license_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    artifacts: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class HostRuntime(Base):
     """An inference runtime on a host (``exposed``: listens on a network-reachable address)."""
 

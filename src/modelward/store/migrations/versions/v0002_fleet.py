@@ -154,6 +154,16 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "fleet_host_licenses",
+        sa.Column("host_id", sa.String(length=32), nullable=False),
+        sa.Column("license_id", sa.String(length=100), nullable=False),
+        sa.Column("artifacts", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["host_id"], ["fleet_hosts.id"], name=op.f("fk_fleet_host_licenses_host_id")
+        ),
+        sa.PrimaryKeyConstraint("host_id", "license_id"),
+    )
+    op.create_table(
         "fleet_host_packages",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("host_id", sa.String(length=32), nullable=False),
@@ -266,6 +276,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_fleet_host_packages_host_id"))
 
     op.drop_table("fleet_host_packages")
+    op.drop_table("fleet_host_licenses")
     with op.batch_alter_table("fleet_host_artifacts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_fleet_host_artifacts_sha256"))
         batch_op.drop_index(batch_op.f("ix_fleet_host_artifacts_license_id"))
