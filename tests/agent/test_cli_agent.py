@@ -62,6 +62,7 @@ def test_enroll_run_once_status(
 
     code, out, err = run(capsys, "agent", "status", "--state-dir", str(state), "-f", "json")
     assert code == 0 and json.loads(out)["enrolled"] is False
+    assert not state.exists()  # asking created nothing
 
     code, out, err = run(
         capsys, "agent", "enroll", "--server", server.url, "--secret-file", str(secret),
@@ -110,6 +111,12 @@ def test_errors_are_one_clear_line(
         capsys, "agent", "enroll", "--server", "modelward.example", "--secret-file", str(bad),
     )  # fmt: skip
     assert code == 2 and "give a URL" in err
+
+    code, _out, err = run(
+        capsys, "agent", "enroll", "--server", "http://192.0.2.1:9", "--secret-file",
+        str(tmp_path / "missing.txt"), "--state-dir", state,
+    )  # fmt: skip
+    assert code == 2 and "plain HTTP" in err and "cannot read the enrollment secret" in err
 
 
 def test_tls_is_verified_and_a_private_ca_can_be_given(

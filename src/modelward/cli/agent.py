@@ -66,8 +66,17 @@ def enroll_command(
     ),
     verbose: bool = _VERBOSE,
 ) -> None:
+    from urllib.parse import urlsplit
+
     from modelward.agent.enroll import enroll
 
+    host = urlsplit(server).hostname or ""
+    if server.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(
+            f"modelward: warning: {server} is plain HTTP: the host key and reports travel "
+            "unencrypted; use https://",
+            err=True,
+        )
     folder = _state_dir(state_dir)
     state = enroll(server, secret_file, folder, ca_bundle=str(ca_bundle) if ca_bundle else None)
     typer.echo(f"enrolled as host {state.host_id} with {state.server}")
@@ -177,7 +186,11 @@ def status_command(
     from modelward.cli.common import check_format
 
     check_format(format, ("table", "json"))
-    status = Agent(_state_dir(state_dir)).status()
+    folder = _state_dir(state_dir)
+    if not folder.is_dir():  # never enrolled here: say so without creating anything
+        status = {"enrolled": False, "state_dir": str(folder)}
+    else:
+        status = Agent(folder).status()
     if format == "json":
         typer.echo(json.dumps(status, indent=2))
         return
