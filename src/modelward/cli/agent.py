@@ -121,6 +121,13 @@ def run_command(
     hash_rate: float = typer.Option(
         32, "--hash-rate", metavar="MIB/S", help="Hashing speed limit (0: unlimited).", min=0
     ),
+    spool_max_mb: float = typer.Option(
+        64,
+        "--spool-max-mb",
+        metavar="MIB",
+        help="Disk space for reports waiting while the server is away; the oldest go first.",
+        min=1,
+    ),
     no_watch: bool = typer.Option(False, "--no-watch", help="Do not watch model folders."),
     no_processes: bool = typer.Option(
         False, "--no-processes", help="Do not look at running processes and runtimes."
@@ -139,6 +146,7 @@ def run_command(
         hash_rate=int(hash_rate * (1 << 20)),
         processes=not no_processes,
         runtimes=not no_processes,
+        max_spool_bytes=int(spool_max_mb * (1 << 20)),
     )
     agent = Agent(_state_dir(state_dir), options, log=lambda m: typer.echo(f"agent: {m}", err=True))
     state = agent.state()
