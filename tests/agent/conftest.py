@@ -157,9 +157,13 @@ class Env:
         self.state_dir.mkdir()
         (self.state_dir / "machine-id").write_text(os.urandom(8).hex())
 
-    def agent(self) -> Agent:
+    def agent(self, **options: Any) -> Agent:
         opts = RunOptions(
-            roots=(self.roots,), processes=False, runtimes=False, vault=self.tmp / "vault"
+            roots=(self.roots,),
+            processes=False,
+            runtimes=False,
+            vault=self.tmp / "vault",
+            **options,
         )
         return Agent(self.state_dir, opts)
 

@@ -69,6 +69,28 @@ def test_offline_reports_are_spooled_and_replayed_in_order(env: Env) -> None:
     assert restarted.status()["last_ack"] == 4
 
 
+def test_a_full_spool_drops_the_oldest_counts_it_and_the_server_still_converges(
+    env: Env,
+) -> None:
+    model(env.roots, "a")
+    env.enroll()
+    agent = env.agent(max_spool_count=2)
+    agent.cycle()
+    env.server.stop()
+    for n in range(1, 5):  # four reports offline, room for two
+        model(env.roots, f"m{n}", seed=n)
+        if n == 2:
+            (env.roots / "a" / "model.safetensors").unlink()
+        agent.cycle()
+    assert agent.status()["spooled"] == 2 and agent.status()["spool_dropped"] == 2
+    env.server.start()
+    result = agent.cycle()  # the spool goes out before report 6 is spooled: no more drops
+    assert (result.sent, result.pending) == (3, 0)
+    assert env.applied() == [1, 4, 5, 6]  # 2 and 3 were dropped; 4 was rebuilt as a full report
+    assert env.server_paths() == on_disk(env)  # the removal in dropped report 3 is not lost
+    assert env.agent_status()["spool_dropped"] == 2
+
+
 def test_resync_required_sends_a_full_report(env: Env) -> None:
     model(env.roots, "a")
     env.enroll()

@@ -163,12 +163,14 @@ class Agent:
         inventory = self.collect()
         doc = inventory.to_dict()
         stopped: NotEnrolled | None = None
+        sent, online = 0, True
         with AgentClient(state.server, state.host_key, ca_bundle=state.ca_bundle) as client:
             try:
                 policy = self.refresh_bundle(client, state)
             except ServerUnavailable as exc:
                 notes.append(f"policy not refreshed ({exc}); using the last good bundle")
                 policy = self.bundles.policy()
+                online = False
             except BundleRejected as exc:
                 notes.append(f"{exc.diagnostics()}; using the last good bundle")
                 policy = self.bundles.policy()
@@ -183,12 +185,19 @@ class Agent:
             actions, moved = self.enforce(decisions, doc, policy)
             if moved:
                 doc["artifacts"] = [a for a in doc["artifacts"] if a.get("path") not in moved]
+            if online and stopped is None and self.spool.entries():
+                # The server is back: send what waited before this report may push it out.
+                try:
+                    sent, _offline, _ = self.flush(client, state)
+                except NotEnrolled as exc:
+                    stopped = exc
             report = self.make_report(doc, decisions, actions, policy.etag)
             self.spool.put(report)
             self.ledger.save_head(report["seq"], diff.apply(self.ledger.head_state, report))
             if stopped is not None:
                 raise stopped
-            sent, offline, _ = self.flush(client, state)
+            more, offline, _ = self.flush(client, state)
+            sent += more
         for n in notes:
             self.log(n)
         return CycleResult(
