@@ -347,14 +347,15 @@ class Agent:
         seq = max(ledger.head_seq, ledger.acked_seq) + 1
         added, removed = diff.delta(None if full else ledger.head_state, new)
         usage = self.meter.read()
+        collected_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         return {
             "schema": SCHEMA,
             "report_id": str(uuid.uuid4()),
             "seq": seq,
             "base": None if full else ledger.head_seq,
             "full": full,
-            "collected_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "host": host_facts(self.state_dir),
+            "collected_at": collected_at,
+            "host": {**host_facts(self.state_dir), "collected_at": collected_at},
             "added": added,
             "removed": removed,
             "decisions": [d.to_dict() for d in decisions if d.action != "allow" or d.waived_by],
