@@ -176,6 +176,7 @@ def test_signed_bundle_enforces_only_when_enabled_and_forgery_keeps_last_good(en
     assert agent.status()["enforce"] is True
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # watching is the agent's part
 def test_loop_reports_a_new_model_within_seconds(env: Env) -> None:
     model(env.roots, "a")
     env.enroll()
