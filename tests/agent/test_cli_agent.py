@@ -73,8 +73,11 @@ def test_enroll_run_once_status(
     assert stat.S_IMODE((state / "agent.json").stat().st_mode) == 0o600
 
     argv = ["agent", "run", "--once", "--roots", str(roots), "--state-dir", str(state)]
+    argv += ["--nice", "0"]  # in-process: leave this test process's priority alone
+    priority = os.getpriority(os.PRIO_PROCESS, 0)
     code, out, err = run(capsys, *argv, "--no-processes", "--hash-rate", "0")
     assert code == 0, err
+    assert os.getpriority(os.PRIO_PROCESS, 0) == priority
     assert "report 1 (full)" in out and "1 sent, 0 pending" in out
 
     code, out, err = run(capsys, "agent", "status", "--state-dir", str(state), "-f", "json")

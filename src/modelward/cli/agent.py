@@ -128,6 +128,14 @@ def run_command(
         help="Disk space for reports waiting while the server is away; the oldest go first.",
         min=1,
     ),
+    nice: int = typer.Option(
+        10,
+        "--nice",
+        metavar="N",
+        help="Lower the agent's CPU priority by N, with idle-class I/O (0: leave both as they are).",
+        min=0,
+        max=19,
+    ),
     no_watch: bool = typer.Option(False, "--no-watch", help="Do not watch model folders."),
     no_processes: bool = typer.Option(
         False, "--no-processes", help="Do not look at running processes and runtimes."
@@ -150,7 +158,8 @@ def run_command(
     )
     agent = Agent(_state_dir(state_dir), options, log=lambda m: typer.echo(f"agent: {m}", err=True))
     state = agent.state()
-    lower_priority()
+    if nice:
+        lower_priority(nice)
 
     def say(r: CycleResult) -> None:
         kind = "full" if r.full else "delta"
