@@ -40,5 +40,5 @@ def test_the_options_the_service_files_use_exist(capsys: pytest.CaptureFixture[s
     with pytest.raises(SystemExit):
         main(["agent", "run", "--help"])
     out = capsys.readouterr().out
-    for option in ("--state-dir", "--hash-rate", "--once", "--roots", "--interval"):
+    for option in ("--state-dir", "--hash-rate", "--once", "--roots", "--interval", "--nice"):
         assert option in out
