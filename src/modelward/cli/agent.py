@@ -44,7 +44,8 @@ Examples:
 \b
 The secret (one per team, from `modelward fleet secret create`) is exchanged for this host's own
 key, kept owner-only in <state-dir>/agent.json. Keep the secret file to let the agent re-enroll by
-itself if its key is revoked; remove it and a revoked agent stops until enrolled again.
+itself when the server no longer accepts its key; without it, or when an admin revoked the host
+(`modelward fleet host revoke`), the agent stops with a message saying so.
 \b
 Exit codes: 0 enrolled; 2 error (unknown secret, server unreachable, bad TLS).
 """
