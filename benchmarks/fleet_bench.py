@@ -286,6 +286,20 @@ def time_queries(url: str) -> dict[str, float]:
     return out
 
 
+def app_factory() -> Any:
+    """The app for ``uvicorn --factory --workers N`` (settings from the environment)."""
+    from modelward.server.app import create_app
+    from modelward.server.settings import ServerSettings
+
+    return create_app(
+        ServerSettings(
+            data_dir=Path(os.environ["BENCH_DATA"]),
+            database_url=os.environ["BENCH_DB"],
+            admin_token=ADMIN,
+        )
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--agents", type=int, default=2000)
@@ -294,6 +308,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--query-hosts", type=int, default=20000)
     ap.add_argument("--skip-queries", action="store_true")
+    ap.add_argument("--workers", type=int, default=1, help="server processes (uvicorn workers)")
     ap.add_argument("--database", default=PG, help="PostgreSQL URL (a fresh schema is used)")
     args = ap.parse_args()
 
@@ -309,8 +324,29 @@ def main() -> None:
     results: dict[str, Any] = {"cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "MODELWARD_ADMIN_TOKEN": ADMIN}
-        server = subprocess.Popen(
-            [
+        if args.workers > 1:
+            # uvicorn's own workers over the app factory below (``modelward server`` runs one)
+            env.update(BENCH_DATA=str(Path(tmp) / "data"), BENCH_DB=db_url)
+            env["PYTHONPATH"] = os.pathsep.join(
+                [str(Path(__file__).parent), env.get("PYTHONPATH", "")]
+            )
+            cmd = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "fleet_bench:app_factory",
+                "--factory",
+                "--workers",
+                str(args.workers),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ]
+        else:
+            cmd = [
                 sys.executable,
                 "-m",
                 "modelward",
@@ -325,9 +361,8 @@ def main() -> None:
                 db_url,
                 "--log-level",
                 "warning",
-            ],
-            env=env,
-        )
+            ]
+        server = subprocess.Popen(cmd, env=env)
         try:
             import httpx
 
@@ -361,7 +396,7 @@ def main() -> None:
             admin_engine.dispose()
 
     ing = results["ingest"]
-    print(f"fleet bench on {results['cpus']} CPUs, PostgreSQL, one server process")
+    print(f"fleet bench on {results['cpus']} CPUs, PostgreSQL, {args.workers} server process(es)")
     print(f"  agents                    {ing['agents']}")
     print(f"  enrollments/s             {ing['enroll_per_s']:.0f}")
     print(
