@@ -7,12 +7,11 @@ variables, and the server's JSON error envelope raised as the matching ``HubErro
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from modelward.hub.client import DEFAULT_SERVER, HubUnreachable, ServerError, error_from_response
+from modelward.hub.client import HubUnreachable, ServerError, error_from_response
 
 API = "/api/v1/fleet"
 
@@ -28,21 +27,10 @@ class FleetClient:
         timeout: float = 120.0,
         transport: Any = None,
     ) -> None:
-        import httpx
+        from modelward.hub.client import open_session
 
-        self.server = (server or os.environ.get("MODELWARD_SERVER") or DEFAULT_SERVER).rstrip("/")
-        if not self.server.startswith(("http://", "https://")):
-            raise HubUnreachable(f"--server {self.server!r} must start with http:// or https://")
-        self.token = token if token is not None else os.environ.get("MODELWARD_TOKEN") or None
-        headers = {"User-Agent": "modelward-fleet-client"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        self._http = httpx.Client(
-            base_url=self.server,
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=15.0),
-            transport=transport,
-            follow_redirects=False,
+        self.server, self.token, self._http = open_session(
+            server, token, timeout, transport, "modelward-fleet-client"
         )
 
     def __enter__(self) -> FleetClient:

@@ -124,6 +124,29 @@ def error_from_response(response: httpx.Response, had_token: bool) -> HubError:
     return exc
 
 
+def open_session(
+    server: str | None, token: str | None, timeout: float, transport: Any, user_agent: str
+) -> tuple[str, str | None, httpx.Client]:
+    """The server URL, the token and an httpx client for them (``MODELWARD_SERVER``/``_TOKEN``)."""
+    import httpx
+
+    url = (server or os.environ.get("MODELWARD_SERVER") or DEFAULT_SERVER).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise HubUnreachable(f"--server {url!r} must start with http:// or https://")
+    tok = token if token is not None else os.environ.get("MODELWARD_TOKEN") or None
+    headers = {"User-Agent": user_agent}
+    if tok:
+        headers["Authorization"] = f"Bearer {tok}"
+    client = httpx.Client(
+        base_url=url,
+        headers=headers,
+        timeout=httpx.Timeout(timeout, connect=15.0),
+        transport=transport,
+        follow_redirects=False,
+    )
+    return url, tok, client
+
+
 class HubClient:
     """A session with one hub server: ``with HubClient(url, token) as hub: hub.push(plan, repo)``."""
 
@@ -135,21 +158,8 @@ class HubClient:
         timeout: float = 900.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        import httpx
-
-        self.server = (server or os.environ.get("MODELWARD_SERVER") or DEFAULT_SERVER).rstrip("/")
-        if not self.server.startswith(("http://", "https://")):
-            raise HubUnreachable(f"--server {self.server!r} must start with http:// or https://")
-        self.token = token if token is not None else os.environ.get("MODELWARD_TOKEN") or None
-        headers = {"User-Agent": "modelward-hub-client"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        self._http = httpx.Client(
-            base_url=self.server,
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=15.0),
-            transport=transport,
-            follow_redirects=False,
+        self.server, self.token, self._http = open_session(
+            server, token, timeout, transport, "modelward-hub-client"
         )
 
     def __enter__(self) -> HubClient:
