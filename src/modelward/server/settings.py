@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from modelward.errors import UsageError
@@ -41,6 +41,16 @@ class ServerSettings(BaseSettings):
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
     max_upload_bytes: int = Field(100 * GIB, gt=0, description="Largest blob an upload may have.")
+    blob_fsync: Literal["upload", "revision"] = Field(
+        "revision",
+        description="When uploaded blobs are forced to disk (fs backend). 'revision': an upload is "
+        "published atomically (a killed server leaves nothing half-visible) and acknowledged "
+        "without waiting for the disk; the blobs a revision references are fsynced before the "
+        "revision is recorded. A power loss can then damage only blobs no revision references; "
+        "such a blob is never served (stored bytes are re-hashed after a restart) and is replaced "
+        "by its next upload. 'upload': fsync every blob before its upload is acknowledged (each "
+        "upload then waits for the disk).",
+    )
     anonymous_read: bool = Field(
         False, description="Let requests without a token read approved models."
     )
@@ -61,6 +71,20 @@ class ServerSettings(BaseSettings):
     auto_migrate: bool = Field(
         True, description="Apply database migrations at start (always safe on the embedded SQLite)."
     )
+    fleet_report_interval: int = Field(
+        300,
+        gt=0,
+        le=86_400,
+        description="Seconds between an endpoint agent's reports (told to the agent when it "
+        "enrolls; `agent run --interval` overrides it on a host). At most a day.",
+    )
+    fleet_offline_after: int | None = Field(
+        None,
+        gt=0,
+        le=30 * 86_400,
+        description="A host not seen for this many seconds is offline; default: 3 report "
+        "intervals. At least fleet_report_interval, at most 30 days.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -68,6 +92,18 @@ class ServerSettings(BaseSettings):
         if v is not None and "://" not in v:
             raise ValueError("must be a SQLAlchemy URL such as postgresql+psycopg://user@host/db")
         return v
+
+    @model_validator(mode="after")
+    def _offline_window(self) -> ServerSettings:
+        if self.fleet_offline_after is not None and (
+            self.fleet_offline_after < self.fleet_report_interval
+        ):
+            raise ValueError(
+                f"fleet_offline_after ({self.fleet_offline_after}) must be at least "
+                f"fleet_report_interval ({self.fleet_report_interval}): else every host "
+                "shows offline between two reports"
+            )
+        return self
 
     @property
     def effective_database_url(self) -> str:

@@ -39,8 +39,8 @@ def fleet_of(app: FastAPI) -> Fleet:
             app.state.db,
             pem,
             FleetSettings(
-                report_interval=int(getattr(settings, "fleet_report_interval", 300)),
-                offline_after=getattr(settings, "fleet_offline_after", None),
+                report_interval=settings.fleet_report_interval,
+                offline_after=settings.fleet_offline_after,
             ),
         )
         app.state.fleet = fleet
