@@ -3,17 +3,19 @@ policy bundles (a client of ``/api/v1/fleet/``; heavy imports stay inside the co
 
 from __future__ import annotations
 
-import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
+from modelward.cli import remote
 from modelward.cli.common import check_format
 
 if TYPE_CHECKING:
     from modelward.fleet.client import FleetClient
+
+T = TypeVar("T")
 
 HELP = """See every enrolled machine's models, runtimes and policy violations; manage enrollment.
 
@@ -36,32 +38,19 @@ Examples:
 """
 
 
-def _typer(name: str, help: str) -> typer.Typer:
-    return typer.Typer(
-        name=name,
-        help=help,
-        no_args_is_help=True,
-        add_completion=False,
-        context_settings={"help_option_names": ["-h", "--help"]},
-        pretty_exceptions_enable=False,
-        rich_markup_mode=None,
-    )
-
-
-app = _typer("fleet", HELP)
-app.info.epilog = EPILOG
-secret_app = _typer(
+app = remote.group("fleet", HELP, EPILOG)
+secret_app = remote.group(
     "secret",
     "Enrollment secrets, one or more per team (admin only). A secret is shown once.\n\n"
     "\b\nExamples:\n  modelward fleet secret create --team laptops\n"
     "  modelward fleet secret list\n  modelward fleet secret revoke 3",
 )
-host_app = _typer(
+host_app = remote.group(
     "host",
     "One enrolled host: show it, or revoke it (admin; the machine may not enroll again).\n\n"
     "\b\nExamples:\n  modelward fleet host show 9c1f...\n  modelward fleet host revoke 9c1f...",
 )
-policy_app = _typer(
+policy_app = remote.group(
     "policy",
     "The policy bundle agents fetch: a folder of .rego files, settings.yaml and waivers.yaml, "
     "checked here, versioned and signed by the server.\n\n"
@@ -71,23 +60,9 @@ app.add_typer(secret_app, name="secret")
 app.add_typer(host_app, name="host")
 app.add_typer(policy_app, name="policy")
 
-_SERVER = typer.Option(
-    None,
-    "--server",
-    envvar="MODELWARD_SERVER",
-    metavar="URL",
-    help="The server's URL (default http://127.0.0.1:8000).",
-    show_default=False,
-)
-_TOKEN = typer.Option(
-    None,
-    "--token",
-    envvar="MODELWARD_TOKEN",
-    metavar="TOKEN",
-    help="API token (mw_...).",
-    show_default=False,
-)
-_FORMAT = typer.Option("table", "--format", "-f", metavar="FORMAT", help="table or json.")
+_SERVER = remote.SERVER
+_TOKEN = remote.TOKEN
+_FORMAT = remote.FORMAT
 _LIMIT = typer.Option(100, "--limit", min=1, max=1000, help="Items per page.")
 _CURSOR = typer.Option(None, "--cursor", metavar="CURSOR", help="Continue after this cursor.")
 _ALL = typer.Option(False, "--all", help="Follow the pages to the end.")
@@ -99,9 +74,8 @@ def _client(server: str | None, token: str | None) -> FleetClient:
     return FleetClient(server, token)
 
 
-def _print_json(doc: Any) -> None:
-    json.dump(doc, sys.stdout, indent=2, sort_keys=True)
-    sys.stdout.write("\n")
+def _call(server: str | None, token: str | None, fmt: str, action: Callable[[FleetClient], T]) -> T:
+    return remote.call(fmt, _client(server, token), action)
 
 
 def _list(
@@ -116,22 +90,20 @@ def _list(
     empty: str,
     **params: Any,
 ) -> None:
-    check_format(fmt, ("table", "json"))
-    with _client(server, token) as fleet:
+    def fetch(fleet: FleetClient) -> dict[str, Any]:
         if every:
-            doc: dict[str, Any] = {"items": list(fleet.every(path, limit=limit, **params))}
-            doc["next"] = None
-        else:
-            doc = fleet.page(path, limit=limit, cursor=cursor, **params)
-    if fmt == "json":
-        _print_json(doc)
-        return
-    if not doc["items"]:
-        typer.echo(empty)
-    for item in doc["items"]:
-        typer.echo(row(item))
-    if doc.get("next"):
-        typer.echo(f"... more: --cursor {doc['next']} (or --all)", err=True)
+            return {"items": list(fleet.every(path, limit=limit, **params)), "next": None}
+        return fleet.page(path, limit=limit, cursor=cursor, **params)
+
+    def table(doc: dict[str, Any]) -> None:
+        if not doc["items"]:
+            typer.echo(empty)
+        for item in doc["items"]:
+            typer.echo(row(item))
+        if doc.get("next"):
+            typer.echo(f"... more: --cursor {doc['next']} (or --all)", err=True)
+
+    remote.show(fmt, _call(server, token, fmt, fetch), table)
 
 
 # ------------------------------------------------------------------------------------ secrets
@@ -142,33 +114,27 @@ def secret_create(
     token: str | None = _TOKEN,
     format: str = _FORMAT,
 ) -> None:
-    check_format(format, ("table", "json"))
-    with _client(server, token) as fleet:
-        doc = fleet.create_secret(team)
-    if format == "json":
-        _print_json(doc)
-        return
-    typer.echo(doc["secret"])
-    typer.echo(
-        f"enrollment secret {doc['id']} for team {doc['team']}: shown once, keep it safe; "
-        "agents use it with `modelward agent enroll --secret-file`",
-        err=True,
-    )
+    def table(doc: dict[str, Any]) -> None:
+        typer.echo(doc["secret"])
+        typer.echo(
+            f"enrollment secret {doc['id']} for team {doc['team']}: shown once, keep it safe; "
+            "agents use it with `modelward agent enroll --secret-file`",
+            err=True,
+        )
+
+    remote.show(format, _call(server, token, format, lambda f: f.create_secret(team)), table)
 
 
 @secret_app.command("list", help="List enrollment secrets (never the secrets themselves).")
 def secret_list(
     server: str | None = _SERVER, token: str | None = _TOKEN, format: str = _FORMAT
 ) -> None:
-    check_format(format, ("table", "json"))
-    with _client(server, token) as fleet:
-        doc = fleet.page("secrets")
-    if format == "json":
-        _print_json(doc)
-        return
-    for s in doc["items"]:
-        state = f"revoked {s['revoked_at']}" if s["revoked_at"] else "active"
-        typer.echo(f"{s['id']:>4}  {s['team']:20}  {s['created_at']}  {state}")
+    def table(doc: dict[str, Any]) -> None:
+        for s in doc["items"]:
+            state = f"revoked {s['revoked_at']}" if s["revoked_at"] else "active"
+            typer.echo(f"{s['id']:>4}  {s['team']:20}  {s['created_at']}  {state}")
+
+    remote.show(format, _call(server, token, format, lambda f: f.page("secrets")), table)
 
 
 @secret_app.command("revoke", help="Revoke an enrollment secret (enrolled hosts keep working).")
@@ -178,13 +144,11 @@ def secret_revoke(
     token: str | None = _TOKEN,
     format: str = _FORMAT,
 ) -> None:
-    check_format(format, ("table", "json"))
-    with _client(server, token) as fleet:
-        doc = fleet.revoke_secret(secret_id)
-    if format == "json":
-        _print_json(doc)
-    else:
-        typer.echo(f"revoked enrollment secret {doc['id']} of team {doc['team']}")
+    remote.show(
+        format,
+        _call(server, token, format, lambda f: f.revoke_secret(secret_id)),
+        lambda d: typer.echo(f"revoked enrollment secret {d['id']} of team {d['team']}"),
+    )
 
 
 # -------------------------------------------------------------------------------------- hosts
@@ -230,17 +194,16 @@ def host_show(
     token: str | None = _TOKEN,
     format: str = _FORMAT,
 ) -> None:
-    check_format(format, ("table", "json"))
-    with _client(server, token) as fleet:
-        doc = fleet.host(host_id)
-    if format == "json":
-        _print_json(doc)
-        return
-    typer.echo(_host_row(doc))
-    typer.echo(f"  artifacts: {doc['artifacts']}  open violations: {doc['violations'] or 'none'}")
-    for r in doc["runtimes"]:
-        flags = " ".join(f for f in ("exposed", "vulnerable") if r.get(f))
-        typer.echo(f"  runtime {r.get('name')} {r.get('version') or ''} {flags}".rstrip())
+    def table(doc: dict[str, Any]) -> None:
+        typer.echo(_host_row(doc))
+        typer.echo(
+            f"  artifacts: {doc['artifacts']}  open violations: {doc['violations'] or 'none'}"
+        )
+        for r in doc["runtimes"]:
+            flags = " ".join(f for f in ("exposed", "vulnerable") if r.get(f))
+            typer.echo(f"  runtime {r.get('name')} {r.get('version') or ''} {flags}".rstrip())
+
+    remote.show(format, _call(server, token, format, lambda f: f.host(host_id)), table)
 
 
 @host_app.command("revoke", help="Revoke a host's key at once (admin); it may not enroll again.")
@@ -250,13 +213,11 @@ def host_revoke(
     token: str | None = _TOKEN,
     format: str = _FORMAT,
 ) -> None:
-    check_format(format, ("table", "json"))
-    with _client(server, token) as fleet:
-        doc = fleet.revoke_host(host_id)
-    if format == "json":
-        _print_json(doc)
-    else:
-        typer.echo(f"revoked host {doc['id']} ({doc['hostname']})")
+    remote.show(
+        format,
+        _call(server, token, format, lambda f: f.revoke_host(host_id)),
+        lambda d: typer.echo(f"revoked host {d['id']} ({d['hostname']})"),
+    )
 
 
 # ---------------------------------------------------------------------------------- artifacts
@@ -316,14 +277,15 @@ def violations_command(
     format: str = _FORMAT,
 ) -> None:
     if summary:
-        check_format(format, ("table", "json"))
-        with _client(server, token) as fleet:
-            doc = fleet.page("violations/summary")
-        if format == "json":
-            _print_json(doc)
-            return
-        for s in doc["items"]:
-            typer.echo(f"{s['severity']:8}  {s['rule']:32}  {s['count']:>7}  on {s['hosts']} hosts")
+
+        def counts(doc: dict[str, Any]) -> None:
+            for s in doc["items"]:
+                typer.echo(
+                    f"{s['severity']:8}  {s['rule']:32}  {s['count']:>7}  on {s['hosts']} hosts"
+                )
+
+        doc = _call(server, token, format, lambda f: f.page("violations/summary"))
+        remote.show(format, doc, counts)
         return
 
     def row(v: dict[str, Any]) -> str:
@@ -350,23 +312,29 @@ def violations_command(
 
 
 # ------------------------------------------------------------------------------------- policy
-@policy_app.command("push", help="Check a policy folder and push it as the next bundle version.")
+@policy_app.command(
+    "push",
+    help="Check a policy folder (its Rego must compile, its settings and waivers load) and push "
+    "it as the next bundle version.",
+)
 def policy_push(
     folder: Path = typer.Argument(..., metavar="DIR"),
     server: str | None = _SERVER,
     token: str | None = _TOKEN,
     format: str = _FORMAT,
 ) -> None:
-    check_format(format, ("table", "json"))
-    with _client(server, token) as fleet:
-        doc = fleet.push_policy(folder)
-    if format == "json":
-        _print_json(doc)
-        return
-    typer.echo(
-        f"policy bundle version {doc['version']} (etag {doc['etag']}): "
-        f"{len(doc['files'])} rego files, {doc['waivers']} waivers; agents fetch it on their "
-        "next report"
+    from modelward.fleet.check import check_folder
+
+    check_format(format, remote.FORMATS)
+    check_folder(folder)  # a broken policy stops here, with file:line, before any upload
+    remote.show(
+        format,
+        _call(server, token, format, lambda f: f.push_policy(folder)),
+        lambda d: typer.echo(
+            f"policy bundle version {d['version']} (etag {d['etag']}): "
+            f"{len(d['files'])} rego files, {d['waivers']} waivers; agents fetch it on their "
+            "next report"
+        ),
     )
 
 
@@ -374,13 +342,11 @@ def policy_push(
 def policy_show(
     server: str | None = _SERVER, token: str | None = _TOKEN, format: str = _FORMAT
 ) -> None:
-    check_format(format, ("table", "json"))
-    with _client(server, token) as fleet:
-        doc = fleet.page("policy")
-    if format == "json":
-        _print_json(doc)
-        return
-    typer.echo(
-        f"version {doc['version']}  etag {doc['etag']}  by {doc['created_by']} "
-        f"at {doc['created_at']}\n  " + "\n  ".join(doc["files"])
+    remote.show(
+        format,
+        _call(server, token, format, lambda f: f.page("policy")),
+        lambda d: typer.echo(
+            f"version {d['version']}  etag {d['etag']}  by {d['created_by']} "
+            f"at {d['created_at']}\n  " + "\n  ".join(d["files"])
+        ),
     )

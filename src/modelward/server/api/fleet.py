@@ -17,8 +17,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from modelward.errors import BadRequest, UsageError
+from modelward.errors import BadRequest, PolicyError, UsageError
 from modelward.fleet import bundle, queries
+from modelward.fleet.check import check_folder
 from modelward.fleet.service import Fleet
 from modelward.server.api.agent import fleet_of
 from modelward.server.auth import Principal, require
@@ -241,7 +242,8 @@ def current_policy(request: Request, _who: Viewer) -> dict[str, Any]:
 
 @router.post(f"{API}/policy", status_code=201)
 def push_policy(request: Request, body: PolicyIn, who: Admin) -> dict[str, Any]:
-    """A new bundle version from the posted folder content (validated as ``policy check`` would)."""
+    """A new bundle version from the posted folder content: refused (400, with ``file:line``) unless
+    its Rego compiles and evaluates and its settings and waivers load, as on an agent."""
     import yaml
 
     fleet = _fleet(request)
@@ -263,10 +265,10 @@ def push_policy(request: Request, body: PolicyIn, who: Admin) -> dict[str, Any]:
             (root / bundle.SETTINGS_FILE).write_text(yaml.safe_dump(body.settings))
         if body.waivers:
             (root / bundle.WAIVERS_FILE).write_text(yaml.safe_dump({"waivers": body.waivers}))
-        try:
-            content = bundle.read_folder(root)
-        except UsageError as exc:
-            raise BadRequest(str(exc).replace(tmp + "/", "")) from None
+        try:  # the Rego must compile as the agents will run it: a broken bundle stops here
+            content = check_folder(root)
+        except (UsageError, PolicyError) as exc:
+            raise BadRequest(exc.diagnostics().replace(tmp + "/", "")) from None
     pushed = bundle.push(fleet.db, content, fleet.bundle_private_key, who.name)
     return {**pushed.summary(), "public_key": fleet.bundle_public_key}
 
