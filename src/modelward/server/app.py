@@ -44,6 +44,7 @@ ROUTERS = (
     "modelward.server.api.hub",
     "modelward.server.api.oci",
     "modelward.server.web",
+    "modelward.server.web_fleet",
     "modelward.server.api.agent",
     "modelward.server.api.fleet",
     "modelward.server.api.hf",

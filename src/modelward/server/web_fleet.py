@@ -1,0 +1,641 @@
+"""Fleet console pages under ``/fleet``: overview with a trend chart, hosts, a host, artifacts, violations.
+
+The same stack as the hub pages (:mod:`modelward.server.web`): its Jinja2 environment (autoescaped:
+host names, paths and messages come from agents and are hostile input), its page and error-page
+helpers, the one stylesheet; no script. The trend chart is an inline SVG drawn here, server-side.
+Reading a page needs the ``review`` right, as the fleet API (``api/fleet.py``) does; other roles get
+the 403 page, browsers without a session the log-in page.
+
+Data comes from :mod:`modelward.fleet.queries` (cursor pagination, ``{"items", "next"}``). Routes
+are plain ``def``: FastAPI runs them, and so every query, in its thread pool, off the event loop.
+Filters are read as text and checked here, so a bad one is the HTML error page (400), never a JSON
+422.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import func, or_, select
+
+from modelward.errors import BadRequest, HubError, NotFound
+from modelward.fleet import queries
+from modelward.fleet.report import SEVERITIES
+from modelward.fleet.service import Fleet
+from modelward.server.api.agent import fleet_of
+from modelward.server.auth import check
+from modelward.server.web import _env, _error_page, _page
+from modelward.store.db import (
+    Database,
+    Host,
+    HostArtifact,
+    HostLicense,
+    HostPackage,
+    HostRuntime,
+    Repo,
+    Revision,
+    RevisionFile,
+    Team,
+    utcnow,
+)
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 50
+"""Rows per page of a list (``?limit=`` changes it, up to ``queries.MAX_LIMIT``)."""
+HOST_ROWS = 50
+"""Artifacts and violations shown on a host page; the rest are a link to the filtered list."""
+OVERVIEW_ROWS = 20
+"""Exposed runtimes listed on the overview."""
+UNAPPROVED_CAP = 10_000
+"""The overview counts unapproved artifacts up to this many ("10,000+"): an exact count is a
+probe of the hub's files per artifact, too slow on a large fleet for a page."""
+TREND_DAYS = 30
+_SHA256 = re.compile(r"(?:sha256:)?([0-9a-fA-F]{64})\Z")
+_MAX_TEXT = 300
+
+
+# ------------------------------------------------------------------------------------- helpers
+def fleet_url(path: str, **params: Any) -> str:
+    """``path`` with the non-empty ``params`` as its query string (values percent-encoded)."""
+    kept = {k: v for k, v in params.items() if v not in (None, "", False)}
+    return f"{path}?{urlencode(kept)}" if kept else path
+
+
+def _when(value: str | None) -> str:
+    """An ISO timestamp from the queries as ``YYYY-MM-DD HH:MM UTC``."""
+    if not value:
+        return ""
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC)
+    return parsed.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _duration(seconds: int) -> str:
+    """``900`` as "15 minutes", ``7200`` as "2 hours"."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+_env.filters["fleet_when"] = _when
+_env.filters["duration"] = _duration
+_env.globals["fleet_url"] = fleet_url
+_env.globals["FLEET_SEVERITIES"] = SEVERITIES
+
+
+def _fleet(request: Request) -> Fleet:
+    return fleet_of(request.app)
+
+
+def _text(request: Request, name: str, limit: int = _MAX_TEXT) -> str:
+    value = request.query_params.get(name, "").strip()
+    if len(value) > limit or "\0" in value:
+        raise BadRequest(f"the {name} filter is longer than {limit} characters", field=name)
+    return value
+
+
+def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest(f"{name} must be a whole number from {low} to {high}", field=name)
+    return int(raw)
+
+
+def _flag(request: Request, name: str) -> bool:
+    raw = request.query_params.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise BadRequest(f"{name} must be 1 or 0 (true or false)", field=name)
+
+
+def _sha256(value: str, name: str = "sha256") -> str:
+    found = _SHA256.match(value)
+    if found is None:
+        raise BadRequest(
+            f"{name} must be a SHA-256 digest: 64 hexadecimal characters (sha256: prefix allowed)",
+            field=name,
+        )
+    return found.group(1).lower()
+
+
+def _list_args(request: Request) -> tuple[int, str | None]:
+    limit = _int(request, "limit", PAGE_SIZE, 1, queries.MAX_LIMIT)
+    return limit, _text(request, "cursor", 100) or None
+
+
+@dataclass(frozen=True, slots=True)
+class Pager:
+    """Links of a cursor-paginated list: the next page, and back to the first one."""
+
+    next: str | None
+    first: str | None
+    shown: int
+
+
+def _pager(path: str, page: queries.Page, filters: Mapping[str, Any], cursor: str | None) -> Pager:
+    return Pager(
+        next=fleet_url(path, **filters, cursor=page.next) if page.next else None,
+        first=fleet_url(path, **filters) if cursor else None,
+        shown=len(page.items),
+    )
+
+
+def _host_name(db: Database, host_id: str) -> str:
+    """The host's name (a 404 page when no host has that id: a filter naming a missing host)."""
+    with db.session() as s:
+        name = s.scalar(select(Host.hostname).where(Host.id == host_id))
+    if name is None:
+        raise NotFound(f"no host {host_id}")
+    return name
+
+
+def _teams(db: Database) -> list[str]:
+    with db.session() as s:
+        return list(s.scalars(select(Team.name).order_by(Team.name).limit(500)))
+
+
+def _artifact_digests(db: Database, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """(host id, path) -> SHA-256 of the artifacts the violations name without a digest."""
+    wanted = {
+        (v["host_id"], v["subject"]["name"])
+        for v in rows
+        if v["subject"]["kind"] == "artifact" and not v["subject"]["sha256"]
+    }
+    if not wanted:
+        return {}
+    with db.session() as s:
+        found = s.execute(
+            select(HostArtifact.host_id, HostArtifact.path, HostArtifact.sha256).where(
+                HostArtifact.host_id.in_({h for h, _ in wanted}),
+                HostArtifact.path.in_({p for _, p in wanted}),
+                HostArtifact.sha256.is_not(None),
+            )
+        ).all()
+    return {(h, p): sha for h, p, sha in found if (h, p) in wanted and sha}
+
+
+def _with_artifacts(db: Database, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Violations with ``artifact``: the SHA-256 of the file they are about, when it is known."""
+    digests = _artifact_digests(db, rows)
+    return [
+        {
+            **v,
+            "artifact": v["subject"]["sha256"] or digests.get((v["host_id"], v["subject"]["name"])),
+        }
+        for v in rows
+    ]
+
+
+# ------------------------------------------------------------------------------------ overview
+@dataclass(frozen=True, slots=True)
+class Counts:
+    online: int
+    offline: int
+    revoked: int
+    artifacts: int
+    unapproved: int
+    unapproved_capped: bool
+    exposed: int
+    vulnerable: int
+
+    @property
+    def hosts(self) -> int:
+        return self.online + self.offline + self.revoked
+
+
+def overview_counts(db: Database, window: int) -> Counts:
+    """Hosts by state, artifacts (unapproved ones up to ``UNAPPROVED_CAP``), exposed runtimes and
+    vulnerable installs: the same definitions as ``queries.hosts`` and ``queries.metrics``."""
+    since = utcnow() - dt.timedelta(seconds=window)
+    with db.session() as s:
+        total = int(s.scalar(select(func.count()).select_from(Host)) or 0)
+        revoked = int(s.scalar(select(func.count()).where(Host.revoked_at.is_not(None))) or 0)
+        online = int(
+            s.scalar(select(func.count()).where(Host.revoked_at.is_(None), Host.last_seen >= since))
+            or 0
+        )
+        artifacts = int(s.scalar(select(func.coalesce(func.sum(HostLicense.artifacts), 0))) or 0)
+        # queries' own definition of "approved" (a file of an approved hub revision).
+        unapproved_rows = (
+            select(HostArtifact.id)
+            .where(or_(HostArtifact.sha256.is_(None), ~queries._approved()))
+            .limit(UNAPPROVED_CAP + 1)
+            .subquery()
+        )
+        unapproved = int(s.scalar(select(func.count()).select_from(unapproved_rows)) or 0)
+        exposed = int(
+            s.scalar(
+                select(func.count()).select_from(HostRuntime).where(HostRuntime.exposed.is_(True))
+            )
+            or 0
+        )
+        vulnerable = sum(
+            int(s.scalar(select(func.count()).select_from(t).where(t.vulnerable.is_(True))) or 0)
+            for t in (HostRuntime, HostPackage)
+        )
+    return Counts(
+        online=online,
+        offline=total - online - revoked,
+        revoked=revoked,
+        artifacts=artifacts,
+        unapproved=min(unapproved, UNAPPROVED_CAP),
+        unapproved_capped=unapproved > UNAPPROVED_CAP,
+        exposed=exposed,
+        vulnerable=vulnerable,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ChartPoint:
+    x: float
+    y: float
+    day: str
+    total: int
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """The trend as SVG geometry: one point per day with reports, a line and the area under it."""
+
+    width: int
+    height: int
+    left: float
+    right: float
+    top: float
+    bottom: float
+    days: int
+    points: list[ChartPoint]
+    line: str
+    area: str
+    y_ticks: list[tuple[float, str]]
+    x_ticks: list[tuple[float, str]]
+    summary: str
+
+
+def _nice_ceiling(value: int) -> int:
+    """The smallest of 1, 2, 5, 10, 20, 50, ... at least ``value``."""
+    step = 1
+    while True:
+        for m in (1, 2, 5):
+            if m * step >= value:
+                return m * step
+        step *= 10
+
+
+def _breakdown(by_severity: Mapping[str, int]) -> str:
+    parts = [f"{by_severity[s]} {s}" for s in SEVERITIES if by_severity.get(s)]
+    return ", ".join(parts) if parts else "none"
+
+
+def trend_chart(
+    items: Sequence[Mapping[str, Any]], days: int, today: dt.date, width: int = 720
+) -> Chart:
+    """Lay out ``queries.trend`` items (oldest first) over the ``days`` ending ``today``.
+
+    x is the day within the window (days without reports leave a gap between points, they are not
+    drawn as zero: nothing was counted then), y the open violations that day, from 0 to a round
+    maximum.
+    """
+    height, left, right, top, bottom = 220, 48.0, width - 16.0, 14.0, 220 - 30.0
+    first = today - dt.timedelta(days=days - 1)
+    ymax = _nice_ceiling(max([int(i["total"]) for i in items] + [1]))
+
+    def x_of(day: dt.date) -> float:
+        if days == 1:
+            return round((left + right) / 2, 1)
+        return round(left + (day - first).days / (days - 1) * (right - left), 1)
+
+    def y_of(n: int) -> float:
+        return round(bottom - n / ymax * (bottom - top), 1)
+
+    points = []
+    for item in items:
+        day = dt.date.fromisoformat(str(item["day"]))
+        total = int(item["total"])
+        label = f"{day.isoformat()}: {total} open violations ({_breakdown(item['by_severity'])})"
+        points.append(ChartPoint(x_of(day), y_of(total), day.isoformat(), total, label))
+    line = " ".join(f"{p.x},{p.y}" for p in points)
+    area = (
+        f"M{points[0].x},{bottom} "
+        + " ".join(f"L{p.x},{p.y}" for p in points)
+        + f" L{points[-1].x},{bottom} Z"
+        if points
+        else ""
+    )
+    ticks = sorted({0, ymax // 2, ymax} if ymax % 2 == 0 else {0, ymax})
+    x_days = [first, today] if days > 1 else [today]
+    if days >= 7:
+        x_days.insert(1, first + dt.timedelta(days=(days - 1) // 2))
+    if points:
+        last = points[-1]
+        summary = (
+            f"{len(points)} of the last {days} days have reports; "
+            f"latest {last.day}: {last.total} open violations."
+        )
+    else:
+        summary = f"No reports in the last {days} days."
+    return Chart(
+        width=width,
+        height=height,
+        left=left,
+        right=right,
+        top=top,
+        bottom=bottom,
+        days=days,
+        points=points,
+        line=line,
+        area=area,
+        y_ticks=[(y_of(t), str(t)) for t in ticks],
+        x_ticks=[(x_of(d), d.strftime("%b %d")) for d in x_days],
+        summary=summary,
+    )
+
+
+@router.get("/fleet")
+def overview(request: Request) -> Response:
+    """Counts, violations by severity and rule, the trend, exposed runtimes, vulnerable versions,
+    licenses."""
+    try:
+        check(request, "review")
+        days = _int(request, "days", TREND_DAYS, 1, 366)
+        fleet = _fleet(request)
+        db = fleet.db
+        counts = overview_counts(db, fleet.settings.offline_window)
+        summary = queries.violation_summary(db)
+        trend = queries.trend(db, days)
+        exposed = queries.runtimes(db, exposed=True, limit=OVERVIEW_ROWS)
+        vulnerable = queries.vulnerable_versions(db)
+        licenses = queries.licenses(db)
+    except HubError as exc:
+        return _error_page(request, exc)
+    by_severity = {s: 0 for s in SEVERITIES}
+    for row in summary:
+        by_severity[row["severity"]] = by_severity.get(row["severity"], 0) + int(row["count"])
+    return _page(
+        request,
+        "fleet_overview.html",
+        counts=counts,
+        by_severity=by_severity,
+        open_violations=sum(by_severity.values()),
+        summary=summary,
+        trend=trend,
+        chart=trend_chart(trend, days, utcnow().date()),
+        days=days,
+        exposed=exposed,
+        vulnerable=vulnerable,
+        licenses=licenses,
+        offline_after=fleet.settings.offline_window,
+        cap=UNAPPROVED_CAP,
+    )
+
+
+# --------------------------------------------------------------------------------------- hosts
+@router.get("/fleet/hosts")
+def hosts_page(request: Request) -> Response:
+    """Enrolled hosts, filtered by state, team and a part of the host name."""
+    try:
+        check(request, "review")
+        state = _text(request, "state")
+        if state and state not in queries.HOST_STATES:
+            raise BadRequest(
+                f"state must be one of {', '.join(queries.HOST_STATES)}", field="state"
+            )
+        team = _text(request, "team", 200)
+        search = _text(request, "q", 255)
+        limit, cursor = _list_args(request)
+        fleet = _fleet(request)
+        page = queries.hosts(
+            fleet.db,
+            window=fleet.settings.offline_window,
+            state=state or None,
+            team=team or None,
+            hostname=search or None,
+            limit=limit,
+            cursor=cursor,
+        )
+        teams = _teams(fleet.db)
+    except HubError as exc:
+        return _error_page(request, exc)
+    filters = {
+        "state": state,
+        "team": team,
+        "q": search,
+        "limit": limit if limit != PAGE_SIZE else None,
+    }
+    return _page(
+        request,
+        "fleet_hosts.html",
+        hosts=page.items,
+        pager=_pager("/fleet/hosts", page, filters, cursor),
+        state=state,
+        team=team,
+        search=search,
+        teams=teams,
+        states=queries.HOST_STATES,
+        filtered=bool(state or team or search),
+        offline_after=fleet.settings.offline_window,
+    )
+
+
+def _agent_rows(status: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The agent's self-reported status as (label, text) rows, known fields first."""
+    known = {
+        "version": "Agent version",
+        "collected_at": "Inventory collected",
+        "rss_bytes": "Memory (peak RSS)",
+        "cpu_percent": "CPU",
+        "spool_dropped": "Reports dropped from the spool",
+    }
+    rows: list[tuple[str, str]] = []
+    for key, label in known.items():
+        value = status.get(key)
+        if value is None:
+            continue
+        if key == "rss_bytes" and isinstance(value, int):
+            text = f"{value / (1 << 20):.1f} MiB"
+        elif key == "cpu_percent" and isinstance(value, int | float):
+            text = f"{value:g} %"
+        elif key == "collected_at":
+            text = _when(str(value))
+        else:
+            text = str(value)
+        rows.append((label, text))
+    for key, value in list(status.items())[:30]:
+        if key not in known and isinstance(value, str | int | float | bool):
+            rows.append((str(key)[:100], str(value)[:_MAX_TEXT]))
+    return rows
+
+
+@router.get("/fleet/hosts/{host_id}")
+def host_page(request: Request, host_id: str) -> Response:
+    """One host: agent status, runtimes, packages, its artifacts and open violations."""
+    try:
+        check(request, "review")
+        fleet = _fleet(request)
+        if len(host_id) > 64:
+            raise NotFound(f"no host {host_id[:64]}…")
+        doc = queries.host(fleet.db, host_id, window=fleet.settings.offline_window)
+        arts = queries.artifacts(fleet.db, host_id=host_id, limit=HOST_ROWS)
+        viols = queries.violations(fleet.db, host_id=host_id, limit=HOST_ROWS)
+        violations = _with_artifacts(fleet.db, viols.items)
+    except HubError as exc:
+        return _error_page(request, exc)
+    return _page(
+        request,
+        "fleet_host.html",
+        host=doc,
+        agent=_agent_rows(doc.get("agent") or {}),
+        artifacts=arts.items,
+        more_artifacts=arts.next is not None,
+        violations=violations,
+        more_violations=viols.next is not None,
+        open_violations=sum(int(n) for n in doc["violations"].values()),
+        offline_after=fleet.settings.offline_window,
+    )
+
+
+# ----------------------------------------------------------------------------------- artifacts
+@router.get("/fleet/artifacts")
+def artifacts_page(request: Request) -> Response:
+    """Model files across the fleet: by SHA-256, unapproved only, on one host, under a license."""
+    try:
+        check(request, "review")
+        raw_sha = _text(request, "sha256", 71)
+        sha = _sha256(raw_sha) if raw_sha else ""
+        unapproved = _flag(request, "unapproved")
+        host_id = _text(request, "host", 64)
+        license_id = _text(request, "license", 100)
+        limit, cursor = _list_args(request)
+        db = _fleet(request).db
+        hostname = _host_name(db, host_id) if host_id else ""
+        page = queries.artifacts(
+            db,
+            sha256=sha or None,
+            unapproved=unapproved,
+            host_id=host_id or None,
+            license_id=license_id or None,
+            limit=limit,
+            cursor=cursor,
+        )
+    except HubError as exc:
+        return _error_page(request, exc)
+    filters = {
+        "sha256": sha,
+        "unapproved": "1" if unapproved else "",
+        "host": host_id,
+        "license": license_id,
+        "limit": limit if limit != PAGE_SIZE else None,
+    }
+    return _page(
+        request,
+        "fleet_artifacts.html",
+        artifacts=page.items,
+        pager=_pager("/fleet/artifacts", page, filters, cursor),
+        sha=sha,
+        unapproved=unapproved,
+        host_id=host_id,
+        hostname=hostname,
+        license_id=license_id,
+        filtered=bool(sha or unapproved or host_id or license_id),
+    )
+
+
+def _hub_files(db: Database, sha: str) -> list[dict[str, Any]]:
+    """Approved hub revisions that hold a file with this digest (the artifact is approved)."""
+    with db.session() as s:
+        rows = s.execute(
+            select(Repo.name, Revision.commit, RevisionFile.path)
+            .join(Revision, Revision.id == RevisionFile.revision_id)
+            .join(Repo, Repo.id == Revision.repo_id)
+            .where(RevisionFile.sha256 == sha, Revision.state == "approved")
+            .order_by(Repo.name, Revision.commit)
+            .limit(20)
+        ).all()
+    return [{"repo": r[0], "commit": r[1], "path": r[2]} for r in rows]
+
+
+@router.get("/fleet/artifacts/{digest}")
+def artifact_page(request: Request, digest: str) -> Response:
+    """One artifact by SHA-256: the hosts holding it (paths, formats, licenses) and its approval."""
+    try:
+        check(request, "review")
+        sha = _sha256(digest[:80], "the artifact digest")
+        limit, cursor = _list_args(request)
+        db = _fleet(request).db
+        page = queries.artifacts(db, sha256=sha, limit=limit, cursor=cursor)
+        if not page.items and not cursor:
+            raise NotFound(f"no host holds an artifact with SHA-256 {sha}")
+        hub_files = _hub_files(db, sha)
+    except HubError as exc:
+        return _error_page(request, exc)
+    filters = {"limit": limit if limit != PAGE_SIZE else None}
+    return _page(
+        request,
+        "fleet_artifact.html",
+        sha=sha,
+        holders=page.items,
+        first=page.items[0] if page.items else None,
+        hub_files=hub_files,
+        pager=_pager(f"/fleet/artifacts/{sha}", page, filters, cursor),
+    )
+
+
+# ---------------------------------------------------------------------------------- violations
+@router.get("/fleet/violations")
+def violations_page(request: Request) -> Response:
+    """Open violations across the fleet, filtered by rule, severity (comma list) and host."""
+    try:
+        check(request, "review")
+        rule = _text(request, "rule", 100)
+        severity = _text(request, "severity", 100)
+        host_id = _text(request, "host", 64)
+        limit, cursor = _list_args(request)
+        db = _fleet(request).db
+        hostname = _host_name(db, host_id) if host_id else ""
+        page = queries.violations(
+            db,
+            rule=rule or None,
+            severity=severity or None,
+            host_id=host_id or None,
+            limit=limit,
+            cursor=cursor,
+        )
+        rows = _with_artifacts(db, page.items)
+    except HubError as exc:
+        return _error_page(request, exc)
+    filters = {
+        "rule": rule,
+        "severity": severity,
+        "host": host_id,
+        "limit": limit if limit != PAGE_SIZE else None,
+    }
+    return _page(
+        request,
+        "fleet_violations.html",
+        violations=rows,
+        pager=_pager("/fleet/violations", page, filters, cursor),
+        rule=rule,
+        severity=severity,
+        host_id=host_id,
+        hostname=hostname,
+        filtered=bool(rule or severity or host_id),
+    )
