@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-app = typer.Typer(
-    name="agent",
-    help=(
-        "The endpoint agent: enroll this machine with a modelward server once, then report its "
-        "models and apply the organisation's policy."
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+from modelward.cli import remote
+
+app = remote.group(
+    "agent",
+    "The endpoint agent: enroll this machine with a modelward server once, then report its "
+    "models and apply the organisation's policy.",
 )
 
 _STATE_DIR = typer.Option(
@@ -209,8 +203,9 @@ def status_command(
         status = {"enrolled": False, "state_dir": str(folder)}
     else:
         status = Agent(folder).status()
-    if format == "json":
-        typer.echo(json.dumps(status, indent=2))
-        return
-    for k, v in status.items():
-        typer.echo(f"{k.replace('_', ' ')}: {'-' if v is None else v}")
+
+    def table(status: dict[str, object]) -> None:
+        for k, v in status.items():
+            typer.echo(f"{k.replace('_', ' ')}: {'-' if v is None else v}")
+
+    remote.show(format, status, table)

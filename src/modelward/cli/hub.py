@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from modelward.cli import remote
 from modelward.cli.common import check_format
 
 if TYPE_CHECKING:
@@ -42,19 +43,10 @@ Then developers pull with the tools they have:
 
 ROLES = ("admin", "reviewer", "publisher", "reader")
 
-app = typer.Typer(
-    name="hub",
-    help=HELP,
-    epilog=EPILOG,
-    no_args_is_help=True,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-import_app = typer.Typer(
-    name="import",
-    help=(
+app = remote.group("hub", HELP, EPILOG)
+import_app = remote.group(
+    "import",
+    (
         "Import a model from a local Hugging Face cache, a local Ollama store or an upstream "
         "Hugging Face-compatible hub into the review queue.\n\n"
         "\b\nExamples:\n"
@@ -62,63 +54,34 @@ import_app = typer.Typer(
         "  modelward hub import ollama llama3.2:1b --repo acme/llama3.2 --tag 1b\n"
         "  modelward hub import upstream --endpoint https://huggingface.co gpt2 --repo acme/gpt2"
     ),
-    no_args_is_help=True,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
 )
-token_app = typer.Typer(
-    name="token",
-    help=(
+token_app = remote.group(
+    "token",
+    (
         "Create API tokens (admin only). Roles: admin (everything), reviewer (approve, reject, "
         "revoke), publisher (push, import), reader (pull approved models).\n\n"
         "\b\nExamples:\n"
         "  modelward hub token create --role reader --name ci-pull\n"
         "  modelward hub token create --role publisher --name platform --format json"
     ),
-    no_args_is_help=True,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
 )
-ollama_key_app = typer.Typer(
-    name="ollama-key",
-    help=(
+ollama_key_app = remote.group(
+    "ollama-key",
+    (
         "Register a machine's Ollama public key so `ollama pull` from it authenticates (admin only).\n\n"
         "\b\nExamples:\n"
         "  modelward hub ollama-key add ~/.ollama/id_ed25519.pub --name alice-laptop\n"
         "  ssh build01 cat /usr/share/ollama/.ollama/id_ed25519.pub | "
         "modelward hub ollama-key add - --name build01"
     ),
-    no_args_is_help=True,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
 )
 app.add_typer(import_app, name="import")
 app.add_typer(token_app, name="token")
 app.add_typer(ollama_key_app, name="ollama-key")
 
-_SERVER = typer.Option(
-    None,
-    "--server",
-    envvar="MODELWARD_SERVER",
-    metavar="URL",
-    help="The hub's URL (default http://127.0.0.1:8000).",
-    show_default=False,
-)
-_TOKEN = typer.Option(
-    None,
-    "--token",
-    envvar="MODELWARD_TOKEN",
-    metavar="TOKEN",
-    help="API token (mw_...).",
-    show_default=False,
-)
-_FORMAT = typer.Option("table", "--format", "-f", metavar="FORMAT", help="table or json.")
+_SERVER = remote.SERVER
+_TOKEN = remote.TOKEN
+_FORMAT = remote.FORMAT
 _REPO = typer.Option(
     ..., "--repo", "-r", metavar="NS/NAME", help="Hub repository to create the revision in."
 )
@@ -136,10 +99,6 @@ def _client(server: str | None, token: str | None) -> HubClient:
     from modelward.hub.client import HubClient
 
     return HubClient(server, token)
-
-
-def _print_json(doc: Any) -> None:
-    typer.echo(json.dumps(doc, indent=2, sort_keys=False))
 
 
 def _short(commit: str) -> str:
@@ -179,7 +138,7 @@ def _push(
 def _report_push(result: PushResult, fmt: str) -> None:
     rev = result.revision
     if fmt == "json":
-        _print_json(
+        remote.print_json(
             {
                 "repo": rev.get("repo"),
                 "commit": rev.get("commit"),
@@ -211,7 +170,7 @@ def _report_push(result: PushResult, fmt: str) -> None:
 
 def _imported(rev: dict[str, Any], fmt: str) -> None:
     if fmt == "json":
-        _print_json(rev)
+        remote.print_json(rev)
         return
     typer.echo(
         f"{rev.get('repo')} @ {rev.get('commit')}  state: {rev.get('state')}  "
@@ -402,7 +361,7 @@ def review_command(
     with _client(server, token) as hub:
         queue = hub.review_queue()
     if format == "json":
-        _print_json(queue)
+        remote.print_json(queue)
         return
     if not queue:
         typer.echo("The review queue is empty.")
@@ -419,12 +378,27 @@ def review_command(
         )
 
 
-def _decided(rev: dict[str, Any], verb: str, fmt: str) -> None:
-    if fmt == "json":
-        _print_json(rev)
-        return
-    main = " (now main)" if rev.get("main") else ""
-    typer.echo(f"{verb} {rev.get('repo')} @ {rev.get('commit')}{main}: {rev.get('reason', '')}")
+def _decide(
+    verb: str,
+    repo: str,
+    revision: str,
+    reason: str,
+    fmt: str,
+    server: str | None,
+    token: str | None,
+    **extra: Any,
+) -> None:
+    """Approve, reject or revoke a revision (``verb``: the hub client's method) and say so."""
+    rev: dict[str, Any] = remote.call(
+        fmt, _client(server, token), lambda hub: getattr(hub, verb)(repo, revision, reason, **extra)
+    )
+
+    def table(rev: dict[str, Any]) -> None:
+        main = " (now main)" if rev.get("main") else ""
+        done = {"approve": "approved", "reject": "rejected", "revoke": "revoked"}[verb]
+        typer.echo(f"{done} {rev.get('repo')} @ {rev.get('commit')}{main}: {rev.get('reason', '')}")
+
+    remote.show(fmt, rev, table)
 
 
 @app.command(
@@ -450,10 +424,7 @@ def approve_command(
     token: str | None = _TOKEN,
     format: str = _FORMAT,
 ) -> None:
-    check_format(format, ("table", "json"))
-    with _client(server, token) as hub:
-        rev = hub.approve(repo, revision, reason, override)
-    _decided(rev, "approved", format)
+    _decide("approve", repo, revision, reason, format, server, token, override=override)
 
 
 @app.command(
@@ -473,10 +444,7 @@ def reject_command(
     token: str | None = _TOKEN,
     format: str = _FORMAT,
 ) -> None:
-    check_format(format, ("table", "json"))
-    with _client(server, token) as hub:
-        rev = hub.reject(repo, revision, reason)
-    _decided(rev, "rejected", format)
+    _decide("reject", repo, revision, reason, format, server, token)
 
 
 @app.command(
@@ -496,10 +464,7 @@ def revoke_command(
     token: str | None = _TOKEN,
     format: str = _FORMAT,
 ) -> None:
-    check_format(format, ("table", "json"))
-    with _client(server, token) as hub:
-        rev = hub.revoke(repo, revision, reason)
-    _decided(rev, "revoked", format)
+    _decide("revoke", repo, revision, reason, format, server, token)
 
 
 @app.command(
@@ -523,7 +488,7 @@ def show_command(
     with _client(server, token) as hub:
         rev = hub.revision(repo, revision)
     if format == "json":
-        _print_json(rev)
+        remote.print_json(rev)
         return
     typer.echo(f"{rev.get('repo')} @ {rev.get('commit')}")
     typer.echo(f"  state: {rev.get('state')}  scan: {_severity(rev)}  tags: {rev.get('tags', [])}")
@@ -572,7 +537,7 @@ def verify_command(
     result = verify_folder(folder, sig.bundle, sig.public_pem)
     ok = result.ok
     if format == "json":
-        _print_json(
+        remote.print_json(
             {
                 "ok": ok,
                 "repo": repo,
@@ -627,7 +592,7 @@ def token_create_command(
     with _client(server, token) as hub:
         doc = hub.create_token(role, name)
     if format == "json":
-        _print_json(doc)
+        remote.print_json(doc)
         return
     typer.echo(f"{doc.get('role')} token {doc.get('name') or ''} (shown once, store it now):")
     typer.echo(f"  {doc.get('token')}")
@@ -679,7 +644,7 @@ def ollama_key_add_command(
     with _client(server, token) as hub:
         doc = hub.add_ollama_key(" ".join(fields[:2]), key_name, role)
     if format == "json":
-        _print_json(doc)
+        remote.print_json(doc)
         return
     typer.echo(f"registered Ollama key {key_name!r} ({role}) {doc.get('fingerprint', '')}".rstrip())
 
@@ -704,7 +669,7 @@ def gc_command(
     with _client(server, token) as hub:
         doc = hub.gc(apply)
     if format == "json":
-        _print_json(doc)
+        remote.print_json(doc)
         return
     blobs = doc.get("blobs", [])
     verb = "deleted" if apply else "would delete"
@@ -736,7 +701,7 @@ def audit_command(
     with _client(server, token) as hub:
         events = hub.audit(repo)
     if format == "json":
-        _print_json(events)
+        remote.print_json(events)
         return
     for e in events:
         commit = _short(str(e.get("commit") or ""))
