@@ -304,7 +304,7 @@ def test_overview_counts_tables_and_trend_chart(client: Any, site: Site) -> None
 
 
 def test_trend_chart_layout() -> None:
-    from modelward.server.web_fleet import trend_chart
+    from modelward.server.web_chart import trend_chart
 
     today = dt.date(2026, 11, 26)
     items = [
@@ -381,6 +381,7 @@ def test_host_page(client: Any, site: Site) -> None:
     # runtimes, packages, agent status
     assert "ollama" in body and "exposed" in body and "vllm" in body
     assert "Agent status" in body and "Memory (peak RSS)" in body and "0.5 %" in body
+    assert "<dd>1 Byte</dd>" in body  # rss_bytes
     assert f'href="/fleet/violations?host={h0}"' in body
     # host-1: two violations; host-2: revoked
     body1 = main(get(client, f"/fleet/hosts/{h1}"))
