@@ -30,7 +30,7 @@ FLEET = "/api/v1/fleet"
 HOSTILE = '<script>alert("h")</script>'
 SHARED = "ab" * 32
 ROLES = ("admin", "reviewer", "publisher", "reader")
-PAGES = ["/fleet", "/fleet/hosts", "/fleet/artifacts", "/fleet/violations"]
+PAGES = ["/fleet", "/fleet/hosts", "/fleet/artifacts", "/fleet/violations", "/fleet/runtimes"]
 
 
 @contextmanager
@@ -453,6 +453,34 @@ def test_violations_filters_and_pagination(client: Any, site: Site) -> None:
     assert f'href="/fleet/artifacts/{SHARED}"><code>/m/1/shared.safetensors' in html
 
 
+# -------------------------------------------------------------------------------- runtimes
+def test_runtimes_filters_and_pagination(client: Any, site: Site) -> None:
+    every = site.seeded["ids"]
+
+    def hosts(url: str) -> set[str]:
+        return ids(get(client, url))
+
+    assert hosts("/fleet/runtimes") == set(every)
+    assert hosts("/fleet/runtimes?exposed=1") == {every[0], every[2], every[4]}
+    assert hosts("/fleet/runtimes?exposed=0") == {every[1], every[3]}
+    assert hosts("/fleet/runtimes?vulnerable=1&name=ollama") == {every[0]}
+    assert hosts(f"/fleet/runtimes?host={every[3]}") == {every[3]}
+    html = get(client, "/fleet/runtimes?name=nope")
+    assert "No runtime matches these filters" in html
+    html = get(client, "/fleet/runtimes?exposed=1&limit=2")
+    assert len(ids(html)) == 2
+    nxt = next(h for h in parse(main(html)).hrefs if "cursor=" in h)
+    assert parse_qs(urlsplit(nxt).query)["exposed"] == ["1"]
+    assert len(ids(get(client, nxt))) == 1
+    # the overview and the host page lead here
+    overview = main(get(client, "/fleet"))
+    assert 'href="/fleet/runtimes?exposed=1"' in overview
+    assert 'href="/fleet/runtimes?name=ollama&amp;vulnerable=1"' in overview
+    assert f'href="/fleet/runtimes?host={every[0]}"' in main(
+        get(client, f"/fleet/hosts/{every[0]}")
+    )
+
+
 # -------------------------------------------------------------------- errors, escaping, links
 BAD = [
     ("/fleet?days=0", 400, "days must be"),
@@ -470,6 +498,9 @@ BAD = [
     ("/fleet/violations?host=nohost", 404, "no host nohost"),
     ("/fleet/violations?cursor=x", 400, "cursor"),
     ("/fleet/hosts/nohost", 404, "no host nohost"),
+    ("/fleet/runtimes?exposed=maybe", 400, "exposed must be"),
+    ("/fleet/runtimes?host=nohost", 404, "no host nohost"),
+    ("/fleet/runtimes?cursor=x", 400, "cursor"),
 ]
 
 
@@ -538,4 +569,5 @@ def test_every_page_renders_on_an_empty_fleet(app: Any) -> None:
         assert "No hosts enrolled yet" in get(c, "/fleet/hosts")
         assert "No model files reported yet" in get(c, "/fleet/artifacts")
         assert "No open violations across the fleet" in get(c, "/fleet/violations")
+        assert "No inference runtime reported yet" in get(c, "/fleet/runtimes")
         assert "No host matches" in get(c, "/fleet/hosts?state=online")

@@ -68,7 +68,9 @@ def server_command(
             err=True,
         )
     typer.echo(f"modelward hub on http://{host}:{port} (data: {settings.data_dir})", err=True)
-    uvicorn.run(fastapi_app, host=host, port=port, log_level=log_level)
+    # Keep idle connections longer than the clients' pools do (uvicorn's default is 5 s): a client
+    # that reuses a pooled connection the server has just closed has to retry its request.
+    uvicorn.run(fastapi_app, host=host, port=port, log_level=log_level, timeout_keep_alive=75)
 
 
 @app.command("migrate")

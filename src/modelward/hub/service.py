@@ -108,6 +108,7 @@ class Hub:
         with self.blobs.writer() as w:
             w.write(data)
             info = w.commit()
+        self.blobs.make_durable([info.sha256])  # these documents are recorded with revisions
         self.register_blob(info.sha256, info.size)
         return info.sha256
 
@@ -136,6 +137,8 @@ class Hub:
             stalled_id = row.id if row is not None else None
         if stalled_id is not None:  # a crash interrupted its scan: finish it now
             return self._finish_scan(stalled_id, repo, commit, entries, tag, actor)
+        # On disk before the database records the revision (blob_fsync: "revision").
+        self.blobs.make_durable(e.sha256 for e in entries)
         with self.db.session() as s:
             repo_row = s.scalar(select(Repo).where(Repo.name == repo))
             if repo_row is None:
@@ -511,6 +514,7 @@ class Hub:
     def attach(self, repo: str, rev: str, kind: str, sha256: str, media_type: str) -> None:
         """Attach a stored document (e.g. a rendered OCI manifest) to a revision, once per kind."""
         size = self.blobs.size(sha256)
+        self.blobs.make_durable([sha256])
         self.register_blob(sha256, size)
         with self.db.session() as s:
             row = self._revision(s, repo, rev)

@@ -204,7 +204,7 @@ def open_blob_store(settings: ServerSettings) -> BlobStore:
         from modelward.store.s3 import S3BlobStore
 
         return S3BlobStore.from_settings(settings)
-    return FsBlobStore(settings.effective_blob_dir)
+    return FsBlobStore(settings.effective_blob_dir, fsync=settings.blob_fsync)
 
 
 def shared_secret(db: Database, name: str, make: Callable[[], str]) -> str:

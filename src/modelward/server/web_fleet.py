@@ -493,6 +493,57 @@ def artifact_page(request: Request, digest: str) -> Response:
     )
 
 
+# ------------------------------------------------------------------------------------ runtimes
+def _tristate(request: Request, name: str) -> bool | None:
+    """An optional yes/no filter: absent or empty is None (either)."""
+    return _flag(request, name) if request.query_params.get(name, "").strip() else None
+
+
+@router.get("/fleet/runtimes")
+def runtimes_page(request: Request) -> Response:
+    """Inference runtimes across the fleet: exposed on the network, vulnerable, by name, by host."""
+    try:
+        check(request, "review")
+        exposed = _tristate(request, "exposed")
+        vulnerable = _tristate(request, "vulnerable")
+        name = _text(request, "name", 100)
+        host_id = _text(request, "host", 64)
+        limit, cursor = _list_args(request)
+        db = _fleet(request).db
+        hostname = _host_name(db, host_id) if host_id else ""
+        page = queries.runtimes(
+            db,
+            exposed=exposed,
+            vulnerable=vulnerable,
+            name=name or None,
+            host_id=host_id or None,
+            limit=limit,
+            cursor=cursor,
+        )
+    except HubError as exc:
+        return _error_page(request, exc)
+    yes_no = {None: "", True: "1", False: "0"}
+    filters = {
+        "exposed": yes_no[exposed],
+        "vulnerable": yes_no[vulnerable],
+        "name": name,
+        "host": host_id,
+        "limit": limit if limit != PAGE_SIZE else None,
+    }
+    return _page(
+        request,
+        "fleet_runtimes.html",
+        runtimes=page.items,
+        pager=_pager("/fleet/runtimes", page, filters, cursor),
+        exposed=yes_no[exposed],
+        vulnerable=yes_no[vulnerable],
+        name=name,
+        host_id=host_id,
+        hostname=hostname,
+        filtered=bool(exposed is not None or vulnerable is not None or name or host_id),
+    )
+
+
 # ---------------------------------------------------------------------------------- violations
 @router.get("/fleet/violations")
 def violations_page(request: Request) -> Response:

@@ -4,6 +4,14 @@ Every upload streams into a temporary object while it is hashed, is checked agai
 client declared, then published atomically (rename). A mismatch or an interrupted upload leaves
 nothing visible; two concurrent uploads of one blob keep one copy. Stored bytes are re-verified before
 they are served whenever the file changed since it was last verified.
+
+Durability (the ``blob_fsync`` server setting): with ``"upload"`` each upload is written to disk
+(fsync of the file and its folder) before it is acknowledged. With ``"revision"`` an upload is only
+published atomically and the disk catches up in the background; :meth:`FsBlobStore.make_durable`,
+which the hub calls before it records a revision, waits for the blobs the revision references. A
+power loss may then damage a blob no revision references yet: such a blob is refused when served
+(it is re-hashed after a restart), set aside by ``make_durable``, and replaced by the next upload of
+the same bytes.
 """
 
 from __future__ import annotations
@@ -18,15 +26,19 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Literal, Protocol, TypeAlias
 
 from modelward.errors import BadRequest, BlobNotFound, Corrupt, DigestMismatch, TooLarge
 
 CHUNK = 1 << 20
+Fsync: TypeAlias = Literal["upload", "revision"]
+"""When blob bytes are forced to disk: before an upload is acknowledged, or before a revision
+that references them is recorded (see the module docstring)."""
+Bytes: TypeAlias = bytes | bytearray | memoryview
 _HEX = re.compile(r"[0-9a-f]{64}\Z")
 
 
@@ -50,7 +62,8 @@ class BlobWriter(Protocol):
 
     size: int
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: Bytes) -> None:
+        """Hash and store ``data``; the caller may reuse its buffer once this returns."""
 
     def commit(self, expected_sha256: str | None = None) -> BlobInfo: ...
 
@@ -83,6 +96,9 @@ class BlobStore(Protocol):
     def ensure_intact(self, digest: str) -> None: ...
 
     def purge_temp(self, older_than: timedelta) -> int: ...
+
+    def make_durable(self, digests: Iterable[str]) -> None:
+        """Return once the blobs would survive a power loss (before a revision references them)."""
 
 
 # Ingest speed (issue 5: hash + store >= 70% of ``openssl dgst -sha256``). Writes are batched to
@@ -142,7 +158,7 @@ class _FsWriter:
         self._pending = bytearray()
         self._written = 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Bytes) -> None:
         self.size += len(data)
         if self._max is not None and self.size > self._max:
             raise TooLarge(
@@ -160,7 +176,7 @@ class _FsWriter:
             batch, self._pending = self._pending, bytearray()
             self._store_batch(batch)
 
-    def _store_batch(self, data: bytes | bytearray | memoryview) -> None:
+    def _store_batch(self, data: Bytes) -> None:
         """Hash ``data`` here while a pool thread writes it; returns when both are done."""
         if len(data) < _BATCH:
             self._hash.update(data)
@@ -172,7 +188,7 @@ class _FsWriter:
         finally:
             written.result()  # the caller may reuse its buffer once write() returns
 
-    def _write_all(self, data: bytes | bytearray | memoryview) -> None:
+    def _write_all(self, data: Bytes) -> None:
         view = memoryview(data).cast("B")
         fd = self._fh.fileno()
         start = self._written
@@ -191,24 +207,19 @@ class _FsWriter:
                 declared=expected_sha256,
                 actual=digest,
             )
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        durable_now = self._store.fsync == "upload"
+        if durable_now:
+            os.fsync(self._fh.fileno())
         self._fh.close()
         os.chmod(self._tmp, 0o444)
-        final = self._store._blob_path(digest)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        created = True
         try:
-            # link() never replaces: a concurrent upload of the same bytes that won keeps its copy.
-            os.link(self._tmp, final)
-        except FileExistsError:
-            created = False
+            created = self._store._publish(self._tmp, digest)
         finally:
-            os.unlink(self._tmp)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp)
         self._done = True
-        if created:
-            _fsync_dir(final.parent)
-        self._store._remember(digest, final)
+        if durable_now:
+            self._store.make_durable([digest])
         return BlobInfo(digest, self.size, created)
 
     def __enter__(self) -> _FsWriter:
@@ -232,14 +243,18 @@ def _fsync_dir(path: Path) -> None:
 class FsBlobStore:
     """Blobs as read-only files under ``root/sha256/<aa>/<hex>`` (local disk or shared storage)."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], fsync: Fsync = "upload") -> None:
+        if fsync not in ("upload", "revision"):
+            raise ValueError(f"fsync must be 'upload' or 'revision', not {fsync!r}")
         self.root = Path(root)
+        self.fsync: Fsync = fsync
         self.tmp_dir = self.root / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         (self.root / "sha256").mkdir(exist_ok=True)
         # inode, size, mtime and ctime when last verified: ctime too, because ``cp -p``, ``touch -r``
         # or ``rsync --inplace -t`` can write other bytes and put the old mtime back; nobody sets ctime.
         self._verified: dict[str, tuple[int, int, int, int]] = {}
+        self._durable: set[str] = set()  # fsynced (file and folder) by this process
         self._lock = threading.Lock()
 
     def _blob_path(self, digest: str) -> Path:
@@ -251,8 +266,84 @@ class FsBlobStore:
         with self._lock:
             self._verified[digest] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
+    def _publish(self, tmp: str, digest: str) -> bool:
+        """Give the verified temporary file ``tmp`` its final name; False when already stored."""
+        final = self._blob_path(digest)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # link() never replaces: a concurrent upload of the same bytes that won keeps its copy.
+            os.link(tmp, final)
+            created = True
+        except FileExistsError:
+            if self._intact(digest, final):
+                return False
+            # The stored copy is damaged (bytes lost to a crash before they reached the disk):
+            # the new, verified copy takes its place.
+            os.replace(tmp, final)
+            created = True
+        with self._lock:
+            self._durable.discard(digest)
+        self._remember(digest, final)
+        return created
+
+    def _intact(self, digest: str, path: Path) -> bool:
+        """Whether ``path`` still holds ``digest``'s bytes (re-hashed unless known unchanged)."""
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return False
+        with self._lock:
+            known = self._verified.get(digest)
+        if known == (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns):
+            return True
+        return self.verify(digest)
+
     def writer(self, max_size: int | None = None) -> _FsWriter:
         return _FsWriter(self, max_size)
+
+    def make_durable(self, digests: Iterable[str]) -> None:
+        """fsync each blob and its folder, skipping blobs this process already made durable.
+
+        A blob this process never verified (stored before a restart, perhaps before a power loss)
+        is re-hashed first; a damaged one is set aside in the temporary folder (gc removes it a day
+        later) and :class:`Corrupt` is raised, so no revision records it and its next upload
+        stores it afresh.
+        """
+        wanted = list(dict.fromkeys(check_digest(d) for d in digests))
+        with self._lock:
+            todo = [d for d in wanted if d not in self._durable]
+        if not todo:
+            return
+        folders = {self.root / "sha256"}
+        for d in todo:
+            p = self._blob_path(d)
+            if not self._intact(d, p):
+                if not p.exists():
+                    raise BlobNotFound(f"blob sha256:{d} is not stored", digest=d)
+                self._set_aside(d, p)
+                raise Corrupt(
+                    f"stored blob sha256:{d} does not match its digest (its bytes may not have "
+                    "reached the disk before a crash); it was set aside: upload it again",
+                    digest=d,
+                )
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            folders.add(p.parent)
+        for folder in sorted(folders):
+            _fsync_dir(folder)
+        with self._lock:
+            self._durable.update(todo)
+
+    def _set_aside(self, digest: str, path: Path) -> None:
+        aside = self.tmp_dir / f"corrupt-{digest}-{uuid.uuid4().hex[:8]}"
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, aside)
+        with self._lock:
+            self._verified.pop(digest, None)
+            self._durable.discard(digest)
 
     def exists(self, digest: str) -> bool:
         return self._blob_path(digest).is_file()
@@ -285,6 +376,7 @@ class FsBlobStore:
             self._blob_path(digest).unlink()
         with self._lock:
             self._verified.pop(digest, None)
+            self._durable.discard(digest)
 
     def iter_digests(self) -> Iterator[str]:
         for sub in sorted((self.root / "sha256").iterdir()):
@@ -349,6 +441,7 @@ __all__ = [
     "BlobStore",
     "BlobWriter",
     "FsBlobStore",
+    "Fsync",
     "check_digest",
     "new_upload_id",
 ]

@@ -23,14 +23,14 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, TypeVar
 
 from modelward.errors import BlobNotFound, Corrupt, DigestMismatch, HubError, TooLarge
-from modelward.store.blobs import CHUNK, BlobInfo, check_digest
+from modelward.store.blobs import CHUNK, BlobInfo, Bytes, check_digest
 
 if TYPE_CHECKING:
     from modelward.server.settings import ServerSettings
@@ -77,7 +77,7 @@ class _S3Writer:
         self.size = 0
         self._done = False
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Bytes) -> None:
         self.size += len(data)
         if self._max is not None and self.size > self._max:
             raise TooLarge(
@@ -512,6 +512,9 @@ class S3BlobStore:
             )
         if etag:
             self._remember(d, etag)
+
+    def make_durable(self, digests: Iterable[str]) -> None:
+        """Nothing to wait for: S3 acknowledges an object only once it is stored durably."""
 
     def purge_temp(self, older_than: timedelta) -> int:
         """Remove local temp files and unfinished multipart uploads older than ``older_than``."""

@@ -19,14 +19,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 
 from modelward.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, UsageError
-from modelward.hub.ingest import CHUNK, IngestPlan, from_upstream
+from modelward.hub.ingest import IngestPlan, from_upstream
 from modelward.hub.names import validate_repo
 from modelward.hub.revision import RevisionView
 from modelward.hub.service import Hub, NewFile
 from modelward.server.auth import ROLES, Principal, create_token, require
+from modelward.server.upload import receive_into
 from modelward.store.blobs import check_digest
 from modelward.store.db import OllamaKey
 
@@ -35,7 +35,7 @@ router = APIRouter(prefix="/api/v1/hub", tags=["hub"])
 MAX_PROVENANCE_BYTES: Final = 64 << 10
 CLIENT_KINDS: Final = ("upload", "hf-cache", "ollama", "huggingface")
 """Provenance kinds a client may declare (``oci`` is set by the registry routes only)."""
-_WRITE_BUFFER: Final = 1 << 20
+_COPY_BUFFER: Final = 8 << 20
 
 Reader = Annotated[Principal, Depends(require("read"))]
 Publisher = Annotated[Principal, Depends(require("publish"))]
@@ -149,26 +149,14 @@ async def put_blob(sha256: str, request: Request, who: Publisher) -> JSONRespons
             limit=limit,
         )
     hub = _hub(request)
-    writer = hub.blobs.writer(max_size=limit)
+    expected = int(declared) if declared is not None and declared.isdigit() else None
+    writer = await run_in_threadpool(hub.blobs.writer, limit)
     with writer:
-        buf = bytearray()
-        try:
-            async for piece in request.stream():
-                buf += piece
-                if len(buf) >= _WRITE_BUFFER:
-                    await run_in_threadpool(writer.write, bytes(buf))
-                    buf.clear()
-        except ClientDisconnect:
+        received = await receive_into(writer, request.stream(), limit=limit, size_hint=expected)
+        if expected is not None and received != expected:
             raise BadRequest(
-                f"the client went away after {writer.size + len(buf)} bytes; nothing was stored",
-                received=writer.size + len(buf),
-            ) from None
-        if buf:
-            await run_in_threadpool(writer.write, bytes(buf))
-        if declared is not None and declared.isdigit() and writer.size != int(declared):
-            raise BadRequest(
-                f"upload ended after {writer.size} of {declared} bytes; nothing was stored",
-                received=writer.size,
+                f"upload ended after {received} of {expected} bytes; nothing was stored",
+                received=received,
             )
         info = await run_in_threadpool(writer.commit, digest)
     await run_in_threadpool(hub.register_blob, info.sha256, info.size)
@@ -322,9 +310,10 @@ def _store_plan(hub: Hub, plan: IngestPlan, limit: int) -> None:
         if hub.blobs.exists(f.sha256):
             hub.register_blob(f.sha256, f.size)
             continue
-        with hub.blobs.writer(max_size=limit) as w, open(f.source, "rb") as fh:
-            while chunk := fh.read(CHUNK):
-                w.write(chunk)
+        buf = memoryview(bytearray(_COPY_BUFFER))
+        with hub.blobs.writer(max_size=limit) as w, open(f.source, "rb", buffering=0) as fh:
+            while n := fh.readinto(buf):
+                w.write(buf[:n])
             info = w.commit(f.sha256)
         hub.register_blob(info.sha256, info.size)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 from datetime import timedelta
-from typing import Any, Final
+from typing import Final
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -36,12 +36,13 @@ from modelward.server.api.oci_auth import (
     repo_name,
     url_key,
 )
-from modelward.store.blobs import new_upload_id
+from modelward.server.upload import receive_into
+from modelward.store.blobs import BlobWriter, new_upload_id
 from modelward.store.db import Upload, utcnow
 
 router = APIRouter(tags=["oci"])
 
-_WRITE_BUFFER: Final = 1 << 20
+_COPY_BUFFER: Final = 8 << 20
 UPLOAD_TTL: Final = timedelta(days=1)
 
 
@@ -81,26 +82,29 @@ async def _store_body(
     limit = request.app.state.settings.max_upload_bytes - already
     if limit <= 0:
         raise TooLarge("upload is larger than the server's limit")
-    writer = hub.blobs.writer(max_size=limit)
+    writer = await run_in_threadpool(hub.blobs.writer, limit)
     with writer:
         for chunk_digest in prefix or []:
             await run_in_threadpool(_copy_blob, hub, chunk_digest, writer)
-        buf = bytearray()
-        async for piece in request.stream():
-            buf += piece
-            if len(buf) >= _WRITE_BUFFER:
-                await run_in_threadpool(writer.write, bytes(buf))
-                buf.clear()
-        if buf:
-            await run_in_threadpool(writer.write, bytes(buf))
+        left = limit - writer.size
+        declared = request.headers.get("content-length") or ""
+        hint = int(declared) if declared.isdigit() else None
+        if hint is not None and hint > left:
+            raise TooLarge(f"upload is larger than the server's limit of {limit + already} bytes")
+        received = await receive_into(writer, request.stream(), limit=left, size_hint=hint)
+        if hint is not None and received != hint:
+            raise BadRequest(
+                f"upload ended after {received} of {hint} bytes; nothing was stored",
+                received=received,
+            )
         info = await run_in_threadpool(writer.commit, expected)
     await run_in_threadpool(hub.register_blob, info.sha256, info.size)
     return info.sha256, info.size
 
 
-def _copy_blob(hub: Hub, digest: str, writer: Any) -> None:
+def _copy_blob(hub: Hub, digest: str, writer: BlobWriter) -> None:
     with hub.blobs.open(digest) as fh:
-        while data := fh.read(_WRITE_BUFFER):
+        while data := fh.read(_COPY_BUFFER):
             writer.write(data)
 
 

@@ -1,0 +1,153 @@
+"""``server.upload.receive_into``: request pieces gathered into two buffers, stored by a thread.
+
+A fake writer checks what the real ones rely on: the bytes arrive whole and in order, one write at
+a time, a buffer is never refilled while its write runs, and nothing is still writing once
+``receive_into`` returns or raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import pytest
+from starlette.requests import ClientDisconnect
+
+from modelward.errors import BadRequest, TooLarge
+from modelward.server.upload import receive_into
+from tests.server.conftest import auth
+
+
+class SlowWriter:
+    def __init__(self, fail_after: int | None = None, delay: float = 0.002) -> None:
+        self.size = 0
+        self.data = bytearray()
+        self.active = 0
+        self.overlaps = 0
+        self.fail_after = fail_after
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.writes: list[int] = []
+
+    def write(self, data: Any) -> None:
+        with self.lock:
+            self.active += 1
+            self.overlaps += self.active > 1
+        try:
+            before = bytes(data)
+            time.sleep(self.delay)  # the loop goes on filling the other buffer meanwhile
+            assert bytes(data) == before, "a buffer changed while it was being written"
+            self.data += before
+            self.size += len(before)
+            self.writes.append(len(before))
+            if self.fail_after is not None and self.size > self.fail_after:
+                raise TooLarge("writer says too large")
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+async def pieces(data: bytes, sizes: Iterable[int], fail: bool = False) -> AsyncIterator[bytes]:
+    i = 0
+    for n in sizes:
+        if i >= len(data):
+            break
+        yield data[i : i + n]
+        i += n
+        await asyncio.sleep(0)
+    if i < len(data):
+        yield data[i:]
+    if fail:
+        raise ClientDisconnect()
+
+
+def random_sizes(seed: int) -> list[int]:
+    rng = random.Random(seed)
+    return [rng.choice([1, 7, 999, 1000, 1001, 4096, 65536, 300_000]) for _ in range(10_000)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bytes_arrive_whole_and_in_order(seed: int) -> None:
+    data = os.urandom(random.Random(seed).randrange(0, 3_000_000))
+    w = SlowWriter(delay=0.0005)
+    n = asyncio.run(receive_into(w, pieces(data, random_sizes(seed)), buffer_size=100_000))
+    assert n == len(data) == w.size
+    assert hashlib.sha256(w.data).digest() == hashlib.sha256(data).digest()
+    assert w.overlaps == 0
+    assert all(k == 100_000 for k in w.writes[:-1])  # large writes, not one per piece
+
+
+def test_small_declared_size_uses_a_small_buffer() -> None:
+    w = SlowWriter()
+    assert asyncio.run(receive_into(w, pieces(b"abc", [1, 1, 1]), size_hint=3)) == 3
+    assert w.writes == [3]
+
+
+def test_the_limit_stops_the_upload_early() -> None:
+    data = os.urandom(1_000_000)
+    w = SlowWriter(delay=0.05)
+    with pytest.raises(TooLarge):
+        asyncio.run(
+            receive_into(w, pieces(data, [10_000] * 200), limit=500_000, buffer_size=65_536)
+        )
+    assert w.active == 0  # no write still running
+    assert w.size <= 500_000
+
+
+def test_a_failing_write_surfaces_and_stops() -> None:
+    data = os.urandom(1_000_000)
+    w = SlowWriter(fail_after=200_000)
+    with pytest.raises(TooLarge, match="writer says"):
+        asyncio.run(receive_into(w, pieces(data, [10_000] * 200), buffer_size=65_536))
+    assert w.active == 0
+    assert w.size < 500_000
+
+
+def test_a_client_that_goes_away_is_a_bad_request() -> None:
+    data = os.urandom(700_000)
+    w = SlowWriter(delay=0.05)
+    with pytest.raises(BadRequest, match="after 700000 bytes"):
+        asyncio.run(receive_into(w, pieces(data, [50_000] * 20, fail=True), buffer_size=65_536))
+    assert w.active == 0
+
+
+def test_a_cancelled_upload_waits_for_its_write() -> None:
+    w = SlowWriter(delay=0.2)
+
+    async def endless() -> AsyncIterator[bytes]:
+        while True:
+            yield b"x" * 65_536
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        task = asyncio.create_task(receive_into(w, endless(), buffer_size=65_536))
+        while not w.active:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert w.active == 0
+
+    asyncio.run(main())
+
+
+def test_chunked_put_without_a_length(client: Any, hub: Any) -> None:
+    data = os.urandom(9 * (1 << 20) + 123)
+    digest = hashlib.sha256(data).hexdigest()
+
+    def body() -> Iterable[bytes]:
+        for i in range(0, len(data), 100_000):
+            yield data[i : i + 100_000]
+
+    r = client.put(f"/api/v1/hub/blobs/{digest}", content=body(), headers=auth())
+    assert r.status_code == 201, r.text
+    assert r.json() == {"sha256": digest, "size": len(data), "created": True}
+    with hub.blobs.open(digest) as fh:
+        assert fh.read() == data
+    assert list(hub.blobs.tmp_dir.iterdir()) == []
