@@ -51,16 +51,6 @@ class ServerSettings(BaseSettings):
         "by its next upload. 'upload': fsync every blob before its upload is acknowledged (each "
         "upload then waits for the disk).",
     )
-    blob_fsync: Literal["upload", "revision"] = Field(
-        "revision",
-        description="When uploaded blobs are forced to disk (fs backend). 'revision': an upload is "
-        "published atomically (a killed server leaves nothing half-visible) and acknowledged "
-        "without waiting for the disk; the blobs a revision references are fsynced before the "
-        "revision is recorded. A power loss can then damage only blobs no revision references; "
-        "such a blob is never served (stored bytes are re-hashed after a restart) and is replaced "
-        "by its next upload. 'upload': fsync every blob before its upload is acknowledged (each "
-        "upload then waits for the disk).",
-    )
     anonymous_read: bool = Field(
         False, description="Let requests without a token read approved models."
     )
