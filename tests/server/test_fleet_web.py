@@ -303,6 +303,17 @@ def test_overview_counts_tables_and_trend_chart(client: Any, site: Site) -> None
     assert '<a href="/fleet?days=7">7 days</a>' in week
 
 
+def test_the_unapproved_count_is_bounded(
+    client: Any, site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelward.server import web_fleet
+
+    monkeypatch.setattr(web_fleet, "UNAPPROVED_CAP", 3)
+    assert 'unapproved=1">3+ unapproved<' in main(get(client, "/fleet"))
+    monkeypatch.setattr(web_fleet, "UNAPPROVED_CAP", 10)
+    assert 'unapproved=1">10 unapproved<' in main(get(client, "/fleet"))
+
+
 def test_trend_chart_layout() -> None:
     from modelward.server.web_chart import trend_chart
 
