@@ -90,6 +90,7 @@ def test_fleet_console_in_chromium(live_server: Any, browser: Any, tmp_path: Pat
     names = {holders.nth(i).locator("th a").inner_text() for i in range(5)}
     assert names == {"host-0", "host-1", "host-2", "host-3", '<script>alert("h")</script>'}
     assert page.get_by_text("Unapproved: no approved hub revision holds this file.").is_visible()
+    artifact_shot = page.screenshot(full_page=True)
     page.get_by_role("link", name="host-3").click()
     page.wait_for_url(f"{base}/fleet/hosts/{ids[3]}")
     assert page.get_by_text("has not reported for more than 15 minutes").is_visible()
@@ -103,7 +104,7 @@ def test_fleet_console_in_chromium(live_server: Any, browser: Any, tmp_path: Pat
     assert not errors, errors
     context.close()
 
-    for data in (overview_shot, host_shot):
+    for data in (overview_shot, host_shot, artifact_shot):
         width, height, colours = png_pixels(data)
         assert width == 1280 and height >= 600
         assert 20_000 < len(data) < 5_000_000
@@ -112,3 +113,4 @@ def test_fleet_console_in_chromium(live_server: Any, browser: Any, tmp_path: Pat
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "fleet-overview.png").write_bytes(overview_shot)
         (Path(out) / "fleet-host.png").write_bytes(host_shot)
+        (Path(out) / "fleet-artifact.png").write_bytes(artifact_shot)
