@@ -40,14 +40,16 @@ from modelward.agent.client import (
 )
 from modelward.agent.enroll import AgentState, NotEnrolled, host_facts, load_state, reenroll
 from modelward.agent.files import ensure_dir, read_json, write_json
-from modelward.agent.spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, Spool
-from modelward.errors import Error, HubError, NotFound, PolicyError, Unauthorized
+from modelward.agent.spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, Entry, Spool
+from modelward.errors import Error, HubError, NotFound, PolicyError, TooLarge, Unauthorized
 
 if TYPE_CHECKING:
     from modelward.models import Inventory
     from modelward.policy.decision import Decision
 
 SCHEMA = "modelward.agent-report/v1"
+MAX_REPORT_BYTES = 64 << 20
+"""The largest report body the server takes (``server/api/agent.py``); larger ones get 413."""
 T = TypeVar("T")
 Log = Callable[[str], None]
 
@@ -66,6 +68,8 @@ class RunOptions:
     """Quarantine vault (default: modelward's data folder)."""
     max_spool_bytes: int = DEFAULT_MAX_BYTES
     max_spool_count: int = DEFAULT_MAX_COUNT
+    max_report_bytes: int = MAX_REPORT_BYTES
+    """Largest report sent as it is; a larger one is split first (the server's limit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +370,7 @@ class Agent:
                 "peak_rss_bytes": usage.peak_rss_bytes,
                 "cpu_percent": usage.cpu_percent,
                 "spool_dropped": self.spool.dropped,
+                "reports_too_large": self.spool.too_large,
                 "bundle_etag": etag,
             },
         }
@@ -373,11 +378,13 @@ class Agent:
     # ------------------------------------------------------------------ sending
     def flush(self, client: AgentClient, state: AgentState) -> tuple[int, bool, list[str]]:
         """Send the spool oldest first: ``(sent, offline, notes)``. Stops at the first report the
-        server cannot take now; re-enrolls once when the key is refused."""
+        server cannot take now; re-enrolls once when the key is refused; splits a report too large
+        for the server (see :meth:`_too_large`)."""
         notes = self._notes
         sent = 0
         self.spool.discard_through(self.ledger.acked_seq)
-        for entry in self.spool.entries():
+        while pending := self.spool.entries():
+            entry = pending[0]
             doc = self.spool.read(entry)
             if doc is None:
                 notes.append(f"spooled report {entry.seq} was unreadable: moved aside")
@@ -386,6 +393,10 @@ class Agent:
             if not doc.get("full") and doc.get("base") != self.ledger.acked_seq:
                 doc = self._as_full(doc)  # the report it was based on is gone
                 self.spool.replace(entry, doc)
+            size = len(diff.encoded(doc))
+            if size > self.options.max_report_bytes:  # the server would refuse it: do not try
+                self._too_large(pending, doc, size, self.options.max_report_bytes)
+                continue
             for _attempt in range(3):
                 try:
                     self._authed(client, state, functools.partial(client.report, doc))
@@ -400,6 +411,10 @@ class Agent:
                     self.spool.replace(entry, doc)
                 except (HostKeyRevoked, Unauthorized):
                     raise
+                except TooLarge:  # smaller than our limit, yet too large for the server or a proxy
+                    self._too_large(pending, doc, size, size)
+                    doc = {}
+                    break
                 except HubError as exc:  # the server refuses this report for good: set it aside
                     notes.append(f"server refused report {entry.seq}: {exc.message}")
                     self._set_aside(entry)
@@ -413,6 +428,67 @@ class Agent:
             self.spool.remove(entry)
             sent += 1
         return sent, False, notes
+
+    def _too_large(self, pending: list[Entry], doc: dict[str, Any], size: int, limit: int) -> None:
+        """The oldest pending report (``size`` bytes) is too large to send (``limit``: what the
+        server takes, or the size it refused): split it into reports of at most half of that,
+        else leave out the one entry that is too large, else set the report aside.
+
+        The server never applied it (it refuses the body before reading it), so the parts get new
+        report ids and the seqs from the report's own on: the reports spooled after it move up
+        (new ids too; none was sent, the spool goes out in order) in one :meth:`Spool.rewrite`.
+        Exactly-once holds part by part. What is left out is counted (``too_large``, reported as
+        ``reports_too_large``) and logged.
+        """
+        entry, later = pending[0], pending[1:]
+        parts = diff.split(doc, min(limit, size // 2))
+        if parts is None:
+            slim = {**doc, "added": {k: [] for k in diff.KINDS}}
+            left_out = [
+                diff.key(kind, e)
+                for kind in diff.KINDS
+                for e in (doc.get("added") or {}).get(kind) or []
+            ]
+            self.spool.count_too_large()
+            if left_out and len(diff.encoded(slim)) < limit:
+                self.log(
+                    f"error: report {entry.seq}: {', '.join(left_out)} is too large for the "
+                    "server to take in any report: left out (counted in reports_too_large)"
+                )
+                self.spool.replace(entry, slim)
+            else:
+                self.log(
+                    f"error: report {entry.seq} is too large for the server and cannot be split "
+                    "(its decisions alone are too large): set aside in spool/rejected/, the next "
+                    "report is a full one (counted in reports_too_large)"
+                )
+                self._set_aside(entry)
+            return
+        shift = len(parts) - 1
+        new: list[dict[str, Any]] = []
+        for i, part in enumerate(parts):
+            part["seq"] = entry.seq + i
+            part["report_id"] = str(uuid.uuid4())
+            if i:
+                part["base"] = entry.seq + i - 1
+            new.append(part)
+        for e in later:
+            report = self.spool.read(e)
+            if report is None:
+                continue
+            base = report.get("base")
+            report["seq"] = e.seq + shift
+            report["report_id"] = str(uuid.uuid4())
+            if isinstance(base, int) and base >= entry.seq:
+                report["base"] = base + shift
+            new.append(report)
+        self.spool.rewrite(pending, new)
+        self.ledger.save_head(
+            self.ledger.head_seq + shift, self.ledger.head_state, self.ledger.force_full
+        )
+        self._notes.append(
+            f"report {entry.seq} was too large for the server: split into {len(parts)} reports"
+        )
 
     def _as_full(self, doc: dict[str, Any]) -> dict[str, Any]:
         if doc.get("full"):
@@ -439,6 +515,7 @@ class Agent:
             "spooled": len(entries),
             "spool_bytes": sum(e.size for e in entries),
             "spool_dropped": self.spool.dropped,
+            "reports_too_large": self.spool.too_large,
             "bundle_version": bundle.get("version"),
             "bundle_etag": bundle.get("etag"),
             "enforce": bool((bundle.get("settings") or {}).get("agent_enforce") is True),

@@ -6,6 +6,11 @@ rename, folder fsync): a crash leaves a report whole or absent, never torn. File
 is dropped, ``dropped.json`` (the counter the agent reports as ``spool_dropped``) is incremented
 and persisted, and the report after it, if it was a delta against the dropped one, is first
 rewritten as a full report (``rebase``) so the chain the server sees has no hole.
+
+:meth:`Spool.rewrite` replaces some reports by others in one step (a report too large for the
+server becomes several): the new files are written to ``rewrite/``, then ``rewrite.json`` names
+what goes and what comes (the commit point), then the files move; a crash before the journal
+leaves the spool as it was, after it the move is finished when the spool is next opened.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +59,12 @@ class Spool:
         self.max_count = max(1, max_count)
         self.rebase = rebase
         self._counter = folder / "dropped.json"
+        self._staging = folder / "rewrite"
+        self._journal = folder / "rewrite.json"
         for leftover in folder.glob(".tmp-*"):  # a write cut short by a crash: never renamed
             with contextlib.suppress(OSError):
                 leftover.unlink()
+        self._finish_rewrite()
 
     # ------------------------------------------------------------------ reading
     def entries(self) -> list[Entry]:
@@ -85,11 +94,23 @@ class Spool:
         self._quarantine(entry)
         return None
 
+    def _counters(self) -> dict[str, int]:
+        doc = read_json(self._counter)
+        doc = doc if isinstance(doc, dict) else {}
+        return {k: v for k, v in doc.items() if isinstance(v, int)}
+
     @property
     def dropped(self) -> int:
-        doc = read_json(self._counter)
-        n = doc.get("dropped") if isinstance(doc, dict) else 0
-        return n if isinstance(n, int) else 0
+        """Reports dropped to make room (or unreadable), since the agent was installed."""
+        return self._counters().get("dropped", 0)
+
+    @property
+    def too_large(self) -> int:
+        """Reports, or entries of one, left out because the server refuses them as too large."""
+        return self._counters().get("too_large", 0)
+
+    def count_too_large(self) -> None:
+        self._count("too_large")
 
     def total_bytes(self) -> int:
         return sum(e.size for e in self.entries())
@@ -142,7 +163,45 @@ class Spool:
         self.replace(nxt, self.rebase(old_doc, next_doc))
 
     def _count_drop(self, n: int = 1) -> None:
-        write_json(self._counter, {"dropped": self.dropped + n})
+        self._count("dropped", n)
+
+    def _count(self, name: str, n: int = 1) -> None:
+        counters = self._counters()
+        counters[name] = counters.get(name, 0) + n
+        write_json(self._counter, counters)
+
+    def rewrite(self, old: list[Entry], new: list[dict[str, Any]]) -> None:
+        """Replace the reports ``old`` by the reports ``new`` (each with its own ``seq`` and
+        ``report_id``) as one step that a crash cannot leave half done."""
+        shutil.rmtree(self._staging, ignore_errors=True)
+        ensure_dir(self._staging)
+        added = []
+        for report in new:
+            name = f"{int(report['seq']):012d}-{report['report_id']}.json"
+            write_bytes_atomic(
+                self._staging / name, json.dumps(report, separators=(",", ":")).encode()
+            )
+            added.append(name)
+        write_json(self._journal, {"remove": [e.path.name for e in old], "add": added})
+        self._finish_rewrite()
+
+    def _finish_rewrite(self) -> None:
+        journal = read_json(self._journal)
+        if not isinstance(journal, dict):  # none, or cut short before its commit: undo
+            shutil.rmtree(self._staging, ignore_errors=True)
+            return
+        for name in journal.get("add", []):
+            staged = self._staging / name
+            if staged.exists():
+                os.replace(staged, self.folder / name)
+        for name in journal.get("remove", []):
+            if name not in journal.get("add", []):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.folder / name).unlink()
+        fsync_dir(self.folder)
+        self._journal.unlink()
+        shutil.rmtree(self._staging, ignore_errors=True)
+        fsync_dir(self.folder)
 
     def _quarantine(self, entry: Entry) -> None:
         aside = ensure_dir(self.folder / "corrupt")
