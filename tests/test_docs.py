@@ -60,6 +60,8 @@ def sections() -> dict[str, str]:
         "help:inventory": command_help("inventory"),
         "help:server": command_help("server"),
         "help:hub": command_help("hub"),
+        "help:fleet": command_help("fleet"),
+        "help:agent": command_help("agent"),
         "policy-rules": policy_rules(),
     }
 

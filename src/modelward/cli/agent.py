@@ -12,6 +12,13 @@ app = remote.group(
     "agent",
     "The endpoint agent: enroll this machine with a modelward server once, then report its "
     "models and apply the organisation's policy.",
+    """\b
+Examples:
+  modelward agent enroll --server https://mw.example.com --secret-file /etc/modelward/secret
+  modelward agent run --once                # one report now (cron), then exit
+  modelward agent run                       # the service: see packaging/ (systemd, launchd)
+  modelward agent status --format json
+""",
 )
 
 _STATE_DIR = typer.Option(

@@ -159,7 +159,11 @@ def _host_row(h: dict[str, Any]) -> str:
     )
 
 
-@app.command("hosts", help="Enrolled hosts (online: reported within 3 report intervals).")
+@app.command(
+    "hosts",
+    help="Enrolled hosts (online: seen within the server's fleet_offline_after, by default 3 "
+    "report intervals).",
+)
 def hosts_command(
     state: str | None = typer.Option(None, "--state", help="online, offline or revoked."),
     team: str | None = typer.Option(None, "--team", metavar="TEAM"),
