@@ -133,6 +133,7 @@ class Site:
     app: Any
     seeded: dict[str, Any]
     tokens: dict[str, str]
+    settings: Any
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -156,7 +157,7 @@ def site(
             with TestClient(app) as c:
                 seeded = seed_fleet(c, app.state.hub, root)
             tokens = {r: create_token(app.state.db, f"fw-{r}", r, "tests") for r in ROLES}
-            yield Site(app, seeded, tokens)
+            yield Site(app, seeded, tokens, settings)
         finally:
             app.state.db.dispose()
 
@@ -312,6 +313,52 @@ def test_the_unapproved_count_is_bounded(
     assert 'unapproved=1">3+ unapproved<' in main(get(client, "/fleet"))
     monkeypatch.setattr(web_fleet, "UNAPPROVED_CAP", 10)
     assert 'unapproved=1">10 unapproved<' in main(get(client, "/fleet"))
+
+
+def test_the_offline_window_comes_from_the_fleet_settings(site: Site) -> None:
+    """With fleet_offline_after at four days, host-3 (last report three days ago) is online."""
+    from fastapi.testclient import TestClient
+
+    from modelward.server.app import create_app
+
+    app = create_app(site.settings.model_copy(update={"fleet_offline_after": 4 * 86_400}))
+    try:
+        with TestClient(app) as c:
+            body = main(get(c, "/fleet"))
+            assert "has not reported for 4 days" in body
+            assert re.search(r'state=online">4 online<', body)
+            assert re.search(r'state=offline">0 offline<', body)
+            three = site.seeded["ids"][3]
+            assert three in ids(get(c, "/fleet/hosts?state=online"))
+            assert "has not reported" not in main(get(c, f"/fleet/hosts/{three}"))
+    finally:
+        app.state.db.dispose()
+
+
+def test_pages_run_off_the_event_loop() -> None:
+    """Plain ``def`` routes: FastAPI runs them, and their queries, in its thread pool."""
+    import inspect
+
+    from modelward.server import web_fleet
+
+    endpoints = [r.endpoint for r in web_fleet.router.routes]  # type: ignore[attr-defined]
+    assert len(endpoints) == 7
+    assert not any(inspect.iscoroutinefunction(e) for e in endpoints)
+
+
+def test_durations() -> None:
+    from modelward.server.web_fleet import _duration
+
+    assert [_duration(s) for s in (1, 45, 60, 900, 3600, 7200, 86400, 90)] == [
+        "1 second",
+        "45 seconds",
+        "1 minute",
+        "15 minutes",
+        "1 hour",
+        "2 hours",
+        "1 day",
+        "90 seconds",
+    ]
 
 
 def test_trend_chart_layout() -> None:

@@ -89,7 +89,7 @@ def _duration(seconds: int) -> str:
         if seconds >= size and seconds % size == 0:
             n = seconds // size
             return f"{n} {unit}{'s' if n != 1 else ''}"
-    return f"{seconds} seconds"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
 
 
 _env.filters["fleet_when"] = _when
