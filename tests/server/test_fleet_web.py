@@ -628,4 +628,14 @@ def test_every_page_renders_on_an_empty_fleet(app: Any) -> None:
         assert "No model files reported yet" in get(c, "/fleet/artifacts")
         assert "No open violations across the fleet" in get(c, "/fleet/violations")
         assert "No inference runtime reported yet" in get(c, "/fleet/runtimes")
+        # a host that enrolled but never reported
+        secret = c.post(f"{FLEET}/secrets", json={"team": "new"}, headers=auth()).json()
+        host = _enroll(c, secret["secret"], 7)["host_id"]
+        body = main(get(c, f"/fleet/hosts/{host}"))
+        assert "<h1>host-7</h1>" in body and "it never reported" in body
+        for empty in ("No report yet.", "No open violations.", "No model files reported."):
+            assert empty in body
+        assert "No inference runtime found." in body and "No inference library found." in body
+        assert ids(get(c, "/fleet/hosts?state=offline")) == {host}
+        assert re.search(r'state=offline">1 offline<', get(c, "/fleet"))
         assert "No host matches" in get(c, "/fleet/hosts?state=online")
