@@ -85,6 +85,25 @@ def _page(rows: Sequence[Any], limit: int, item: Any, key: Any) -> Page:
     return Page([item(r) for r in rows], str(key(rows[-1])) if more and rows else None)
 
 
+def _with_host(table: Any, *columns: Any) -> Any:
+    """SQL: the rows of a per-host table with their host's name, in id order (the cursor's)."""
+    return (
+        select(table, Host.hostname, *columns)
+        .join(Host, Host.id == table.host_id)
+        .order_by(table.id)
+    )
+
+
+def _id_page(db: Database, q: Any, table: Any, limit: int, cursor: str | None, item: Any) -> Page:
+    """One page of ``q`` (from :func:`_with_host`) after ``cursor``, the last row id given out."""
+    after = _int_cursor(cursor)
+    if after is not None:
+        q = q.where(table.id > after)
+    with db.session() as s:
+        rows = s.execute(q.limit(limit + 1)).all()
+        return _page(rows, limit, item, lambda r: r[0].id)
+
+
 def _severities(text: str | None) -> list[str] | None:
     if not text:
         return None
@@ -222,11 +241,7 @@ def artifacts(
     """Artifacts across the fleet with the host that holds each (``sha256``: which hosts hold it)."""
     limit = _limit(limit)
     approved = _approved().label("approved")
-    q = (
-        select(HostArtifact, Host.hostname, approved)
-        .join(Host, Host.id == HostArtifact.host_id)
-        .order_by(HostArtifact.id)
-    )
+    q = _with_host(HostArtifact, approved)
     if sha256:
         q = q.where(HostArtifact.sha256 == sha256.lower().removeprefix("sha256:"))
     if unapproved:
@@ -239,9 +254,6 @@ def artifacts(
         q = q.where(HostArtifact.license_id == license_id)
     if source_kind:
         q = q.where(HostArtifact.source_kind == source_kind)
-    after = _int_cursor(cursor)
-    if after is not None:
-        q = q.where(HostArtifact.id > after)
 
     def item(r: Any) -> dict[str, Any]:
         a: HostArtifact = r[0]
@@ -265,9 +277,7 @@ def artifacts(
             "approved": bool(r[2]),
         }
 
-    with db.session() as s:
-        rows = s.execute(q.limit(limit + 1)).all()
-        return _page(rows, limit, item, lambda r: r[0].id)
+    return _id_page(db, q, HostArtifact, limit, cursor, item)
 
 
 # ------------------------------------------------------------------------------------ violations
@@ -283,11 +293,7 @@ def violations(
     cursor: str | None = None,
 ) -> Page:
     limit = _limit(limit)
-    q = (
-        select(Violation, Host.hostname)
-        .join(Host, Host.id == Violation.host_id)
-        .order_by(Violation.id)
-    )
+    q = _with_host(Violation)
     if rule:
         q = q.where(Violation.rule == rule)
     sev = _severities(severity)
@@ -299,9 +305,6 @@ def violations(
         q = q.where(Violation.action == action)
     if not include_waived:
         q = q.where(Violation.waived.is_(False))
-    after = _int_cursor(cursor)
-    if after is not None:
-        q = q.where(Violation.id > after)
 
     def item(r: Any) -> dict[str, Any]:
         v: Violation = r[0]
@@ -319,9 +322,7 @@ def violations(
             "since": _iso(v.since),
         }
 
-    with db.session() as s:
-        rows = s.execute(q.limit(limit + 1)).all()
-        return _page(rows, limit, item, lambda r: r[0].id)
+    return _id_page(db, q, Violation, limit, cursor, item)
 
 
 def violation_summary(db: Database) -> list[dict[str, Any]]:
@@ -358,11 +359,7 @@ def runtimes(
     cursor: str | None = None,
 ) -> Page:
     limit = _limit(limit)
-    q = (
-        select(HostRuntime, Host.hostname)
-        .join(Host, Host.id == HostRuntime.host_id)
-        .order_by(HostRuntime.id)
-    )
+    q = _with_host(HostRuntime)
     if exposed is not None:
         q = q.where(HostRuntime.exposed.is_(exposed))
     if vulnerable is not None:
@@ -371,9 +368,6 @@ def runtimes(
         q = q.where(HostRuntime.name == name)
     if host_id:
         q = q.where(HostRuntime.host_id == host_id)
-    after = _int_cursor(cursor)
-    if after is not None:
-        q = q.where(HostRuntime.id > after)
 
     def item(r: Any) -> dict[str, Any]:
         rt: HostRuntime = r[0]
@@ -390,9 +384,7 @@ def runtimes(
             "findings": rt.doc.get("findings", []),
         }
 
-    with db.session() as s:
-        rows = s.execute(q.limit(limit + 1)).all()
-        return _page(rows, limit, item, lambda r: r[0].id)
+    return _id_page(db, q, HostRuntime, limit, cursor, item)
 
 
 def packages(
@@ -405,20 +397,13 @@ def packages(
     cursor: str | None = None,
 ) -> Page:
     limit = _limit(limit)
-    q = (
-        select(HostPackage, Host.hostname)
-        .join(Host, Host.id == HostPackage.host_id)
-        .order_by(HostPackage.id)
-    )
+    q = _with_host(HostPackage)
     if vulnerable is not None:
         q = q.where(HostPackage.vulnerable.is_(vulnerable))
     if name:
         q = q.where(HostPackage.name == name)
     if host_id:
         q = q.where(HostPackage.host_id == host_id)
-    after = _int_cursor(cursor)
-    if after is not None:
-        q = q.where(HostPackage.id > after)
 
     def item(r: Any) -> dict[str, Any]:
         p: HostPackage = r[0]
@@ -433,9 +418,7 @@ def packages(
             "findings": p.doc.get("findings", []),
         }
 
-    with db.session() as s:
-        rows = s.execute(q.limit(limit + 1)).all()
-        return _page(rows, limit, item, lambda r: r[0].id)
+    return _id_page(db, q, HostPackage, limit, cursor, item)
 
 
 def vulnerable_versions(db: Database) -> list[dict[str, Any]]:

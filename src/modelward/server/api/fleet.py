@@ -33,8 +33,26 @@ Limit = Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=100)]
 
 
+class Paging:
+    """``?limit=&cursor=`` of every list (a dependency, so each route states only its filters)."""
+
+    def __init__(self, limit: Limit = 100, cursor: Cursor = None) -> None:
+        self.limit, self.cursor = limit, cursor
+
+
+Paged = Annotated[Paging, Depends()]
+
+
 def _fleet(request: Request) -> Fleet:
     return fleet_of(request.app)
+
+
+def _list(request: Request, query: Any, paging: Paging, **filters: Any) -> dict[str, Any]:
+    """One page of a :mod:`~modelward.fleet.queries` list as ``{"items", "next"}``."""
+    page: queries.Page = query(
+        _fleet(request).db, **filters, limit=paging.limit, cursor=paging.cursor
+    )
+    return page.to_dict()
 
 
 class SecretIn(BaseModel):
@@ -52,23 +70,16 @@ class PolicyIn(BaseModel):
 def list_hosts(
     request: Request,
     _who: Viewer,
+    paging: Paged,
     state: str | None = None,
     team: str | None = None,
     hostname: str | None = None,
-    limit: Limit = 100,
-    cursor: Cursor = None,
 ) -> dict[str, Any]:
-    fleet = _fleet(request)
-    page = queries.hosts(
-        fleet.db,
-        window=fleet.settings.offline_window,
-        state=state,
-        team=team,
-        hostname=hostname,
-        limit=limit,
-        cursor=cursor,
+    window = _fleet(request).settings.offline_window
+    page = _list(
+        request, queries.hosts, paging, window=window, state=state, team=team, hostname=hostname
     )
-    return {**page.to_dict(), "offline_after": fleet.settings.offline_window}
+    return {**page, "offline_after": window}
 
 
 @router.get(f"{API}/hosts/{{host_id}}")
@@ -124,50 +135,48 @@ def revoke_secret(request: Request, secret_id: int, who: Admin) -> dict[str, Any
 def list_artifacts(
     request: Request,
     _who: Viewer,
+    paging: Paged,
     sha256: str | None = Query(default=None, max_length=71),
     unapproved: bool = False,
     host: str | None = None,
     format: str | None = None,
     license: str | None = None,
     source: str | None = None,
-    limit: Limit = 100,
-    cursor: Cursor = None,
 ) -> dict[str, Any]:
-    return queries.artifacts(
-        _fleet(request).db,
+    return _list(
+        request,
+        queries.artifacts,
+        paging,
         sha256=sha256,
         unapproved=unapproved,
         host_id=host,
         format=format,
         license_id=license,
         source_kind=source,
-        limit=limit,
-        cursor=cursor,
-    ).to_dict()
+    )
 
 
 @router.get(f"{API}/violations")
 def list_violations(
     request: Request,
     _who: Viewer,
+    paging: Paged,
     rule: str | None = None,
     severity: str | None = None,
     host: str | None = None,
     action: str | None = None,
     waived: bool = False,
-    limit: Limit = 100,
-    cursor: Cursor = None,
 ) -> dict[str, Any]:
-    return queries.violations(
-        _fleet(request).db,
+    return _list(
+        request,
+        queries.violations,
+        paging,
         rule=rule,
         severity=severity,
         host_id=host,
         action=action,
         include_waived=waived,
-        limit=limit,
-        cursor=cursor,
-    ).to_dict()
+    )
 
 
 @router.get(f"{API}/violations/summary")
@@ -179,42 +188,33 @@ def violation_summary(request: Request, _who: Viewer) -> dict[str, Any]:
 def list_runtimes(
     request: Request,
     _who: Viewer,
+    paging: Paged,
     exposed: bool | None = None,
     vulnerable: bool | None = None,
     name: str | None = None,
     host: str | None = None,
-    limit: Limit = 100,
-    cursor: Cursor = None,
 ) -> dict[str, Any]:
-    return queries.runtimes(
-        _fleet(request).db,
+    return _list(
+        request,
+        queries.runtimes,
+        paging,
         exposed=exposed,
         vulnerable=vulnerable,
         name=name,
         host_id=host,
-        limit=limit,
-        cursor=cursor,
-    ).to_dict()
+    )
 
 
 @router.get(f"{API}/packages")
 def list_packages(
     request: Request,
     _who: Viewer,
+    paging: Paged,
     vulnerable: bool | None = None,
     name: str | None = None,
     host: str | None = None,
-    limit: Limit = 100,
-    cursor: Cursor = None,
 ) -> dict[str, Any]:
-    return queries.packages(
-        _fleet(request).db,
-        vulnerable=vulnerable,
-        name=name,
-        host_id=host,
-        limit=limit,
-        cursor=cursor,
-    ).to_dict()
+    return _list(request, queries.packages, paging, vulnerable=vulnerable, name=name, host_id=host)
 
 
 @router.get(f"{API}/vulnerable")
