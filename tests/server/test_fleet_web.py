@@ -547,6 +547,7 @@ BAD = [
     ("/fleet/hosts?limit=0", 400, "limit must be"),
     ("/fleet/hosts?q=" + "x" * 300, 400, "longer than"),
     ("/fleet/artifacts?sha256=nothex", 400, "SHA-256"),
+    ("/fleet/violations?rule=a%00b", 400, "NUL character"),
     ("/fleet/artifacts?unapproved=maybe", 400, "unapproved must be"),
     ("/fleet/artifacts?cursor=x", 400, "cursor"),
     ("/fleet/artifacts?host=nohost", 404, "no host nohost"),

@@ -1,8 +1,9 @@
-"""Fleet console pages under ``/fleet``: overview with a trend chart, hosts, a host, artifacts, violations.
+"""Fleet console pages under ``/fleet``: overview and trend, hosts, artifacts, violations, runtimes.
 
 The same stack as the hub pages (:mod:`modelward.server.web`): its Jinja2 environment (autoescaped:
 host names, paths and messages come from agents and are hostile input), its page and error-page
-helpers, the one stylesheet; no script. The trend chart is an inline SVG drawn here, server-side.
+helpers, the one stylesheet; no script. The trend chart is inline SVG laid out server-side
+(:mod:`modelward.server.web_chart`).
 Reading a page needs the ``review`` right, as the fleet API (``api/fleet.py``) does; other roles get
 the 403 page, browsers without a session the log-in page.
 
@@ -66,7 +67,7 @@ _MAX_TEXT = 300
 # ------------------------------------------------------------------------------------- helpers
 def fleet_url(path: str, **params: Any) -> str:
     """``path`` with the non-empty ``params`` as its query string (values percent-encoded)."""
-    kept = {k: v for k, v in params.items() if v not in (None, "", False)}
+    kept = {k: v for k, v in params.items() if v is not None and v is not False and v != ""}
     return f"{path}?{urlencode(kept)}" if kept else path
 
 
@@ -104,8 +105,10 @@ def _fleet(request: Request) -> Fleet:
 
 def _text(request: Request, name: str, limit: int = _MAX_TEXT) -> str:
     value = request.query_params.get(name, "").strip()
-    if len(value) > limit or "\0" in value:
+    if len(value) > limit:
         raise BadRequest(f"the {name} filter is longer than {limit} characters", field=name)
+    if "\0" in value:
+        raise BadRequest(f"the {name} filter contains a NUL character", field=name)
     return value
 
 
