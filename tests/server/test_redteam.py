@@ -491,3 +491,85 @@ def test_git_folders_in_any_spelling_are_refused(env: Env, path: str) -> None:
     _envelope(r, 400, "invalid_name")
     r = _oci_push(env, "red/git", "v1", {path: data})
     _envelope(r, 400, "invalid_name")
+
+
+# ====================================================================== issue 5 review follow-ups
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
+    """A fresh server per test, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield from _env(tmp_path, f"sqlite:///{tmp_path / 'hub.db'}")
+    else:
+        for url in _pg_schema_url():
+            yield from _env(tmp_path, url)
+
+
+# ------------------------------------------------------------------------------------------ names
+BAD_PATHS = (
+    "CON",
+    "sub/nul.txt",
+    "models/com1.json",
+    "LPT9",
+    "a:b.txt",
+    "weights.bin:Zone.Identifier",  # an NTFS alternate data stream of weights.bin
+    "trailing.",
+    "gpj\u202eexe.bin",  # right-to-left override: shows as "binexe.gpj"
+    "model\u200b.safetensors",  # zero-width space
+    "a\u2066b",  # bidi isolate
+    "m\u00a0.bin",  # no-break space
+    "\u2024\u2024/x.bin",  # one dot leaders: look like ".."
+    "sub\u2215x.bin",  # division slash
+    "\uff4dodel.bin",  # fullwidth m
+    "m\u043edel.bin",  # Cyrillic o in a Latin word
+    "x\ufe0f.bin",  # variation selector
+    "\u3164.bin",  # Hangul filler (an invisible letter)
+    "p\ue000.bin",  # private use
+)
+
+
+@pytest.mark.parametrize("path", BAD_PATHS)
+def test_hostile_file_names_are_refused_on_both_protocols(env: Env, path: str) -> None:
+    data = b"named badly\n"
+    digest = hashlib.sha256(data).hexdigest()
+    assert c_put(env, digest, data)
+    files = [{"path": path, "sha256": digest, "size": len(data)}]
+    r = env.client.post(f"{API}/repos/red/names/revisions", json={"files": files}, headers=H)
+    err = _envelope(r, 400, "invalid_name")
+    assert "not allowed" in err["message"]
+    r = _oci_push(env, "red/names", "v1", {path: data})
+    assert r.json()["errors"][0]["code"] == "NAME_INVALID"
+    _envelope(r, 400, "invalid_name")
+
+
+def test_good_non_ascii_names_still_work(env: Env) -> None:
+    data = b"fine\n"
+    digest = hashlib.sha256(data).hexdigest()
+    assert c_put(env, digest, data)
+    names = (
+        "caf\u00e9.txt",
+        "\u6a21\u578b/\u6743\u91cd.bin",
+        "\u0395\u03bb\u03bb\u03b7\u03bd\u03b9\u03ba\u03ac.txt",
+        "config.json",
+        "coma.txt",
+    )
+    files = [{"path": n, "sha256": digest, "size": len(data)} for n in names]
+    r = env.client.post(f"{API}/repos/red/goodnames/revisions", json={"files": files}, headers=H)
+    assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize("repo", ["red/con", "nul/model", "red/com3", "aux/lpt1"])
+def test_windows_device_repo_names_are_refused(env: Env, repo: str) -> None:
+    data = b"x\n"
+    digest = hashlib.sha256(data).hexdigest()
+    files = [{"path": "x.txt", "sha256": digest, "size": len(data)}]
+    r = env.client.post(f"{API}/repos/{repo}/revisions", json={"files": files}, headers=H)
+    _envelope(r, 400, "invalid_name")
+    r = env.client.post(f"/v2/{repo}/blobs/uploads/", headers=H)
+    err = _envelope(r, 400, "invalid_name")
+    assert "Windows device" in err["message"]
+    assert r.json()["errors"][0]["code"] == "NAME_INVALID"
+    r = env.client.get(f"/api/models/{repo}", headers=H)  # the HF read side: not found, not 5xx
+    assert 400 <= r.status_code < 500
+    for tag in ("CON", "nul", "v1."):
+        r = env.client.put(f"/v2/red/ok/manifests/{tag}", content=b"{}", headers=H)
+        assert r.status_code == 400, (tag, r.text)
