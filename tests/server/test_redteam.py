@@ -573,3 +573,56 @@ def test_windows_device_repo_names_are_refused(env: Env, repo: str) -> None:
     for tag in ("CON", "nul", "v1."):
         r = env.client.put(f"/v2/red/ok/manifests/{tag}", content=b"{}", headers=H)
         assert r.status_code == 400, (tag, r.text)
+
+
+# ------------------------------------------------------------------------- malformed upstream JSON
+class _MalformedUpstream(BaseHTTPRequestHandler):
+    """A Hugging Face-compatible endpoint that answers the repo's API with ``BODY``."""
+
+    BODY = b"{not json"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/api/models/") and "/tree/" not in self.path:
+            body = self.BODY
+        else:
+            tree = [{"type": "file", "path": "ok.txt", "size": 3, "oid": "b" * 40}]
+            body = json.dumps(tree).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"<html>proxy error</html>",
+        b"[1, 2, 3]",
+        b'{"id": "a/b", "sha": 5}',
+        b'{"id": "a/b"}',
+        b'{"id": "a/b", "sha": "../../../../../../tmp/modelward-redteam-escape"}',
+    ],
+)
+def test_an_upstream_answering_malformed_json_is_a_502(env: Env, body: bytes) -> None:
+    handler = type("H", (_MalformedUpstream,), {"BODY": body})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_port}"
+        req = {"endpoint": endpoint, "repo_id": "a/b", "repo": "red/malformed"}
+        r = env.client.post(f"{API}/import", json=req, headers=H)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+    err = _envelope(r, 502, "upstream_failed")
+    assert "a/b" in err["message"]
+    # the commit id named folders and files: "../" in it wrote outside the download folder
+    assert not Path("/tmp/modelward-redteam-escape.json").exists()
+    assert not Path("/tmp/modelward-redteam-escape").exists()

@@ -589,7 +589,15 @@ def from_upstream(
 def _download(
     endpoint: str, repo_id: str, revision: str | None, token: str | None, dest: Path, where: str
 ) -> Path:
-    from huggingface_hub import snapshot_download
+    """Resolve ``revision`` to a commit id upstream, check it, then fetch that commit.
+
+    The commit id an upstream answers with becomes folder and file names in ``dest``
+    (``snapshots/<sha>``, ``trees/<sha>.json``): huggingface_hub does not check it, so an upstream
+    answering ``"sha": "../../x"`` would write outside ``dest``. Resolving first and downloading by
+    the checked 40-hex id keeps every name in ``dest``. Whatever the upstream sends (malformed
+    JSON, a document of the wrong shape, a broken HTTP answer) is an :class:`UpstreamError`.
+    """
+    from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -598,13 +606,18 @@ def _download(
         RevisionNotFoundError,
     )
 
+    auth: str | bool = token if token else False
     try:
+        info = HfApi(endpoint=endpoint).model_info(repo_id, revision=revision, token=auth)
+        sha = getattr(info, "sha", None)
+        if not isinstance(sha, str) or not _HEX40.fullmatch(sha):
+            shown = repr(sha)[:80]
+            raise UpstreamError(
+                f"upstream {where} names {shown} as the commit of {repo_id}, not a 40-hex id",
+                upstream=where,
+            )
         path = snapshot_download(
-            repo_id,
-            revision=revision,
-            cache_dir=dest,
-            endpoint=endpoint,
-            token=token if token else False,
+            repo_id, revision=sha, cache_dir=dest, endpoint=endpoint, token=auth
         )
     except RevisionNotFoundError:
         raise RevisionNotFound(
@@ -631,17 +644,52 @@ def _download(
         raise UpstreamError(
             f"cannot download {repo_id} from {where}: {_first_line(exc)}", upstream=where
         ) from None
+    except json.JSONDecodeError as exc:
+        raise UpstreamError(
+            f"upstream {where} answered with malformed JSON for {repo_id}: {_first_line(exc)}",
+            upstream=where,
+        ) from None
     except ValueError as exc:  # huggingface_hub refusing a hostile file name ('..', absolute)
         raise UpstreamError(
             f"upstream {where} sent {repo_id} with {_first_line(exc)}", upstream=where
+        ) from None
+    except (TypeError, KeyError, AttributeError, IndexError, AssertionError) as exc:
+        # huggingface_hub reading a JSON document of the wrong shape (a list for an object, ...)
+        raise UpstreamError(
+            f"upstream {where} answered with an unexpected document for {repo_id} "
+            f"({type(exc).__name__}: {_first_line(exc)}): not a Hugging Face-compatible endpoint?",
+            upstream=where,
         ) from None
     except OSError as exc:
         raise UpstreamError(
             f"cannot download {repo_id} from {where}: {exc.strerror or exc}", upstream=where
         ) from None
+    except Exception as exc:
+        if not isinstance(exc, _transport_errors()):
+            raise
+        raise UpstreamError(
+            f"cannot download {repo_id} from {where}: {type(exc).__name__}: {_first_line(exc)}",
+            upstream=where,
+        ) from None
     if not isinstance(path, str):  # dry_run=False always returns the folder
         raise UpstreamError(f"unexpected answer from huggingface_hub for {repo_id}")
     return Path(path)
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The HTTP library's errors (broken answers, timeouts): httpx2 for huggingface_hub 2, httpx
+    for 1. Imported only here, when a download already failed."""
+    import importlib
+
+    found: list[type[BaseException]] = []
+    for module in ("httpx2", "httpx"):
+        try:
+            cls = getattr(importlib.import_module(module), "HTTPError", None)
+        except ImportError:
+            continue
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            found.append(cls)
+    return tuple(found)
 
 
 def _first_line(exc: BaseException) -> str:
