@@ -626,3 +626,36 @@ def test_an_upstream_answering_malformed_json_is_a_502(env: Env, body: bytes) ->
     # the commit id named folders and files: "../" in it wrote outside the download folder
     assert not Path("/tmp/modelward-redteam-escape.json").exists()
     assert not Path("/tmp/modelward-redteam-escape").exists()
+
+
+# --------------------------------------------------------------------------- OCI chunked uploads
+def test_a_chunk_whose_range_end_disagrees_with_its_body_is_a_416(env: Env) -> None:
+    c = env.client
+    start = c.post("/v2/red/ranges/blobs/uploads/", headers=H)
+    loc = start.headers["location"]
+    ok = c.patch(loc, content=b"0123456789", headers={**H, "Content-Range": "0-9"})
+    assert ok.status_code == 202 and ok.headers["range"] == "0-9"
+    loc = ok.headers["location"]
+
+    def chunks(data: bytes) -> Iterator[bytes]:
+        yield data
+
+    for content, crange in (
+        (b"abc", "10-19"),  # says ten bytes, sends three
+        (b"abcdefghijklmnop", "10-12"),  # says three, sends sixteen
+        (chunks(b"abc"), "10-19"),  # chunked: no Content-Length to compare with up front
+        (b"abc", "10-9"),  # end before start
+        (b"abc", "10-x"),
+    ):
+        r = c.patch(loc, content=content, headers={**H, "Content-Range": crange})
+        _envelope(r, 416, "range_invalid")
+        assert r.json()["errors"][0]["code"] == "BLOB_UPLOAD_INVALID"
+        status = c.get(loc, headers=H)
+        assert status.status_code == 204 and status.headers["range"] == "0-9"  # nothing appended
+    r = c.patch(loc, content=b"abc", headers={**H, "Content-Range": "10-12"})
+    assert r.status_code == 202 and r.headers["range"] == "0-12"
+    data = b"0123456789abc"
+    done = c.put(
+        r.headers["location"] + "&digest=sha256:" + hashlib.sha256(data).hexdigest(), headers=H
+    )
+    assert done.status_code == 201, done.text

@@ -183,6 +183,37 @@ async def start_upload(ns: str, name: str, request: Request) -> Response:
     )
 
 
+def _chunk_length(request: Request, size: int) -> int | None:
+    """The body length a PATCH's ``Content-Range: <start>-<end>`` announces (None: no header).
+
+    416 when the range does not continue the upload at ``size``, is malformed, or disagrees with
+    ``Content-Length`` (the distribution spec: the chunk is exactly ``start`` to ``end``).
+    """
+    crange = request.headers.get("content-range")
+    if not crange:
+        return None
+    start, _, end = crange.removeprefix("bytes ").partition("-")
+    start, end = start.strip(), end.split("/", 1)[0].strip()
+    if not start.isdigit() or int(start) != size:
+        raise RangeInvalid(
+            f"chunk starts at {start[:20]!r} but the upload has {size} bytes",
+            headers_range=f"0-{max(size - 1, 0)}",
+        )
+    if not end.isdigit() or len(end) > 20 or int(end) < int(start):
+        raise RangeInvalid(
+            f"Content-Range {crange[:60]!r} is not '<start>-<end>' with end >= start",
+            headers_range=f"0-{max(size - 1, 0)}",
+        )
+    want = int(end) - int(start) + 1
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) != want:
+        raise RangeInvalid(
+            f"Content-Range announces {want} bytes but Content-Length is {declared.strip()}",
+            headers_range=f"0-{max(size - 1, 0)}",
+        )
+    return want
+
+
 @router.patch("/v2/{ns}/{name}/blobs/uploads/{upload_id}")
 async def patch_upload(ns: str, name: str, upload_id: str, request: Request) -> Response:
     """Append a chunk (``Content-Range: <start>-<end>`` must continue where the upload stands)."""
@@ -192,15 +223,13 @@ async def patch_upload(ns: str, name: str, upload_id: str, request: Request) -> 
     _session(request, repo, upload_id)
     key = url_key(request)
     head, size = urlsign.verify_upload_state(key, upload_id, request.query_params.get("_state"))
-    crange = request.headers.get("content-range")
-    if crange:
-        start = crange.removeprefix("bytes ").split("-", 1)[0].strip()
-        if not start.isdigit() or int(start) != size:
-            raise RangeInvalid(
-                f"chunk starts at {start[:20]!r} but the upload has {size} bytes",
-                headers_range=f"0-{max(size - 1, 0)}",
-            )
+    want = _chunk_length(request, size)
     chunk, n = await _store_body(request, hub, None, already=size)
+    if want is not None and n != want:  # the chunk blob stays unlinked: gc collects it
+        raise RangeInvalid(
+            f"Content-Range announces {want} bytes but the body has {n}; nothing was appended",
+            headers_range=f"0-{max(size - 1, 0)}",
+        )
     total = size + n
     if n:
         link = json.dumps({"prev": head, "chunk": chunk}, sort_keys=True).encode()
