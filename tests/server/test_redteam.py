@@ -504,6 +504,93 @@ def any_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
             yield from _env(tmp_path, url)
 
 
+# --------------------------------------------------------------------------- Ollama token replay
+def _ollama_key(env: Env, role: str = "reader") -> Any:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from modelward.hub import ollama_auth as oa
+
+    key = Ed25519PrivateKey.generate()
+    r = env.client.post(
+        f"{API}/ollama-keys",
+        json={"public_key": oa.public_key_line(key), "name": f"laptop-{role}", "role": role},
+        headers=H,
+    )
+    assert r.status_code == 201, r.text
+    return key
+
+
+def _signed_token_request(key: Any, repo: str) -> tuple[str, dict[str, str]]:
+    from modelward.hub import ollama_auth as oa
+
+    url = oa.token_request_url("http://testserver/v2/token", "modelward", f"repository:{repo}:pull")
+    return url, {"Authorization": oa.make_authorization(key, url)}
+
+
+def test_a_signed_ollama_token_request_is_good_for_one_token(any_env: Env) -> None:
+    """Replaying a captured token request (same ts, nonce, signature) within its 300 s used to get
+    a fresh token each time; now the second use is a 401, and a new request still works."""
+    key = _ollama_key(any_env)
+    url, headers = _signed_token_request(key, "red/replay")
+    first = any_env.client.get(url, headers=headers)
+    assert first.status_code == 200, first.text
+    again = any_env.client.get(url, headers=headers)
+    err = _envelope(again, 401, "unauthorized")
+    assert "already used" in err["message"]
+    url2, headers2 = _signed_token_request(key, "red/replay")
+    assert any_env.client.get(url2, headers=headers2).status_code == 200
+
+
+def test_replicas_agree_that_a_signed_request_was_used(tmp_path: Path) -> None:
+    """Two server processes behind a load balancer share only the database: a request used on one
+    is refused by the other, and the same request sent to both at once gets one token."""
+    for url in _pg_schema_url():
+        envs = [_env(tmp_path / "a", url), _env(tmp_path / "b", url)]
+        a, b = (next(e) for e in envs)
+        try:
+            key = _ollama_key(a)
+            req, headers = _signed_token_request(key, "red/replicas")
+            assert a.client.get(req, headers=headers).status_code == 200
+            _envelope(b.client.get(req, headers=headers), 401)
+            for _ in range(3):
+                req, headers = _signed_token_request(key, "red/replicas")
+                barrier = threading.Barrier(2)
+                codes: list[int] = []
+
+                def get(
+                    e: Env,
+                    req: str = req,
+                    h: dict[str, str] = headers,
+                    barrier: threading.Barrier = barrier,
+                    codes: list[int] = codes,
+                ) -> None:
+                    barrier.wait()
+                    codes.append(e.client.get(req, headers=h).status_code)
+
+                threads = [threading.Thread(target=get, args=(e,)) for e in (a, b)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                assert sorted(codes) == [200, 401], codes
+        finally:
+            for e in envs:
+                next(e, None)  # runs the teardown after the yield
+
+
+def test_used_requests_are_forgotten_once_stale(env: Env) -> None:
+    from modelward.server.api.oci_auth import remember_challenge
+    from modelward.store.db import UsedChallenge
+
+    db = env.app.state.db
+    now = int(time.time())
+    assert remember_challenge(db, "f" * 64, now - 10)  # already expired when recorded
+    assert remember_challenge(db, "e" * 64, now + 300)
+    assert not remember_challenge(db, "e" * 64, now + 300)
+    with db.session() as s:  # the next record dropped the stale one
+        assert s.get(UsedChallenge, "f" * 64) is None
+
+
 # ------------------------------------------------------------------------------------------ names
 BAD_PATHS = (
     "CON",

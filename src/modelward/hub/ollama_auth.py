@@ -8,8 +8,11 @@ with the header ``Authorization: <pub>:<sig>`` where ``<pub>`` is the base64 SSH
 machine's ``~/.ollama/id_ed25519`` public key (the middle field of ``id_ed25519.pub``) and
 ``<sig>`` the base64 raw ed25519 signature of ``"GET,<URL>,<base64(hex(sha256(b"")))>"``.
 
-The hub verifies the signature over the URL it was actually asked for, that ``ts`` is fresh, and
-that the key is one an administrator registered. ``cryptography`` is imported inside functions:
+The hub verifies the signature over the URL it was actually asked for, that ``ts`` is fresh, that
+the key is one an administrator registered, and that this signed request was not used before: a
+request captured on the way (a proxy log, a shared HAR file) cannot be exchanged for a token again
+while its ``ts`` is still fresh. The caller remembers each request's :func:`challenge_id` until
+``ts + max_skew`` (the server keeps them in its database, so every replica agrees). ``cryptography`` is imported inside functions:
 this module is reachable from the CLI, whose start-up must stay light.
 """
 
@@ -21,7 +24,7 @@ import hashlib
 import struct
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -143,6 +146,23 @@ def _query_ts(url: str) -> int:
     return int(values[0])
 
 
+def challenge_id(key: OllamaPublicKey, url: str) -> str:
+    """What makes a signed token request unique: its key, ``ts`` and ``nonce`` (sha256 hex).
+
+    Ollama sends a fresh random nonce with every request; one without a nonce is then unique by
+    its key and second. Any other change to the URL breaks the signature anyway.
+    """
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query, keep_blank_values=True)
+    nonce = ",".join(query.get("nonce", []))
+    h = hashlib.sha256(key.raw)
+    h.update(f"\0{_query_ts(url)}\0{nonce}".encode())
+    return h.hexdigest()
+
+
+Remember = Callable[[str, int], bool]
+"""``remember(challenge_id, expires_unix)``: record a used request; False if it was already used."""
+
+
 def verify_token_request(
     header: str,
     url: str | Sequence[str],
@@ -150,14 +170,17 @@ def verify_token_request(
     *,
     now: float | None = None,
     max_skew: int = MAX_SKEW_SECONDS,
+    remember: Remember | None = None,
 ) -> OllamaPublicKey:
     """Check an Ollama token request and return the registered key that signed it.
 
     ``url`` is the full URL the request was made to (scheme, host:port, path and the raw query as
     received), or several candidates (e.g. the public URL behind a proxy and the URL as seen). The
     signature must verify for one of them, ``ts`` must be within ``max_skew`` seconds of ``now``,
-    and the key must be among ``registered`` (keys or ``.pub`` lines). Any failure raises
-    :class:`~modelward.errors.Unauthorized` with a message that says which check failed.
+    and the key must be among ``registered`` (keys or ``.pub`` lines). With ``remember``, the
+    request must also be new: it is recorded (until ``ts + max_skew``), and one recorded before is
+    a replay. Any failure raises :class:`~modelward.errors.Unauthorized` with a message that says
+    which check failed.
     """
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -189,6 +212,13 @@ def verify_token_request(
     for reg in registered:
         known = reg if isinstance(reg, OllamaPublicKey) else _lenient_parse(reg)
         if known is not None and known.raw == key.raw:
+            # Recorded only now: requests of unregistered keys never fill the record.
+            if remember is not None and not remember(challenge_id(key, signed_url), ts + max_skew):
+                raise Unauthorized(
+                    "this signed Ollama token request was already used: each one is good for a "
+                    "single token (Ollama signs a new one, with a fresh nonce, every time)",
+                    fingerprint=key.fingerprint,
+                )
             return known
     raise Unauthorized(
         f"this Ollama key ({key.fingerprint}) is not registered: an administrator can add it with "

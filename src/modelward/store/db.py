@@ -351,6 +351,15 @@ class FleetEvent(Base):
     document: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class UsedChallenge(Base):
+    """A signed Ollama token request already exchanged for a token (``id``: its challenge id),
+    remembered until its timestamp is stale, so it cannot be replayed on any replica."""
+
+    __tablename__ = "used_challenges"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class Database:
     """An engine plus a session factory. ``session()`` commits on success, rolls back on error."""
 

@@ -4,16 +4,20 @@ A 401 carries ``WWW-Authenticate: Bearer realm="<this host>/v2/token"`` (Ollama 
 realm's host:port is the one it asked). ``/v2/token`` trades ``Basic any:<API token>`` (oras,
 docker), ``Bearer <API token>`` or an Ollama ed25519-signed request from a registered key for a
 one-hour registry token (:mod:`modelward.hub.urlsign`), which names the API token or key it came
-from: each use checks that one still exists, so revoking it ends its registry tokens at once.
+from: each use checks that one still exists, so revoking it ends its registry tokens at once. An
+Ollama-signed request is good for one token: the database remembers it until its timestamp is
+stale (table ``used_challenges``), so a captured request cannot be replayed on any replica.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Final
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from modelward.errors import DigestMismatch, Unauthorized
 from modelward.hub import urlsign
@@ -28,7 +32,7 @@ from modelward.server.auth import (
     hash_token,
     lookup,
 )
-from modelward.store.db import OllamaKey, Token
+from modelward.store.db import Database, OllamaKey, Token, UsedChallenge, utcnow
 
 router = APIRouter(tags=["oci"])
 
@@ -157,11 +161,29 @@ def token(request: Request) -> JSONResponse:
 
 def _ollama_principal(request: Request, header: str) -> tuple[Principal, str]:
     key, _sig = parse_authorization(header)
-    with request.app.state.db.session() as s:
+    db: Database = request.app.state.db
+    with db.session() as s:
         row = s.scalar(select(OllamaKey).where(OllamaKey.public_key == key.blob_b64))
         registered = [key] if row is not None else []
         name, role = (row.name, row.role) if row is not None else ("", "")
     query = request.url.query
     candidates = [f"{base_url(request)}{request.url.path}?{query}", str(request.url)]
-    verify_token_request(header, candidates, registered)
+    verify_token_request(
+        header, candidates, registered, remember=lambda c, exp: remember_challenge(db, c, exp)
+    )
     return Principal(f"ollama:{name}", role), "ollama:" + key.blob_b64
+
+
+def remember_challenge(db: Database, challenge: str, expires: int) -> bool:
+    """Record a used signed request until ``expires`` (unix); False when it was recorded before.
+
+    The primary key decides, in the database: of two replicas given the same request at once, one
+    insert wins and the other fails. Expired records are dropped on the way.
+    """
+    try:
+        with db.session() as s:
+            s.execute(delete(UsedChallenge).where(UsedChallenge.expires_at < utcnow()))
+            s.add(UsedChallenge(id=challenge, expires_at=datetime.fromtimestamp(expires + 1, UTC)))
+    except IntegrityError:
+        return False
+    return True
