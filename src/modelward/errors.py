@@ -11,7 +11,7 @@ could not do what was asked. The CLI catches only :class:`Error`, prints ``diagn
     ├── PolicyError         a policy that does not parse or evaluate (file:line); never an "allow"
     └── HubError            the model hub refused a request; carries an HTTP status and a stable code
         ├── BadRequest, InvalidName, DigestMismatch, TooLarge            (400, 413)
-        ├── Unauthorized, Forbidden, NotApproved, Revoked               (401, 403)
+        ├── Unauthorized, Forbidden, NotApproved, NeedsReview, Revoked  (401, 403)
         ├── NotFound: RepoNotFound, RevisionNotFound, EntryNotFound, BlobNotFound  (404)
         ├── Conflict, ApprovalRefused                                    (409)
         └── Corrupt                                                      (500: stored bytes changed)
@@ -105,6 +105,13 @@ class NotApproved(Forbidden):
     """The revision exists but is not approved; the message says why ("blocked by policy: ...")."""
 
     code = "not_approved"
+
+
+class NeedsReview(Forbidden):
+    """The change would make content servable under a name without a reviewer's decision
+    (e.g. a publisher tagging an already approved revision): a reviewer must make it."""
+
+    code = "needs_review"
 
 
 class Revoked(Forbidden):

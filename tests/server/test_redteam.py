@@ -591,6 +591,89 @@ def test_used_requests_are_forgotten_once_stale(env: Env) -> None:
         assert s.get(UsedChallenge, "f" * 64) is None
 
 
+# ----------------------------------------------------------------------------------- tags, latest
+def _manifest_rev(env: Env, repo: str, ref: str) -> Any:
+    r = env.client.get(f"/v2/{repo}/manifests/{ref}", headers={**H, "Accept": oci.OCI_MANIFEST})
+    return r.headers.get("x-modelward-revision") if r.status_code == 200 else r.status_code
+
+
+def test_repeated_pushes_of_latest_wait_for_review(any_env: Env) -> None:
+    """``ollama push x`` / ``oras push x:latest`` again and again: each new content is reviewed
+    and ``latest`` serves the approved revision meanwhile; it never turns into a 409."""
+    env, repo = any_env, "red/latest-again"
+    hub = env.hub
+    one = _oci_push(env, repo, "latest", {"a.txt": b"one\n"}).json()["commit"]
+    assert _manifest_rev(env, repo, "latest") == 403  # nothing approved yet: blocked, not 404
+    hub.approve(repo, one, "reviewer", "ok")
+    assert _manifest_rev(env, repo, "latest") == one
+    r = _oci_push(env, repo, "latest", {"a.txt": b"two\n"})
+    assert r.status_code == 201 and r.json()["state"] == "in_review", r.text
+    two = r.json()["commit"]
+    assert _manifest_rev(env, repo, "latest") == one  # still the approved one
+    hub.approve(repo, two, "reviewer", "ok")
+    assert _manifest_rev(env, repo, "latest") == two
+    # pushing the old content as `latest` again does not roll `latest` back
+    r = _oci_push(env, repo, "latest", {"a.txt": b"one\n"})
+    assert r.status_code == 201 and r.json()["commit"] == one
+    assert _manifest_rev(env, repo, "latest") == two
+    assert hub.resolve(repo, "latest").commit == two  # the same on every protocol
+    tags = env.client.get(f"/v2/{repo}/tags/list", headers=H).json()["tags"]
+    assert tags == ["latest", "main"]
+
+
+def test_a_publisher_cannot_tag_an_approved_revision(any_env: Env) -> None:
+    """Pushing the content of an approved revision again under a new tag used to tag it at once:
+    a publisher could publish any approved revision (an old one, say) under a name clients pull."""
+    from modelward.server.auth import create_token
+
+    env, repo = any_env, "red/retag"
+    db = env.app.state.db
+    pub = auth(create_token(db, "pub", "publisher", "tests"))
+    rev_h = auth(create_token(db, "rev", "reviewer", "tests"))
+    old = _oci_push(env, repo, "v1", {"m.txt": b"old\n"}).json()["commit"]
+    env.hub.approve(repo, old, "reviewer", "ok")
+    new = _oci_push(env, repo, "v2", {"m.txt": b"new\n"}).json()["commit"]
+    env.hub.approve(repo, new, "reviewer", "ok")
+    files = [
+        {"path": "m.txt", "sha256": hashlib.sha256(b"old\n").hexdigest(), "size": 4},
+    ]
+    for tag in ("stable", "v2"):
+        r = env.client.post(
+            f"{API}/repos/{repo}/revisions", json={"files": files, "tag": tag}, headers=pub
+        )
+        _envelope(r, 403 if tag == "stable" else 409)
+    r = _oci_push(env, repo, "stable", {"m.txt": b"old\n"})
+    err = _envelope(r, 403, "needs_review")
+    assert "reviewer" in err["message"]
+    assert _manifest_rev(env, repo, "stable") == 404
+    # the reviewer's way, recorded with a reason; publishers may not take it
+    url = f"{API}/repos/{repo}/revisions/{old}/tags"
+    _envelope(env.client.post(url, json={"tag": "stable", "reason": "lts"}, headers=pub), 403)
+    r = env.client.post(url, json={"tag": "stable", "reason": "lts"}, headers=rev_h)
+    assert r.status_code == 200 and "stable" in r.json()["tags"], r.text
+    assert _manifest_rev(env, repo, "stable") == old
+    # approved tags still never move, not even by a reviewer
+    url = f"{API}/repos/{repo}/revisions/{new}/tags"
+    _envelope(env.client.post(url, json={"tag": "stable", "reason": "x"}, headers=rev_h), 409)
+    _envelope(env.client.post(url, json={"tag": "latest", "reason": "x"}, headers=rev_h), 400)
+    events = [e for e in env.hub.audit(repo) if e.action == "tag"]
+    assert any(e.actor == "rev" and e.reason == "lts" for e in events)
+
+
+def test_a_tag_pushed_with_new_content_waits_for_its_review(env: Env) -> None:
+    repo = "red/pending-tag"
+    r = _oci_push(env, repo, "v1", {"p.txt": b"first\n"})
+    first = r.json()["commit"]
+    assert _manifest_rev(env, repo, "v1") == 403
+    # still unapproved: a new push may take the tag over
+    second = _oci_push(env, repo, "v1", {"p.txt": b"second\n"}).json()["commit"]
+    assert env.hub.revision(repo, "v1").commit == second != first
+    env.hub.approve(repo, second, "reviewer", "ok")
+    assert _manifest_rev(env, repo, "v1") == second
+    _envelope(_oci_push(env, repo, "v1", {"p.txt": b"third\n"}), 409)
+    assert _manifest_rev(env, repo, "v1") == second
+
+
 # ------------------------------------------------------------------------------------------ names
 BAD_PATHS = (
     "CON",

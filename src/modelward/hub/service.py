@@ -2,6 +2,19 @@
 
 The HTTP routes and the CLI are thin layers over :class:`Hub`. Every state change of a revision is one
 database transaction that also appends its audit event, so the log and the state never disagree.
+
+Names clients pull by (``ollama pull x:tag``, ``oras pull x:tag``, ``/resolve/<tag>/``):
+
+- ``main`` names the newest approved revision and moves only when a reviewer approves (or revokes).
+  ``latest`` is another name for ``main``, never a tag of its own: a repeated ``ollama push x`` or
+  ``oras push x:latest`` puts the new content in review and ``latest`` keeps serving the approved
+  revision until a reviewer approves the new one.
+- Any other tag given with a push names the pushed revision while it waits for review (served only
+  once approved), and a later push may move it while it names nothing approved. Once it names an
+  approved (or revoked) revision it never moves: pushing other content under it is a 409.
+- A publisher cannot tag a revision that is already approved (say, by pushing the same content
+  again with a new tag): that would make it servable under a new name without a decision, or roll
+  a name back to an older approved revision. That is a reviewer's act (:meth:`Hub.tag`).
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ from modelward.errors import (
     BadRequest,
     BlobNotFound,
     Conflict,
+    NeedsReview,
     NotApproved,
     RepoNotFound,
     RevisionNotFound,
@@ -51,6 +65,8 @@ SIGNATURE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 SCAN_MEDIA_TYPE = "application/vnd.modelward.scan.v1+json"
 APPROVAL_MEDIA_TYPE = "application/vnd.modelward.approval.v1+json"
 MAX_FILES = 10_000
+LATEST = "latest"
+"""Another name for ``main`` (the newest approved revision), never stored as a tag."""
 
 
 class Signer(Protocol):
@@ -425,6 +441,28 @@ class Hub:
             self._audit(s, actor, "revoke", repo, row.commit, reason)
             return self._view(s, row)
 
+    def tag(self, repo: str, rev: str, tag: str, actor: str, reason: str) -> RevisionView:
+        """A reviewer names an approved revision ``tag`` (a name that is not in use yet).
+
+        Approved tags never move, here neither: a tag already naming another approved or revoked
+        revision is a 409. ``main``/``latest`` move by approval only.
+        """
+        validate_tag(tag)
+        if tag in ("main", LATEST):
+            raise BadRequest(f"'{tag}' names the newest approved revision and moves by approval")
+        if not reason.strip():
+            raise BadRequest("tagging an approved revision needs a reason")
+        with self.db.session() as s:
+            row = self._locked(s, repo, rev)
+            if row.state != "approved":
+                raise Conflict(
+                    f"{repo}@{row.commit[:12]} is {row.state}; reviewers tag approved revisions "
+                    "(a tag pushed with a revision in review is decided with it)",
+                    state=row.state,
+                )
+            self._set_tag(s, row, tag, actor, reviewed=True, reason=reason)
+            return self._view(s, row)
+
     # ---------------------------------------------------------------- reading
     def resolve(
         self, repo: str, rev: str = "main", *, approved_only: bool = True, with_scan: bool = True
@@ -591,6 +629,7 @@ class Hub:
             )
         else:
             name = rev.removeprefix("refs/tags/").removeprefix("refs/heads/")
+            name = "main" if name == LATEST else name
             ref = s.get(Ref, (repo_row.id, name))
             row = s.get(Revision, ref.revision_id) if ref is not None else None
             if row is None and name == "main":
@@ -631,11 +670,25 @@ class Hub:
         else:
             ref.revision_id = row.id
 
-    def _set_tag(self, s: Session, row: Revision, tag: str, actor: str) -> None:
+    def _set_tag(
+        self,
+        s: Session,
+        row: Revision,
+        tag: str,
+        actor: str,
+        *,
+        reviewed: bool = False,
+        reason: str = "",
+    ) -> None:
+        """Point ``tag`` at ``row`` (see the module docstring for what may move when)."""
         if tag == "main":
             raise BadRequest("'main' is moved by approval and cannot be set as a tag")
+        if tag == LATEST:
+            return  # `latest` is `main`: approving the revision is what makes it `latest`
         ref = s.get(Ref, (row.repo_id, tag))
-        if ref is not None and ref.revision_id != row.id:
+        if ref is not None and ref.revision_id == row.id:
+            return
+        if ref is not None:
             current = s.get_one(Revision, ref.revision_id)
             if current.state in ("approved", "revoked"):
                 raise Conflict(
@@ -643,10 +696,19 @@ class Hub:
                     "approved tags are immutable",
                     tag=tag,
                 )
+        if row.state in ("approved", "revoked") and not reviewed:
+            raise NeedsReview(
+                f"{row.repo.name}@{row.commit[:12]} is already {row.state}: naming it {tag!r} "
+                f"would serve it as {row.repo.name}:{tag} without review; a reviewer can tag it "
+                f"(POST /api/v1/hub/repos/{row.repo.name}/revisions/{row.commit}/tags)",
+                tag=tag,
+                commit=row.commit,
+            )
+        if ref is not None:
             ref.revision_id = row.id
-        elif ref is None:
+        else:
             s.add(Ref(repo_id=row.repo_id, name=tag, revision_id=row.id))
-        self._audit(s, actor, "tag", row.repo.name, row.commit, "", {"tag": tag})
+        self._audit(s, actor, "tag", row.repo.name, row.commit, reason, {"tag": tag})
 
     def _attach(
         self, s: Session, row: Revision, kind: str, sha256: str, media_type: str, size: int

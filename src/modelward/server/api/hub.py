@@ -61,6 +61,11 @@ class DecisionIn(BaseModel):
     override: bool = False
 
 
+class TagIn(BaseModel):
+    tag: str = Field(max_length=200)
+    reason: str = Field(min_length=1, max_length=10_000)
+
+
 class ImportIn(BaseModel):
     endpoint: str = Field(max_length=2000)
     repo_id: str = Field(max_length=200)
@@ -256,6 +261,15 @@ def revoke(
     ns: str, name: str, rev: str, body: DecisionIn, request: Request, who: Reviewer
 ) -> dict[str, Any]:
     return _revision_doc(_hub(request).revoke(_repo(ns, name), rev, who.name, body.reason))
+
+
+@router.post("/repos/{ns}/{name}/revisions/{rev}/tags")
+def tag(
+    ns: str, name: str, rev: str, body: TagIn, request: Request, who: Reviewer
+) -> dict[str, Any]:
+    """Name an approved revision with a new tag (a reviewer's act: publishers tag by pushing)."""
+    view = _hub(request).tag(_repo(ns, name), rev, body.tag, who.name, body.reason)
+    return _revision_doc(view)
 
 
 @router.get("/audit")

@@ -1,7 +1,9 @@
 """OCI pull routes: manifests (ModelPack, Ollama, or what was pushed), blobs, tags, referrers.
 
-A tag (``latest`` means ``main`` unless a tag of that name exists), ``main`` or a 40-hex commit
-names a revision; :func:`modelward.hub.oci.negotiate` picks the rendering from ``Accept`` (OCI
+A tag, ``main`` (``latest`` is another name for it) or a 40-hex commit names a revision. Tags
+follow :mod:`modelward.hub.service`: ``latest`` always serves the newest approved revision, even
+while a newer push waits in review; a tag pushed with a revision serves nothing until that revision
+is approved and never moves after; a publisher cannot put a new tag on an approved revision; :func:`modelward.hub.oci.negotiate` picks the rendering from ``Accept`` (OCI
 manifest -> the manifest that was pushed, else ModelPack; Docker v2 only, as ``ollama pull`` asks
 -> the Ollama manifest of a GGUF revision). Manifests and configs are rendered on request from the
 revision, deterministically, so every replica serves the same digests without storing them. A blob
@@ -19,7 +21,7 @@ from typing import Final
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from modelward.errors import BlobNotFound, NotApproved, NotFound, RevisionNotFound
+from modelward.errors import BlobNotFound, NotFound
 from modelward.hub import oci, oci_parse, urlsign
 from modelward.hub.names import is_commit, validate_tag
 from modelward.hub.revision import RevisionView
@@ -122,13 +124,8 @@ def _servable(hub: Hub, doc: Doc) -> Doc:
 def _resolve(hub: Hub, repo: str, reference: str) -> RevisionView:
     if not is_commit(reference) and reference != "main":
         validate_tag(reference)
-    try:
-        return hub.resolve(repo, reference)
-    except (RevisionNotFound, NotApproved):
-        # A `latest` tag in review or rejected (`ollama push` tags latest) must not hide main.
-        if reference != "latest":
-            raise
-        return hub.resolve(repo, "main")
+    # `latest` resolves as `main` in the hub: a push of `latest` waiting in review never hides it.
+    return hub.resolve(repo, reference)
 
 
 def _choose(hub: Hub, rev: RevisionView, accept: str | None) -> Doc:
