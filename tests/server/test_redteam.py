@@ -674,6 +674,96 @@ def test_a_tag_pushed_with_new_content_waits_for_its_review(env: Env) -> None:
     assert _manifest_rev(env, repo, "v1") == second
 
 
+# ------------------------------------------------------------------------------ gc and uploads
+def _age(env: Env, hours: float, digests: list[str] | None = None) -> None:
+    """Make blobs (default: all), their files and open upload sessions ``hours`` older."""
+    from datetime import timedelta
+
+    from modelward.store.db import Blob, Upload
+
+    delta = timedelta(hours=hours)
+    with env.app.state.db.session() as s:
+        for b in s.query(Blob).all():
+            if digests is None or b.sha256 in digests:
+                b.created_at = b.created_at - delta
+        if digests is None:
+            for u in s.query(Upload).all():
+                u.created_at = u.created_at - delta
+    for d in digests if digests is not None else list(env.hub.blobs.iter_digests()):
+        p = env.hub.blobs.path(d)
+        st = os.stat(p)
+        os.utime(p, (st.st_atime - hours * 3600, st.st_mtime - hours * 3600))
+
+
+def _upload_ids(env: Env) -> list[str]:
+    from modelward.store.db import Upload
+
+    with env.app.state.db.session() as s:
+        return [u.id for u in s.query(Upload).all()]
+
+
+def test_gc_keeps_the_chunks_of_an_upload_still_in_progress(any_env: Env) -> None:
+    """A chunked upload slower than an hour: gc deleted its chunks and the final PUT failed."""
+    env = any_env
+    data = b"slow upload " * 1000
+    start = env.client.post("/v2/red/slow/blobs/uploads/", headers=H)
+    loc = start.headers["location"]
+    r = env.client.patch(loc, content=data[:5000], headers={**H, "Content-Range": "0-4999"})
+    assert r.status_code == 202, r.text
+    _age(env, 2)
+    assert env.hub.gc(dry_run=False) == []
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    done = env.client.put(
+        r.headers["location"] + f"&digest={digest}", content=data[5000:], headers=H
+    )
+    assert done.status_code == 201, done.text
+    assert env.hub.blobs.exists(digest[7:])
+
+
+def test_gc_keeps_blobs_pushed_before_an_upload_in_progress(any_env: Env) -> None:
+    """``ollama push``: the first layer is done two hours ago, the next one's upload is still
+    running (for an hour and a half); the first must still be there when the manifest comes."""
+    env = any_env
+    first = _oci_upload(env, "red/layers", b"first layer\n")[7:]
+    _age(env, 0.5)
+    env.client.post("/v2/red/layers/blobs/uploads/", headers=H)  # the next layer: in progress
+    _age(env, 1.5)
+    assert first not in env.hub.gc(dry_run=False)
+    assert env.hub.blobs.exists(first)
+    # without the upload in progress, it is garbage like any orphan of two hours
+    env.client.delete(f"/v2/red/layers/blobs/uploads/{_upload_ids(env)[0]}", headers=H)
+    assert env.hub.gc(dry_run=False) == [first]
+
+
+def test_gc_keeps_a_blob_committed_again_just_now(any_env: Env) -> None:
+    """An old orphan uploaded again (same bytes, nothing new written): its record's time is when it
+    was first stored, so gc took it from under the push that had just uploaded it."""
+    env = any_env
+    data = b"uploaded long ago, and again now\n"
+    digest = hashlib.sha256(data).hexdigest()
+    assert c_put(env, digest, data)
+    _age(env, 3)
+    assert c_put(env, digest, data)
+    assert digest not in env.hub.gc(dry_run=False)
+    assert env.hub.blobs.exists(digest)
+    # an orphan nobody touched for three hours and no upload in progress: collected as before
+    _age(env, 3)
+    assert env.hub.gc(dry_run=False) == [digest]
+    assert not env.hub.blobs.exists(digest)
+
+
+def test_gc_keeps_a_blob_committed_but_not_yet_recorded(env: Env) -> None:
+    from modelward.store.db import Blob
+
+    data = b"committed a moment ago\n"
+    with env.hub.blobs.writer() as w:
+        w.write(data)
+        info = w.commit()
+    with env.app.state.db.session() as s:  # as if gc ran between commit and register_blob
+        assert s.get(Blob, info.sha256) is None
+    assert info.sha256 not in env.hub.gc(dry_run=True)
+
+
 # ------------------------------------------------------------------------------------------ names
 BAD_PATHS = (
     "CON",

@@ -57,6 +57,7 @@ from modelward.store.db import (
     Repo,
     Revision,
     RevisionFile,
+    Upload,
     utcnow,
 )
 
@@ -110,14 +111,21 @@ class Hub:
 
     # ------------------------------------------------------------------ blobs
     def register_blob(self, sha256: str, size: int) -> None:
-        """Record a blob that was committed to the store (idempotent)."""
+        """Record a blob that was committed to the store (idempotent).
+
+        A blob committed again (same bytes uploaded anew) gets its time refreshed: gc's grace
+        counts from the last commit, so bytes an upload just re-used are not collected under it.
+        """
         with self.db.session() as s:
-            if s.get(Blob, sha256) is None:
+            row = s.get(Blob, sha256)
+            if row is None:
                 s.add(Blob(sha256=sha256, size=size))
                 try:
                     s.flush()
                 except IntegrityError:
                     s.rollback()
+            elif _aware(row.created_at) < utcnow() - _REFRESH:
+                row.created_at = utcnow()
 
     def put_bytes(self, data: bytes) -> str:
         """Store a small document (manifest, bundle, report) and return its digest."""
@@ -591,23 +599,76 @@ class Hub:
 
     # --------------------------------------------------------------------- gc
     def gc(self, dry_run: bool = True, actor: str = "modelward") -> list[str]:
-        """Blobs no revision or attachment references (and no upload in the last hour)."""
+        """Blobs no revision or attachment references, and no upload may still need.
+
+        Kept besides the referenced ones: every blob committed (or committed again) within the
+        grace hour before the oldest upload still in progress began, or before now when none is.
+        An upload in progress is an OCI upload session opened within the last day (its chunks are
+        blobs nothing references until the upload is closed, and the blobs pushed before it wait
+        for the manifest), or a temporary upload file written within the grace hour. "Committed"
+        is the later of the blob's database record and its file time in the store, so a blob
+        committed a moment ago but not yet recorded is kept too.
+        """
+        started = utcnow()
+        cutoff = self._gc_cutoff(started)
         with self.db.session() as s:
             live = set(s.scalars(select(RevisionFile.sha256)))
             live.update(s.scalars(select(Attachment.sha256)))
-            recent = set(s.scalars(select(Blob.sha256).where(Blob.created_at > utcnow() - _HOUR)))
-        garbage = [d for d in self.blobs.iter_digests() if d not in live and d not in recent]
+            recent = set(s.scalars(select(Blob.sha256).where(Blob.created_at > cutoff)))
+        garbage = [
+            d
+            for d in self.blobs.iter_digests()
+            if d not in live and d not in recent and not self._written_since(d, cutoff)
+        ]
         if not dry_run:
             self.blobs.purge_temp(_HOUR * 24)  # temp files of uploads killed mid-way
+            deleted = []
             for d in garbage:
-                self.blobs.delete(d)
-            with self.db.session() as s:
-                for d in garbage:
+                with self.db.session() as s:
                     b = s.get(Blob, d)
+                    if b is not None and _aware(b.created_at) > cutoff:
+                        continue  # committed again while gc ran
                     if b is not None:
                         s.delete(b)
+                    self.blobs.delete(d)
+                deleted.append(d)
+            garbage = deleted
+            with self.db.session() as s:
                 self._audit(s, actor, "gc", "", "", "", {"deleted": len(garbage)})
         return garbage
+
+    def _gc_cutoff(self, now: datetime) -> datetime:
+        """Blobs committed after this instant are kept (see :meth:`gc`)."""
+        since = now
+        with self.db.session() as s:
+            oldest = s.scalar(
+                select(func.min(Upload.created_at)).where(Upload.created_at > now - _UPLOAD_TTL)
+            )
+        if oldest is not None:
+            since = min(since, _aware(oldest))
+        tmp_dir = getattr(self.blobs, "tmp_dir", None)
+        if isinstance(tmp_dir, Path) and tmp_dir.is_dir():
+            busy = now.timestamp() - _HOUR.total_seconds()
+            for p in tmp_dir.iterdir():
+                try:
+                    written = p.stat().st_mtime
+                except OSError:
+                    continue
+                if written > busy:  # an upload still being written: when it began is unknown
+                    since = min(since, now - _UPLOAD_TTL)
+                    break
+        cutoff: datetime = since - _HOUR
+        return cutoff
+
+    def _written_since(self, digest: str, cutoff: datetime) -> bool:
+        """True when the store's file of ``digest`` was written after ``cutoff`` (local stores)."""
+        path = self.blobs.path(digest)
+        if path is None:
+            return False
+        try:
+            return os.stat(path).st_mtime > cutoff.timestamp()
+        except OSError:
+            return False
 
     # ---------------------------------------------------------------- helpers
     def _repo(self, s: Session, repo: str) -> Repo:
@@ -801,6 +862,10 @@ def _hour() -> Any:
 
 
 _HOUR = _hour()
+_UPLOAD_TTL = _HOUR * 24
+"""How long an OCI upload session lives (``server.api.oci_push.UPLOAD_TTL``)."""
+_REFRESH = _HOUR / 60
+"""A blob's record is refreshed when committed again at least this long after the last time."""
 
 
 def _detect_license(root: Path, scan_doc: dict[str, Any]) -> dict[str, Any]:
