@@ -19,9 +19,11 @@ from modelward.models import Severity
 from modelward.scan import Limits, ScanOptions, scan_file
 from modelward.scan.context import ScanContext
 from modelward.scan.engine import dispatch
-from modelward.scan.pickle import analyze_pickles
+from modelward.scan.pickle import analyze_pickles, vm
+from modelward.scan.pickle.globals import classify
 from modelward.scan.pickle.plain import is_plain
 from tests.scan.pickle_samples import s0, su
+from tests.workcount import assert_linear
 
 PAYLOAD = b"cos\nsystem\n(" + s0("true") + b"tR"
 """Protocol-0 ``os.system("true")``, leaving the result on the stack (no STOP)."""
@@ -434,27 +436,44 @@ def test_walk_tokenisation_matches_genops(ops: list[bytes]) -> None:
             assert str(arg).replace(" ", ".") in names, (pos, data)
 
 
-# ---------------------------------------------------------------------- time linear in size
+# ---------------------------------------------------------------------- work linear in size
+# Counted, not timed (tests/workcount.py): the Python lines the analysis executes, and the
+# characters it validates. Speed itself is benchmarks/scan_bench.py's (section hostile).
 
 
-def _timed(data: bytes) -> float:
-    import time
+def _cold(data: bytes) -> ScanContext:
+    classify.cache_clear()  # every name classified afresh, at n as at 2n
+    return analyse(data)
 
-    t = time.perf_counter()
-    analyse(data)
-    return time.perf_counter() - t
+
+def _mutated_globals(n: int) -> bytes:
+    parts = [b"ccollections\nOrderedDict.x%d\n}b0" % k for k in range(n)]
+    return b"\x80\x02" + b"".join(parts) + b"N."
 
 
 def test_many_mutated_globals_stay_linear() -> None:
     # Technique (denial of service): every import was checked against every mutated name,
     # quadratic in the number of BUILDs on globals (2.7 MB took minutes).
-    parts = [b"ccollections\nOrderedDict.x%d\n}b0" % k for k in range(40_000)]
-    assert _timed(b"\x80\x02" + b"".join(parts) + b"N.") < 5
+    found = {f.rule for f in analyse(_mutated_globals(40_000)).findings}
+    assert {"pickle.global-mutation", "pickle.unknown-global"} <= found
+    assert_linear(_cold, _mutated_globals(1_000), _mutated_globals(2_000), "mutated globals")
 
 
-def test_long_dotted_names_stay_linear() -> None:
+def _dotted(components: int, imports: int) -> bytes:
+    name = b".".join([b"a"] * components)
+    head = b"\x80\x04" + su("collections") + b"\x94X" + struct.pack("<I", len(name)) + name
+    return head + b"\x94" + b"h\x00h\x01\x93" * imports + b"N."
+
+
+def test_long_dotted_names_stay_linear(monkeypatch: pytest.MonkeyPatch) -> None:
     # Technique (denial of service): classification joined every run of dotted components,
     # cubic in their number; and a memoised long name imported again and again was re-read.
-    name = b".".join([b"a"] * 100_000)
-    head = b"\x80\x04" + su("collections") + b"\x94X" + struct.pack("<I", len(name)) + name
-    assert _timed(head + b"\x94" + b"h\x00h\x01\x93" * 100_000 + b"N.") < 5
+    found = {f.rule for f in analyse(_dotted(100_000, 100_000)).findings}
+    assert "pickle.unresolved-global" in found  # a name past MAX_STR: too long to analyse
+    assert_linear(_cold, _dotted(500, 1), _dotted(1_000, 1), "dotted components")
+    assert_linear(_cold, _dotted(2_000, 1_000), _dotted(2_000, 2_000), "repeated imports")
+    validated: list[int] = []
+    real = vm.valid_name
+    monkeypatch.setattr(vm, "valid_name", lambda t, p=False: validated.append(len(t)) or real(t, p))
+    assert {f.rule for f in _cold(_dotted(2_000, 10_000)).findings} == {"pickle.unknown-global"}
+    assert sum(validated) <= 2 * (len("collections") + 4_000)  # each name read once, not per import

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 from hypothesis import given
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 from modelward.models import Severity
 from modelward.scan.templates import analyze
 from tests.scan.chat_templates import MAINSTREAM
+from tests.workcount import assert_linear
 
 
 def rules(text: str, **kw: int) -> set[str]:
@@ -161,18 +161,25 @@ def test_deep_nesting_is_a_finding_not_a_crash() -> None:
     analyze(text)  # parses or reports; never raises
 
 
-def test_megabyte_template_with_payload_at_the_end() -> None:
-    filler = "".join(
+def _filler(n: int) -> str:
+    return "".join(
         f"{{% if messages[{i}]['role'] == 'user' %}}<|user|>{{{{ messages[{i}]['content'] }}}}"
         f"{{% endif %}}\n"
-        for i in range(12_000)
+        for i in range(n)
     )
+
+
+PAYLOAD = "{{ cycler.__init__.__globals__.os.popen('true') }}"
+
+
+def test_megabyte_template_with_payload_at_the_end() -> None:
+    filler = _filler(12_000)
     assert len(filler) > 1_000_000
-    start = time.perf_counter()
-    found = rules(filler + "{{ cycler.__init__.__globals__.os.popen('true') }}")
-    elapsed = time.perf_counter() - start
+    found = rules(filler + PAYLOAD)
     assert "template.ssti" in found
-    assert elapsed < 30  # generous: it is linear, around a second on the project machine
+    # linear: twice the template, at most ~twice the Python work (jinja2's lexer and parser
+    # included). Speed itself is benchmarks/scan_bench.py's (section hostile).
+    assert_linear(rules, _filler(250) + PAYLOAD, _filler(500) + PAYLOAD, "template analysis")
 
 
 def test_template_over_the_bound_is_searched_as_text() -> None:
