@@ -76,6 +76,7 @@ def test_fleet_console_in_chromium(live_server: Any, browser: Any, tmp_path: Pat
     assert page.get_by_role("heading", name="Violations").is_visible()
     rows = page.locator("table.violations tbody tr")
     assert rows.count() == 1
+    violations_shot = page.screenshot(full_page=True)
     rows.first.get_by_role("link", name="host-0").click()
     page.wait_for_url(f"{base}/fleet/hosts/{ids[0]}")
     assert page.get_by_role("heading", name="host-0", exact=True).is_visible()
@@ -101,16 +102,23 @@ def test_fleet_console_in_chromium(live_server: Any, browser: Any, tmp_path: Pat
     current = page.get_by_role("navigation", name="Fleet").locator('[aria-current="page"]')
     assert current.inner_text() == "Hosts"
     assert page.locator("table.hosts tbody tr").count() == 5
+    hosts_shot = page.screenshot(full_page=True)
     assert not errors, errors
     context.close()
 
-    for data in (overview_shot, host_shot, artifact_shot):
+    shots = {
+        "fleet-overview.png": overview_shot,
+        "fleet-violations.png": violations_shot,
+        "fleet-host.png": host_shot,
+        "fleet-artifact.png": artifact_shot,
+        "fleet-hosts.png": hosts_shot,
+    }
+    for data in shots.values():
         width, height, colours = png_pixels(data)
         assert width == 1280 and height >= 600
         assert 20_000 < len(data) < 5_000_000
         assert len(colours) > 20, "the screenshot looks blank"
     if out := os.environ.get("MODELWARD_SCREENSHOTS"):
         Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "fleet-overview.png").write_bytes(overview_shot)
-        (Path(out) / "fleet-host.png").write_bytes(host_shot)
-        (Path(out) / "fleet-artifact.png").write_bytes(artifact_shot)
+        for name, data in shots.items():
+            (Path(out) / name).write_bytes(data)

@@ -431,6 +431,7 @@ def test_host_page(client: Any, site: Site) -> None:
     assert f'href="/fleet/artifacts/{SHARED}"' in body
     assert f'href="/fleet/artifacts/{site.seeded["approved"]}"' in body
     assert body.count('<span class="ok">approved</span>') == 1
+    assert "<caption>3 model files</caption>" in body
     assert body.count('<span class="warn">unapproved</span>') == 2
     # its violation, linked to the artifact it is about (the report gave no digest)
     viol = body.split('id="h-violations"', 1)[1].split("</section>", 1)[0]
@@ -494,6 +495,7 @@ def test_violations_filters_and_pagination(client: Any, site: Site) -> None:
     assert rows("/fleet/violations") == 6
     assert rows("/fleet/violations?severity=high") == 4
     assert rows("/fleet/violations?severity=critical,low") == 2
+    assert '<p class="sub">1 violation</p>' in get(client, "/fleet/violations?severity=critical")
     assert rows("/fleet/violations?rule=license-not-allowed") == 1
     assert rows(f"/fleet/violations?host={every[1]}") == 2
     assert rows(f"/fleet/violations?host={every[1]}&severity=low") == 1

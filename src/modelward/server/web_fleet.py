@@ -93,7 +93,13 @@ def _duration(seconds: int) -> str:
     return f"{seconds} second{'s' if seconds != 1 else ''}"
 
 
+def _counted(n: int, one: str, many: str | None = None) -> str:
+    """``1 host``, ``2 hosts`` (``many``: an irregular plural)."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 _env.filters["fleet_when"] = _when
+_env.filters["counted"] = _counted
 _env.filters["duration"] = _duration
 _env.globals["fleet_url"] = fleet_url
 _env.globals["FLEET_SEVERITIES"] = SEVERITIES
