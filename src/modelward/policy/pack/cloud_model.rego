@@ -22,7 +22,7 @@ check(inv, s) := [d |
 		"rule": "cloud-model",
 		"action": "warn",
 		"severity": "medium",
-		"subject": lib.artifact(a),
+		"subject": {"kind": "artifact", "path": a.path, "sha256": object.get(a, "sha256", null)},
 		"message": concat("", [a.path, ": a cloud model: prompts sent to it leave the machine"]),
 	}
 ]

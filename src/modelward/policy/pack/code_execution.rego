@@ -21,7 +21,7 @@ check(inv, s) := [d |
 		"rule": "code-execution",
 		"action": "quarantine",
 		"severity": lib.severities[top],
-		"subject": lib.artifact(a),
+		"subject": {"kind": "artifact", "path": a.path, "sha256": object.get(a, "sha256", null)},
 		"message": concat("", [a.path, ": scanner findings at or above ", s.block_severity, " (", concat(", ", rules), "): loading it can run code"]),
 	}
 ]

@@ -2,7 +2,6 @@
 # denied (for example: only safetensors and gguf).
 package modelward.rules.formats
 
-import data.modelward.lib
 import rego.v1
 
 decisions := check(input, data.modelward.settings)
@@ -15,7 +14,7 @@ check(inv, s) := [d |
 		"rule": "format-not-allowed",
 		"action": "deny",
 		"severity": "medium",
-		"subject": lib.artifact(a),
+		"subject": {"kind": "artifact", "path": a.path, "sha256": object.get(a, "sha256", null)},
 		"message": concat("", [a.path, ": format ", a.format, " is not in allowed_formats"]),
 	}
 ]

@@ -21,7 +21,11 @@ pickle_formats := {
 	"joblib", "dill", "cloudpickle",
 }
 
-# The decision subject for an artifact of the inventory.
+# The same formats as an object: a lookup (rego-cpp scans a set, and rebuilds a set literal each time).
+is_pickle_format := {f: true | some f in pickle_formats}
+
+# The decision subject for an artifact of the inventory. The rules over the inventory's artifacts
+# build this object inline: in rego-cpp a function call per decision costs as much as the decision.
 artifact(a) := {"kind": "artifact", "path": a.path, "sha256": object.get(a, "sha256", null)}
 
 # The decision subject for a runtime.

@@ -27,3 +27,11 @@ test_origin_glob if {
 	lib.origin_approved(artifact({"source": {"kind": "huggingface", "repo": "acme/llm"}}), settings({"approved_origins": ["acme/*"]}))
 	not lib.origin_approved(artifact({"source": {"kind": "huggingface", "repo": "evil/llm"}}), settings({"approved_origins": ["acme/*"]}))
 }
+
+test_pickle_format_lookup_matches_the_set if {
+	every f in lib.pickle_formats {
+		lib.is_pickle_format[f]
+	}
+	count(lib.is_pickle_format) == count(lib.pickle_formats)
+	not lib.is_pickle_format.safetensors
+}

@@ -18,18 +18,21 @@ decisions := check(input, data.modelward.settings)
 check(inv, s) := [d |
 	some a in inv.artifacts
 	id := lower(object.get(object.get(a, "license", {}), "id", "unknown"))
-	rule := by_id[id]
+	c := by_id[id]
 	d := {
-		"rule": rule,
-		"action": action(rule, s),
-		"severity": severity(rule, s),
-		"subject": lib.artifact(a),
-		"message": concat("", [a.path, ": license ", id, texts[rule]]),
+		"rule": c.rule,
+		"action": c.action,
+		"severity": c.severity,
+		"subject": {"kind": "artifact", "path": a.path, "sha256": object.get(a, "sha256", null)},
+		"message": concat("", [a.path, ": license ", id, c.text]),
 	}
 ] if {
 	# classify each distinct license once, not once per artifact
-	by_id := {id: rule | some id in license_ids(inv); rule := classify(id, s); rule != "license-allowed"}
+	by_id := {id: c | some id in license_ids(inv); c := verdict(classify(id, s), s)}
 }
+
+# What a license rule's decision says, by rule (none for an allowed license).
+verdict(rule, s) := {"rule": rule, "action": action(rule, s), "severity": severity(rule, s), "text": texts[rule]}
 
 # The distinct license ids of the inventory, lower-cased. modelward's engine hands in the distinct
 # raw ids as input.precomputed.license_ids (rego-cpp builds a set over 10,000 artifacts slowly).

@@ -36,3 +36,18 @@ test_allowed_license_exempts if {
 test_permissive_passes if {
 	count(license.check(t.inventory([lic("apache-2.0")]), t.settings({}))) == 0
 }
+
+test_verdict_by_rule if {
+	license.verdict("license-denied", t.settings({})) == {"rule": "license-denied", "action": "deny", "severity": "high", "text": " is denied by the settings"}
+	license.verdict("license-unknown", t.settings({"commercial": true})).action == "deny"
+	license.verdict("license-unknown", t.settings({"commercial": true})).severity == "high"
+	license.verdict("license-noncommercial", t.settings({})).action == "warn"
+	not license.verdict("license-allowed", t.settings({}))
+}
+
+test_one_decision_per_artifact_of_a_class if {
+	ds := license.check(t.inventory([lic("mrl"), lic("MRL"), lic("apache-2.0")]), t.settings({}))
+	count(ds) == 2
+	ds[1].message == "/m/model.bin: license mrl forbids commercial use"
+	ds[1].subject == {"kind": "artifact", "path": "/m/model.bin", "sha256": "aa"}
+}

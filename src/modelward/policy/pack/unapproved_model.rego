@@ -17,7 +17,7 @@ check(inv, s) := [d |
 		"rule": "unapproved-model",
 		"action": "warn",
 		"severity": "low",
-		"subject": lib.artifact(a),
+		"subject": {"kind": "artifact", "path": a.path, "sha256": object.get(a, "sha256", null)},
 		"message": concat("", [a.path, ": not approved by the hub (neither its digest nor its origin is on the approved lists)"]),
 	}
 ] if {

@@ -10,13 +10,13 @@ decisions := check(input, data.modelward.settings)
 
 check(inv, s) := [d |
 	some a in inv.artifacts
-	a.format in lib.pickle_formats
+	lib.is_pickle_format[a.format]
 	not lib.digest_approved(a, s)
 	d := {
 		"rule": "unapproved-pickle",
 		"action": "deny",
 		"severity": "high",
-		"subject": lib.artifact(a),
+		"subject": {"kind": "artifact", "path": a.path, "sha256": object.get(a, "sha256", null)},
 		"message": concat("", [a.path, ": ", a.format, " model (pickle-based) not in approved_sha256: convert it to safetensors or approve its digest"]),
 	}
 ]
