@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -51,7 +52,8 @@ def free_port() -> int:
 
 
 def artifact(host: int, j: int, gen: int = 0) -> dict[str, Any]:
-    sha = SHARED[j] if j < len(SHARED) else hashlib.sha256(f"{host}-{j}-{gen}".encode()).hexdigest()
+    """Artifact ``j`` of agent ``host`` (the first 20 are shared by every host: one sha256)."""
+    sha = SHARED[j] if j < len(SHARED) else f"{host:024x}{j:08x}{gen:032x}"
     return {
         "path": f"/home/u{host}/models/m{j}/model.safetensors",
         "size": 1000 + j,
@@ -97,79 +99,271 @@ def report(host: int, seq: int, base: int | None, artifacts: list[dict[str, Any]
     return json.dumps(doc).encode()
 
 
-async def run_agents(url: str, args: argparse.Namespace, secret: str) -> dict[str, Any]:
-    import httpx
+# Bodies are made from templates serialised once (JSON of agent 0 with its numbers swapped for
+# placeholders): a report costs the generator a few string operations, not a json.dumps.
+_HOST_MARK = 7_777_777_777
 
-    limits = httpx.Limits(
-        max_connections=args.concurrency, max_keepalive_connections=args.concurrency
-    )
-    sem = asyncio.Semaphore(args.concurrency)
+
+def _template(seq: int, base: int | None, artifacts: list[dict[str, Any]]) -> bytes:
+    raw = report(_HOST_MARK, seq, base, artifacts).decode()
+    doc = json.loads(raw)
+    raw = raw.replace(doc["report_id"], "%(rid)s").replace(str(_HOST_MARK), "%(host)d")
+    raw = raw.replace(f"{_HOST_MARK:024x}", "%(hosthex)s")
+    if base is not None:
+        raw = raw.replace(f'"seq": {seq}', '"seq": %(seq)d').replace(
+            f'"base": {base}', '"base": %(base)d'
+        )
+        raw = raw.replace(f"{seq:032x}", "%(genhex)s")
+    return raw.encode()
+
+
+class Bodies:
+    """Pre-serialised report bodies for agent ``i``: full (``--artifacts``) and delta (the last
+    artifact changed, the decisions again), each with a fresh report_id."""
+
+    def __init__(self, artifacts: int) -> None:
+        self.full = _template(1, None, [artifact(_HOST_MARK, j) for j in range(artifacts)])
+        self.delta = _template(
+            11, 10, [artifact(_HOST_MARK, artifacts - 1, 11)]
+        )  # 11/10: placeholders
+        self._run = uuid.uuid4().hex[:16]
+        self._n = 0
+
+    def _rid(self) -> str:
+        self._n += 1
+        h = f"{self._run}{self._n:016x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+    def full_body(self, host: int) -> bytes:
+        return self.full % {
+            b"rid": self._rid().encode(),
+            b"host": host,
+            b"hosthex": f"{host:024x}".encode(),
+        }
+
+    def delta_body(self, host: int, seq: int) -> bytes:
+        return self.delta % {
+            b"rid": self._rid().encode(),
+            b"host": host,
+            b"hosthex": f"{host:024x}".encode(),
+            b"seq": seq,
+            b"base": seq - 1,
+            b"genhex": f"{seq:032x}".encode(),
+        }
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection on raw asyncio streams (what an agent's client does,
+    without a client library's per-request cost in the generator)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(
+        self, method: str, path: str, body: bytes, auth: str = ""
+    ) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            + (f"Authorization: Bearer {auth}\r\n" if auth else "")
+            + "\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("the server closed the connection")
+        status = int(status_line.split()[1])
+        length = 0
+        close = False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection" and value.strip().lower() == b"close":
+                close = True
+        data = await self.reader.readexactly(length)
+        if close:
+            self.writer.close()
+            self.writer = None
+        return status, data
+
+
+def _proc_cpu(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` (those still alive)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def _tree(root: int) -> list[int]:
+    """``root`` and its descendants (uvicorn's worker processes)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    out, todo = [root], [root]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        out += kids
+        todo += kids
+    return out
+
+
+def _postgres_pids(app_name: str) -> tuple[list[int], list[int]]:
+    """(this run's backends, PostgreSQL's shared background processes: WAL writer, checkpointer)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(PG)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT pid, application_name, backend_type FROM pg_stat_activity")
+            ).all()
+    finally:
+        engine.dispose()
+    ours = [int(r.pid) for r in rows if r.application_name == app_name]
+    shared = [int(r.pid) for r in rows if r.backend_type != "client backend"]
+    return ours, shared
+
+
+class Meter:
+    """CPU seconds of the server, its PostgreSQL backends (and PostgreSQL's shared background
+    processes) and this generator over a phase, with the load average."""
+
+    def __init__(self, server_pid: int, app_name: str) -> None:
+        self.server_pid, self.app_name = server_pid, app_name
+
+    def sample(self) -> dict[str, Any]:
+        ours, shared = _postgres_pids(self.app_name)
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            "server": _proc_cpu(_tree(self.server_pid)),
+            "postgres": {pid: _proc_cpu([pid]) for pid in ours},
+            "postgres_shared": _proc_cpu(shared),
+            "generator": me.ru_utime + me.ru_stime,
+            "wall": time.perf_counter(),
+        }
+
+    @staticmethod
+    def delta(before: dict[str, Any], after: dict[str, Any], count: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"count": count, "wall_s": after["wall"] - before["wall"]}
+        out["per_s"] = count / out["wall_s"] if out["wall_s"] else 0.0
+        for k in ("server", "postgres", "postgres_shared", "generator"):
+            if k == "postgres":  # a backend opened during the phase: all its CPU is the phase's
+                used = sum(v - before[k].get(pid, 0.0) for pid, v in after[k].items())
+            else:
+                used = after[k] - before[k]
+            out[f"cpu_{k}_s"] = used
+            out[f"cpu_{k}_ms_per_report"] = 1000 * used / count if count else 0.0
+        out["loadavg"] = os.getloadavg()
+        return out
+
+
+async def run_agents(
+    url: str, args: argparse.Namespace, secret: str, meter: Meter
+) -> dict[str, Any]:
+    host, port = url.removeprefix("http://").split(":")
+    conns = [Conn(host, int(port)) for _ in range(args.concurrency)]
     keys: list[str] = [""] * args.agents
     seqs = [0] * args.agents
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
+    bodies = Bodies(args.artifacts)
+    run = uuid.uuid4().hex[:12]
+    results: dict[str, Any] = {"agents": args.agents, "concurrency": args.concurrency}
 
-        async def enroll(i: int) -> None:
-            async with sem:
-                host = {
-                    "hostname": f"bench-{i}",
-                    "machine_id": f"bench-{i}-{uuid.uuid4().hex}",
-                    "os": "linux",
-                    "os_version": "6.1",
-                    "user": f"u{i}",
-                    "agent_version": "b",
-                }
-                r = await http.post("/api/v1/agent/enroll", json={"secret": secret, "host": host})
-                r.raise_for_status()
-                keys[i] = r.json()["host_key"]
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(enroll(i) for i in range(args.agents)))
-        enroll_s = time.perf_counter() - t0
-        log(f"enrolled {args.agents} agents in {enroll_s:.1f} s")
-
-        async def send(i: int, body: bytes) -> None:
-            r = await http.post(
-                "/api/v1/agent/report",
-                content=body,
-                headers={"Authorization": f"Bearer {keys[i]}", "Content-Type": "application/json"},
-            )
-            if r.status_code != 200 or not r.json().get("applied"):
-                raise RuntimeError(f"agent {i}: {r.status_code} {r.text[:200]}")
-
-        async def full(i: int) -> None:
-            async with sem:
-                seqs[i] = 1
-                await send(i, report(i, 1, None, [artifact(i, j) for j in range(args.artifacts)]))
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(full(i) for i in range(args.agents)))
-        full_s = time.perf_counter() - t0
-        log(f"{args.agents} full reports ({args.artifacts} artifacts) in {full_s:.1f} s")
-
+    async def phase(name: str, n: int, seconds: float, one: Any) -> int:
+        """``one(conn, i)`` for i in 0..n-1 over the connections, until done or ``seconds``."""
+        next_i = 0
         done = 0
-        deadline = time.perf_counter() + args.duration
+        deadline = time.perf_counter() + seconds
 
-        async def worker(w: int) -> None:
-            nonlocal done
-            i = w
+        async def worker(conn: Conn) -> None:
+            nonlocal next_i, done
             while time.perf_counter() < deadline:
-                base = seqs[i]
-                seqs[i] = base + 1
-                body = report(i, base + 1, base, [artifact(i, args.artifacts - 1, base + 1)])
-                await send(i, body)
+                i = next_i
+                if n and i >= n:
+                    return
+                next_i += 1
+                await one(conn, i)
                 done += 1
-                i = i + args.concurrency if i + args.concurrency < args.agents else w
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker(w) for w in range(min(args.concurrency, args.agents))))
-        delta_s = time.perf_counter() - t0
-    return {
-        "agents": args.agents,
-        "enroll_per_s": args.agents / enroll_s,
-        "full_reports_per_s": args.agents / full_s,
-        "delta_reports": done,
-        "delta_reports_per_s": done / delta_s,
-    }
+        before = meter.sample()
+        await asyncio.gather(*(worker(c) for c in conns))
+        after = meter.sample()
+        results[name] = Meter.delta(before, after, done)
+        r = results[name]
+        log(
+            f"{name}: {done} in {r['wall_s']:.1f} s = {r['per_s']:.0f}/s; CPU ms per item: server "
+            f"{r['cpu_server_ms_per_report']:.2f}, postgres {r['cpu_postgres_ms_per_report']:.2f} "
+            f"(+shared {r['cpu_postgres_shared_ms_per_report']:.2f}), generator "
+            f"{r['cpu_generator_ms_per_report']:.2f}; load {r['loadavg'][0]:.2f}"
+        )
+        return done
+
+    async def enroll(conn: Conn, i: int) -> None:
+        info = {
+            "hostname": f"bench-{i}",
+            "machine_id": f"bench-{run}-{i}",
+            "os": "linux",
+            "os_version": "6.1",
+            "user": f"u{i}",
+            "agent_version": "b",
+        }
+        status, data = await conn.request(
+            "POST", "/api/v1/agent/enroll", json.dumps({"secret": secret, "host": info}).encode()
+        )
+        if status != 201:
+            raise RuntimeError(f"enroll {i}: {status} {data[:200]!r}")
+        keys[i] = json.loads(data)["host_key"]
+
+    async def send(conn: Conn, i: int, body: bytes) -> None:
+        status, data = await conn.request("POST", "/api/v1/agent/report", body, keys[i])
+        if status != 200 or b'"applied":true' not in data.replace(b" ", b""):
+            raise RuntimeError(f"agent {i}: {status} {data[:200]!r}")
+
+    async def full(conn: Conn, i: int) -> None:
+        await send(conn, i, bodies.full_body(i))
+        seqs[i] = 1
+
+    enrolled = await phase("enroll", args.agents, args.phase_limit, enroll)
+    fulls = await phase("full", enrolled, args.phase_limit, full)
+    ready = [i for i in range(fulls) if seqs[i]]
+
+    async def delta(conn: Conn, k: int) -> None:
+        # round-robin over the agents whose full report was applied; one report of an agent
+        # in flight at a time (each agent's next delta is based on its last acknowledged one)
+        i = ready[k % len(ready)]
+        while seqs[i] < 0:  # this agent's previous report is still in flight
+            await asyncio.sleep(0.001)
+        seq = seqs[i] + 1
+        seqs[i] = -1
+        await send(conn, i, bodies.delta_body(i, seq))
+        seqs[i] = seq
+
+    await phase("delta", 0, args.duration, delta)
+    for c in conns:
+        if c.writer is not None:
+            c.writer.close()
+    return results
 
 
 def bulk_load(db_url: str, hosts: int, per_host: int) -> float:
@@ -303,6 +497,9 @@ def app_factory() -> Any:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--agents", type=int, default=2000)
+    ap.add_argument(
+        "--phase-limit", type=float, default=300.0, help="seconds at most for enrollment / full"
+    )
     ap.add_argument("--artifacts", type=int, default=50)
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--concurrency", type=int, default=16)
@@ -318,7 +515,8 @@ def main() -> None:
     admin_engine = sa.create_engine(args.database)
     with admin_engine.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    db_url = f"{args.database}?options=-csearch_path%3D{schema}"
+    app_name = "fleet-bench-" + schema
+    db_url = f"{args.database}?options=-csearch_path%3D{schema}&application_name={app_name}"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     results: dict[str, Any] = {"cpus": os.cpu_count()}
@@ -381,7 +579,9 @@ def main() -> None:
                 headers={"Authorization": f"Bearer {ADMIN}"},
             )
             r.raise_for_status()
-            results["ingest"] = asyncio.run(run_agents(url, args, r.json()["secret"]))
+            results["loadavg_start"] = os.getloadavg()
+            meter = Meter(server.pid, app_name)
+            results["ingest"] = asyncio.run(run_agents(url, args, r.json()["secret"], meter))
             if not args.skip_queries:
                 extra = max(0, args.query_hosts - args.agents)
                 log(f"bulk-loading {extra} more hosts x {args.artifacts} artifacts ...")
@@ -397,12 +597,19 @@ def main() -> None:
 
     ing = results["ingest"]
     print(f"fleet bench on {results['cpus']} CPUs, PostgreSQL, {args.workers} server process(es)")
-    print(f"  agents                    {ing['agents']}")
-    print(f"  enrollments/s             {ing['enroll_per_s']:.0f}")
     print(
-        f"  full reports/s            {ing['full_reports_per_s']:.0f}   ({args.artifacts} artifacts each)"
+        f"  agents {ing['agents']}, {ing['concurrency']} connections; load average "
+        f"{results['loadavg_start'][0]:.2f} at the start"
     )
-    print(f"  delta reports/s           {ing['delta_reports_per_s']:.0f}   (target >= 500)")
+    print("  phase      count     /s   CPU ms each: server postgres (+shared) generator  load")
+    for name in ("enroll", "full", "delta"):
+        r = ing[name]
+        print(
+            f"  {name:7} {r['count']:8} {r['per_s']:6.0f}   {r['cpu_server_ms_per_report']:17.2f} "
+            f"{r['cpu_postgres_ms_per_report']:8.2f} {r['cpu_postgres_shared_ms_per_report']:9.2f} "
+            f"{r['cpu_generator_ms_per_report']:9.2f} {r['loadavg'][0]:5.2f}"
+        )
+    print(f"  (full: {args.artifacts} artifacts each; target >= 500 reports/s)")
     if "queries_ms" in results:
         print(
             f"  queries over {results['query_hosts']} hosts x {args.artifacts} artifacts "

@@ -13,15 +13,29 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import queue
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import (
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -49,7 +63,11 @@ SECRET_PREFIX = "mwe_"
 HOST_KEY_PREFIX = "mwh_"
 DEFAULT_TEAM = "default"
 _CHUNK = 500  # rows per IN (...) list / executemany batch
-AUTH_CACHE_SECONDS = 10.0
+AUTH_CACHE_SECONDS = 900.0
+"""How long a key seen valid passes the report route's gate without a query. Only a gate: the
+key is checked again under the host's row lock when the report is applied, so a key revoked
+(or replaced by re-enrollment) meanwhile still gets 401 with nothing stored. Longer than the
+agents' report interval, or a large fleet would miss the cache on every report."""
 _AUTH_CACHE_SIZE = 100_000
 _OCSF_SEVERITY = {"info": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
 
@@ -146,6 +164,8 @@ class Fleet:
         # key hash -> (host id, expiry): lets the report route refuse strangers before reading
         # a body without a database round trip; ingest() checks the key again in its transaction.
         self._auth_cache: dict[str, tuple[str, float]] = {}
+        self._writer: _Writer | None = None
+        self._writer_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------- bundle key
     @property
@@ -282,9 +302,9 @@ class Fleet:
             hit = self._auth_cache.get(digest)
             if hit is not None and hit[1] > now:
                 return hit[0]
-        with self.db.session() as s:
-            row = s.execute(
-                select(Host.id, Host.revoked_at).where(Host.key_hash == hash_secret(host_key))
+        with self.db.engine.connect() as conn:
+            row = conn.execute(
+                select(_HOSTS.c.id, _HOSTS.c.revoked_at).where(_HOSTS.c.key_hash == digest)
             ).first()
         if row is None:
             raise Unauthorized("unknown host key: enroll the agent again")
@@ -310,201 +330,153 @@ class Fleet:
 
     # -------------------------------------------------------------------------------- reports
     def ingest(self, host_id: str, report: Report, *, host_key: str | None = None) -> Ack:
-        """Apply ``report`` exactly once (see the module docstring). With ``host_key``, the key
-        must still be the host's current one (checked under the row lock)."""
-        key_hash = hash_secret(host_key) if host_key is not None else None
+        """Apply ``report`` exactly once (see the module docstring), in its own transaction on
+        the calling thread. With ``host_key``, the key must still be the host's current one
+        (checked under the row lock)."""
+        item = _Pending(host_id, report, hash_secret(host_key) if host_key is not None else None)
         for attempt in range(2):
             try:
-                with self.db.session() as s:
-                    return self._ingest(s, host_id, report, key_hash)
+                self._apply([item])
+                break
             except IntegrityError:
                 # The same report_id committed by a concurrent request: the retry finds it.
                 if attempt:
                     raise
-        raise AssertionError("unreachable")
+        return item.outcome()
 
-    def _ingest(self, s: Session, host_id: str, report: Report, key_hash: str | None) -> Ack:
-        host = s.get(Host, host_id, with_for_update=True, populate_existing=True)
-        if host is None or (key_hash is not None and host.key_hash != key_hash):
-            raise Unauthorized("unknown host key: enroll the agent again")
-        if host.revoked_at is not None:
-            raise HostKeyRevoked("this host's key was revoked by an admin", host_id=host_id)
-        done = s.execute(
-            select(AppliedReport.host_id, AppliedReport.seq).where(
-                AppliedReport.report_id == report.report_id
-            )
-        ).first()
-        if done is not None:
-            if done.host_id != host_id:
-                raise BadRequest("report_id was used by another host", report_id=report.report_id)
-            host.last_seen = utcnow()
-            return Ack(int(done.seq), False)
-        if report.seq <= host.last_ack_seq:
-            # Older than what is applied (a late duplicate under a new id, or a replay after a
-            # full report overtook it): acknowledged so the agent drops it, never applied.
-            host.last_seen = utcnow()
-            return Ack(report.seq, False)
-        if not report.full and report.base != host.last_ack_seq:
-            raise ResyncRequired(
-                f"report {report.seq} is a delta against {report.base} but the server's last "
-                f"applied report is {host.last_ack_seq}: send a full report",
-                base=report.base,
-                last_ack=host.last_ack_seq,
-            )
-        self._apply_inventory(s, host_id, report)
-        self._apply_decisions(s, host, report.decisions)
-        now = utcnow()
-        host.last_ack_seq = report.seq
-        host.last_seen = now
-        status = dict(report.agent)
-        status["collected_at"] = report.host.get("collected_at")
-        host.agent_status = status
-        if isinstance(report.agent.get("version"), str) and len(report.agent["version"]) <= 64:
-            host.agent_version = report.agent["version"]
-        s.add(AppliedReport(host_id=host_id, report_id=report.report_id, seq=report.seq, at=now))
-        s.flush()
-        return Ack(report.seq, True)
+    def submit(self, host_id: str, report: Report, *, host_key: str | None = None) -> Future[Ack]:
+        """Like :meth:`ingest`, through the group-commit writer: reports submitted at the same
+        time are applied in one transaction, each still exactly once. The future is resolved
+        only after that transaction committed (or with the report's own error)."""
+        item = _Pending(host_id, report, hash_secret(host_key) if host_key is not None else None)
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = _Writer(self)
+        self._writer.put(item)
+        return item.future
 
-    def _apply_inventory(self, s: Session, host_id: str, report: Report) -> None:
-        tables: list[tuple[Any, Any, list[str], list[dict[str, Any]]]] = [
-            (
-                HostArtifact,
-                HostArtifact.path,
-                [*report.removed_artifacts, *(a.path for a in report.artifacts)],
-                [
-                    {
-                        "host_id": host_id,
-                        "path": a.path,
-                        "sha256": a.sha256,
-                        "size": a.size,
-                        "format": a.format,
-                        "source_kind": a.source_kind,
-                        "source_name": a.source_name,
-                        "source_repo": a.source_repo,
-                        "source_revision": a.source_revision,
-                        "license_id": a.license_id,
-                        "max_severity": a.max_severity,
-                        "in_use": a.in_use,
-                        "doc": dict(a.doc),
-                    }
-                    for a in _last_by(report.artifacts, lambda a: a.path)
-                ],
-            ),
-            (
-                HostRuntime,
-                HostRuntime.name,
-                [*report.removed_runtimes, *(r.name for r in report.runtimes)],
-                [
-                    {
-                        "host_id": host_id,
-                        "name": r.name,
-                        "version": r.version,
-                        "running": r.running,
-                        "exposed": r.exposed,
-                        "vulnerable": r.vulnerable,
-                        "doc": dict(r.doc),
-                    }
-                    for r in _last_by(report.runtimes, lambda r: r.name)
-                ],
-            ),
-            (
-                HostPackage,
-                HostPackage.key,
-                [*report.removed_packages, *(p.key for p in report.packages)],
-                [
-                    {
-                        "host_id": host_id,
-                        "key": p.key,
-                        "name": p.name,
-                        "version": p.version,
-                        "vulnerable": p.vulnerable,
-                        "doc": dict(p.doc),
-                    }
-                    for p in _last_by(report.packages, lambda p: p.key)
-                ],
-            ),
-        ]
-        for table, key_column, keys, rows in tables:
-            if report.full:
-                s.execute(delete(table).where(table.host_id == host_id))
-            else:
-                for part in _chunks(sorted(set(keys))):
-                    s.execute(delete(table).where(table.host_id == host_id, key_column.in_(part)))
-            for part in _chunks(rows):
-                s.execute(insert(table), list(part))
-        if report.full or report.artifacts or report.removed_artifacts:
-            s.execute(delete(HostLicense).where(HostLicense.host_id == host_id))
-            s.execute(
-                insert(HostLicense).from_select(
-                    ["host_id", "license_id", "artifacts"],
-                    select(HostArtifact.host_id, HostArtifact.license_id, func.count())
-                    .where(HostArtifact.host_id == host_id)
-                    .group_by(HostArtifact.host_id, HostArtifact.license_id),
-                )
-            )
+    def _apply_batch(self, items: Sequence[_Pending]) -> None:
+        """Apply ``items`` (at most one per host) in one transaction. If the database fails it
+        (a bad row, a deadlock, a dropped connection), each report is retried alone, so only
+        the failing one gets the error; nothing of a failed transaction was committed."""
+        try:
+            self._apply(items)
+            return
+        except Exception as exc:
+            if len(items) == 1 and not isinstance(exc, IntegrityError):
+                items[0].result = exc
+                return
+        for item in items:
+            for attempt in range(2):
+                item.result = None
+                try:
+                    self._apply([item])
+                    break
+                except IntegrityError as exc:  # a concurrent duplicate: the retry finds it
+                    if attempt:
+                        item.result = exc
+                except Exception as exc:
+                    item.result = exc
+                    break
 
-    def _apply_decisions(self, s: Session, host: Host, decisions: Sequence[DecisionIn]) -> None:
-        """The host's violations become the report's decisions (plain allows are not kept)."""
-        kept = _last_by(
-            [d for d in decisions if d.action != "allow" or d.waived_by], lambda d: d.key
-        )
-        digest = hashlib.sha256(
-            json.dumps(sorted(dataclasses.astuple(d) for d in kept)).encode()
-        ).hexdigest()
-        now = utcnow()
-        today = now.date()
-        if host.decisions_digest == digest and host.counted_on == today:
-            return  # the same decisions as the last report, already counted today
-        host.decisions_digest = digest
-        host.counted_on = today
-        before = {
-            (r.rule, r.subject_kind, r.subject): r.since
-            for r in s.execute(
-                select(
-                    Violation.rule, Violation.subject_kind, Violation.subject, Violation.since
-                ).where(Violation.host_id == host.id, Violation.waived.is_(False))
+    def _apply(self, items: Sequence[_Pending]) -> None:
+        """Check and apply ``items`` in ONE transaction (each item's ``result`` is set)."""
+        with self.db.engine.begin() as conn:
+            self._apply_in(conn, items)
+
+    def _apply_in(self, conn: Connection, items: Sequence[_Pending]) -> None:
+        h = _HOSTS
+        rows = {
+            r.id: r
+            for r in conn.execute(
+                select(*_HOST_COLUMNS)
+                .where(h.c.id.in_(sorted({i.host_id for i in items})))
+                .order_by(h.c.id)
+                .with_for_update()
             )
         }
-        s.execute(delete(Violation).where(Violation.host_id == host.id))
-        rows = [
-            {
-                "host_id": host.id,
-                "rule": d.rule,
-                "severity": d.severity,
-                "action": d.action,
-                "subject_kind": d.subject_kind,
-                "subject": d.subject,
-                "sha256": d.sha256,
-                "message": d.message,
-                "waived": bool(d.waived_by),
-                "waived_by": d.waived_by,
-                "since": before.get(d.key, now),  # when it was first reported
-            }
-            for d in kept
+        done = {
+            r.report_id: r
+            for r in conn.execute(
+                select(_APPLIED.c.report_id, _APPLIED.c.host_id, _APPLIED.c.seq).where(
+                    _APPLIED.c.report_id.in_([i.report.report_id for i in items])
+                )
+            )
+        }
+        now = utcnow()
+        seen: list[str] = []
+        todo: list[_Pending] = []
+        for item in items:
+            host, report = rows.get(item.host_id), item.report
+            if host is None or (item.key_hash is not None and host.key_hash != item.key_hash):
+                item.result = Unauthorized("unknown host key: enroll the agent again")
+            elif host.revoked_at is not None:
+                item.result = HostKeyRevoked(
+                    "this host's key was revoked by an admin", host_id=item.host_id
+                )
+            elif (applied := done.get(report.report_id)) is not None:
+                if applied.host_id != item.host_id:
+                    item.result = BadRequest(
+                        "report_id was used by another host", report_id=report.report_id
+                    )
+                else:
+                    seen.append(item.host_id)
+                    item.result = Ack(int(applied.seq), False)
+            elif report.seq <= host.last_ack_seq:
+                # Older than what is applied (a late duplicate under a new id, or a replay after
+                # a full report overtook it): acknowledged so the agent drops it, never applied.
+                seen.append(item.host_id)
+                item.result = Ack(report.seq, False)
+            elif not report.full and report.base != host.last_ack_seq:
+                item.result = ResyncRequired(
+                    f"report {report.seq} is a delta against {report.base} but the server's "
+                    f"last applied report is {host.last_ack_seq}: send a full report",
+                    base=report.base,
+                    last_ack=host.last_ack_seq,
+                )
+            else:
+                todo.append(item)
+        if seen:
+            conn.execute(
+                update(h).where(h.c.id == bindparam("b_id")).values(last_seen=now),
+                [{"b_id": host_id} for host_id in seen],
+            )
+        if not todo:
+            return
+        _apply_inventory(conn, [(i.host_id, i.report) for i in todo])
+        updates = []
+        for item in todo:
+            host, report = rows[item.host_id], item.report
+            digest, counted_on = _apply_decisions(conn, host, report.decisions, now)
+            status = dict(report.agent)
+            status["collected_at"] = report.host.get("collected_at")
+            version = report.agent.get("version")
+            updates.append(
+                {
+                    "b_id": item.host_id,
+                    "last_ack_seq": report.seq,
+                    "last_seen": now,
+                    "agent_status": status,
+                    "agent_version": version
+                    if isinstance(version, str) and len(version) <= 64
+                    else host.agent_version,
+                    "decisions_digest": digest,
+                    "counted_on": counted_on,
+                }
+            )
+        applied_rows = [
+            {"host_id": i.host_id, "report_id": i.report.report_id, "seq": i.report.seq, "at": now}
+            for i in todo
         ]
-        for part in _chunks(rows):
-            s.execute(insert(Violation), list(part))
-        for d in kept:
-            if not d.waived_by and d.key not in before:
-                _event(s, "violation", host, _finding_event(host, d))
-        # The daily trend: this host's open (not waived) violations per severity, today.
-        s.execute(
-            delete(ViolationCount).where(
-                ViolationCount.day == today, ViolationCount.host_id == host.id
-            )
+        conn.execute(
+            update(h)
+            .where(h.c.id == bindparam("b_id"))
+            .values({name: bindparam(name) for name in updates[0] if name != "b_id"}),
+            updates,
         )
-        counts: dict[str, int] = {}
-        for d in kept:
-            if not d.waived_by:
-                counts[d.severity] = counts.get(d.severity, 0) + 1
-        if counts:
-            s.execute(
-                insert(ViolationCount),
-                [
-                    {"day": today, "host_id": host.id, "severity": sev, "count": n}
-                    for sev, n in sorted(counts.items())
-                ],
-            )
+        conn.execute(insert(_APPLIED), applied_rows)
+        for item in todo:
+            item.result = Ack(item.report.seq, True)
 
     # ---------------------------------------------------------------------------------- misc
     def host_count(self) -> int:
@@ -520,12 +492,295 @@ def _last_by(items: Iterable[Any], key: Any) -> list[Any]:
     return list(out.values())
 
 
+def _table(model: Any) -> Table:
+    return cast(Table, model.__table__)
+
+
+_HOSTS = _table(Host)
+_APPLIED = _table(AppliedReport)
+_ARTIFACTS = _table(HostArtifact)
+_RUNTIMES = _table(HostRuntime)
+_PACKAGES = _table(HostPackage)
+_LICENSES = _table(HostLicense)
+_VIOLATIONS = _table(Violation)
+_COUNTS = _table(ViolationCount)
+_EVENTS = _table(FleetEvent)
+_HOST_COLUMNS = (
+    _HOSTS.c.id,
+    _HOSTS.c.key_hash,
+    _HOSTS.c.revoked_at,
+    _HOSTS.c.last_ack_seq,
+    _HOSTS.c.decisions_digest,
+    _HOSTS.c.counted_on,
+    _HOSTS.c.agent_version,
+    _HOSTS.c.hostname,
+    _HOSTS.c.os,
+    _HOSTS.c.os_version,
+    _HOSTS.c.user,
+)
+_WRITER_BATCH = 64  # reports at most per group commit
+
+
+class _Pending:
+    """A report waiting to be applied, and what became of it (an Ack or an error)."""
+
+    __slots__ = ("future", "host_id", "key_hash", "report", "result")
+
+    def __init__(self, host_id: str, report: Report, key_hash: str | None) -> None:
+        self.host_id = host_id
+        self.report = report
+        self.key_hash = key_hash
+        self.result: Ack | BaseException | None = None
+        self.future: Future[Ack] = Future()
+
+    def outcome(self) -> Ack:
+        if isinstance(self.result, BaseException):
+            raise self.result
+        if self.result is None:
+            raise AssertionError("report was not processed")
+        return self.result
+
+    def resolve(self) -> None:
+        if isinstance(self.result, BaseException):
+            self.future.set_exception(self.result)
+        elif self.result is None:
+            self.future.set_exception(AssertionError("report was not processed"))
+        else:
+            self.future.set_result(self.result)
+
+
+class _Writer:
+    """Group commit: one thread applies the reports submitted meanwhile in one transaction
+    (one commit, a few statements per batch instead of per report). A batch holds one report
+    per host; a second report of the same host waits for the next batch."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self._fleet = fleet
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="fleet-report-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, item: _Pending) -> None:
+        self._queue.put(item)
+
+    def _run(self) -> None:
+        waiting: list[_Pending] = []
+        while True:
+            if not waiting:
+                waiting.append(self._queue.get())
+            while len(waiting) < 4 * _WRITER_BATCH:
+                try:
+                    waiting.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            batch: list[_Pending] = []
+            later: list[_Pending] = []
+            hosts: set[str] = set()
+            for item in waiting:
+                if item.host_id in hosts or len(batch) >= _WRITER_BATCH:
+                    later.append(item)
+                else:
+                    hosts.add(item.host_id)
+                    batch.append(item)
+            waiting = later
+            try:
+                self._fleet._apply_batch(batch)
+            except BaseException as exc:  # never leave a request waiting
+                for item in batch:
+                    item.result = exc
+            for item in batch:
+                item.resolve()
+
+
+def _upsert(conn: Connection, table: Table, key: str, rows: list[dict[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT (host_id, key) DO UPDATE: one statement for a batch's rows."""
+    if not rows:
+        return
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = dialect_insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["host_id", key],
+        set_={c: stmt.excluded[c] for c in rows[0] if c not in ("host_id", key)},
+    )
+    for part in _chunks(rows):
+        conn.execute(stmt, list(part))
+
+
+def _apply_inventory(conn: Connection, reports: Sequence[tuple[str, Report]]) -> None:
+    """The batch's inventory changes: full reports replace a host's rows, deltas remove and
+    upsert theirs; the per-host license counts follow the artifacts."""
+    artifacts: list[dict[str, Any]] = []
+    runtimes: list[dict[str, Any]] = []
+    packages: list[dict[str, Any]] = []
+    full: list[str] = []
+    removed: list[tuple[Any, str, list[str]]] = []
+    licensed: list[str] = []
+    for host_id, report in reports:
+        if report.full:
+            full.append(host_id)
+        if report.full or report.artifacts or report.removed_artifacts:
+            licensed.append(host_id)
+        new_artifacts = _last_by(report.artifacts, lambda a: a.path)
+        new_runtimes = _last_by(report.runtimes, lambda r: r.name)
+        new_packages = _last_by(report.packages, lambda p: p.key)
+        if not report.full:
+            for table, gone, kept in (
+                (_ARTIFACTS, report.removed_artifacts, {a.path for a in new_artifacts}),
+                (_RUNTIMES, report.removed_runtimes, {r.name for r in new_runtimes}),
+                (_PACKAGES, report.removed_packages, {p.key for p in new_packages}),
+            ):
+                keys = sorted(set(gone) - kept)
+                if keys:
+                    removed.append((table, host_id, keys))
+        artifacts += (
+            {
+                "host_id": host_id,
+                "path": a.path,
+                "sha256": a.sha256,
+                "size": a.size,
+                "format": a.format,
+                "source_kind": a.source_kind,
+                "source_name": a.source_name,
+                "source_repo": a.source_repo,
+                "source_revision": a.source_revision,
+                "license_id": a.license_id,
+                "max_severity": a.max_severity,
+                "in_use": a.in_use,
+                "doc": a.doc,
+            }
+            for a in new_artifacts
+        )
+        runtimes += (
+            {
+                "host_id": host_id,
+                "name": r.name,
+                "version": r.version,
+                "running": r.running,
+                "exposed": r.exposed,
+                "vulnerable": r.vulnerable,
+                "doc": r.doc,
+            }
+            for r in new_runtimes
+        )
+        packages += (
+            {
+                "host_id": host_id,
+                "key": p.key,
+                "name": p.name,
+                "version": p.version,
+                "vulnerable": p.vulnerable,
+                "doc": p.doc,
+            }
+            for p in new_packages
+        )
+    tables = (
+        (_ARTIFACTS, "path", artifacts),
+        (_RUNTIMES, "name", runtimes),
+        (_PACKAGES, "key", packages),
+    )
+    if full:
+        for table, _key, _rows in tables:
+            for part in _chunks(full):
+                conn.execute(delete(table).where(table.c.host_id.in_(part)))
+    for table, host_id, keys in removed:
+        key_column = (
+            table.c.path
+            if table is _ARTIFACTS
+            else (table.c.name if table is _RUNTIMES else table.c.key)
+        )
+        for part in _chunks(keys):
+            conn.execute(delete(table).where(table.c.host_id == host_id, key_column.in_(part)))
+    for table, key, rows in tables:
+        _upsert(conn, table, key, rows)
+    if licensed:
+        lic, art = _LICENSES, _ARTIFACTS
+        for part in _chunks(licensed):
+            conn.execute(delete(lic).where(lic.c.host_id.in_(part)))
+            conn.execute(
+                insert(lic).from_select(
+                    ["host_id", "license_id", "artifacts"],
+                    select(art.c.host_id, art.c.license_id, func.count())
+                    .where(art.c.host_id.in_(part))
+                    .group_by(art.c.host_id, art.c.license_id),
+                )
+            )
+
+
+def _apply_decisions(
+    conn: Connection, host: Any, decisions: Sequence[DecisionIn], now: datetime
+) -> tuple[str, date]:
+    """The host's violations become the report's decisions (plain allows are not kept).
+    Returns the host's new (decisions digest, counted day)."""
+    kept = _last_by([d for d in decisions if d.action != "allow" or d.waived_by], lambda d: d.key)
+    digest = hashlib.sha256(
+        json.dumps(sorted(dataclasses.astuple(d) for d in kept)).encode()
+    ).hexdigest()
+    today = now.date()
+    if host.decisions_digest == digest and host.counted_on == today:
+        return digest, today  # the same decisions as the last report, already counted today
+    v, vc = _VIOLATIONS, _COUNTS
+    before = {
+        (r.rule, r.subject_kind, r.subject): r.since
+        for r in conn.execute(
+            select(v.c.rule, v.c.subject_kind, v.c.subject, v.c.since).where(
+                v.c.host_id == host.id, v.c.waived.is_(False)
+            )
+        )
+    }
+    conn.execute(delete(v).where(v.c.host_id == host.id))
+    rows = [
+        {
+            "host_id": host.id,
+            "rule": d.rule,
+            "severity": d.severity,
+            "action": d.action,
+            "subject_kind": d.subject_kind,
+            "subject": d.subject,
+            "sha256": d.sha256,
+            "message": d.message,
+            "waived": bool(d.waived_by),
+            "waived_by": d.waived_by,
+            "since": before.get(d.key, now),  # when it was first reported
+        }
+        for d in kept
+    ]
+    for part in _chunks(rows):
+        conn.execute(insert(v), list(part))
+    events = [
+        {
+            "kind": "violation",
+            "host_id": host.id,
+            "document": _finding_event(host, d),
+            "at": now,
+        }
+        for d in kept
+        if not d.waived_by and d.key not in before
+    ]
+    if events:
+        conn.execute(insert(_EVENTS), events)
+    # The daily trend: this host's open (not waived) violations per severity, today.
+    conn.execute(delete(vc).where(vc.c.day == today, vc.c.host_id == host.id))
+    counts: dict[str, int] = {}
+    for d in kept:
+        if not d.waived_by:
+            counts[d.severity] = counts.get(d.severity, 0) + 1
+    if counts:
+        conn.execute(
+            insert(vc),
+            [
+                {"day": today, "host_id": host.id, "severity": sev, "count": n}
+                for sev, n in sorted(counts.items())
+            ],
+        )
+    return digest, today
+
+
 # ------------------------------------------------------------------------------- SIEM events
 def _event(s: Session, kind: str, host: Host, document: dict[str, Any]) -> None:
     s.add(FleetEvent(kind=kind, host_id=host.id, document=document, at=utcnow()))
 
 
-def _ocsf_base(host: Host) -> dict[str, Any]:
+def _ocsf_base(host: Any) -> dict[str, Any]:
     return {
         "time": int(utcnow().timestamp() * 1000),
         "metadata": {
@@ -541,7 +796,7 @@ def _ocsf_base(host: Host) -> dict[str, Any]:
     }
 
 
-def _finding_event(host: Host, d: DecisionIn) -> dict[str, Any]:
+def _finding_event(host: Any, d: DecisionIn) -> dict[str, Any]:
     """An OCSF Detection Finding (class 2004) for a new violation on a host."""
     resource: dict[str, Any] = {"type": d.subject_kind, "name": d.subject}
     if d.sha256:

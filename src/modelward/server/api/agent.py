@@ -7,6 +7,7 @@ and nothing is parsed or stored. The work is done by :class:`modelward.fleet.ser
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, Final
 
@@ -18,12 +19,13 @@ from starlette.requests import ClientDisconnect
 
 from modelward.errors import BadRequest, TooLarge, Unauthorized
 from modelward.fleet import bundle
-from modelward.fleet.report import parse_report
+from modelward.fleet.report import Report, parse_report
 from modelward.fleet.service import Fleet, FleetSettings
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 
 MAX_REPORT_BYTES: Final = 64 << 20
+INLINE_PARSE_BYTES: Final = 16 << 10
 BUNDLE_KEY_NAME: Final = "fleet-bundle-signing-key"
 
 
@@ -85,8 +87,8 @@ def enroll(body: EnrollIn, request: Request) -> dict[str, Any]:
     return fleet.enroll(body.secret, body.host.model_dump()).to_dict()
 
 
-@router.post("/report")
-async def report(request: Request) -> dict[str, Any]:
+@router.post("/report", response_model=dict[str, Any])
+async def report(request: Request) -> Response:
     # The key is checked again inside the report's transaction: a cached pass here only
     # decides whether the body is worth reading.
     fleet, host_id = await _host(request, cached=True)
@@ -103,17 +105,22 @@ async def report(request: Request) -> dict[str, Any]:
         raise BadRequest("the client closed the connection before the report was sent") from None
     key = _bearer(request)
 
-    def apply() -> dict[str, Any]:  # in a worker thread: parsing a big report takes a while
+    def parse() -> Report:
         try:
             doc = json.loads(raw)
         except ValueError:
             raise BadRequest("the report is not valid JSON") from None
         if not isinstance(doc, dict):
             raise BadRequest("the report must be a JSON object")
-        return fleet.ingest(host_id, parse_report(doc), host_key=key).to_dict()
+        return parse_report(doc)
 
-    result: dict[str, Any] = await run_in_threadpool(apply)
-    return result
+    # A small report (a delta) is parsed on the event loop: a thread hop would cost more than
+    # the parsing; a big one in a worker thread, so the loop never stalls on it.
+    parsed = parse() if len(raw) <= INLINE_PARSE_BYTES else await run_in_threadpool(parse)
+    # Applied by the group-commit writer with the reports of other agents sent meanwhile; the
+    # answer comes after its transaction committed.
+    ack = await asyncio.wrap_future(fleet.submit(host_id, parsed, host_key=key))
+    return JSONResponse(ack.to_dict())
 
 
 def _etag_value(header: str) -> set[str]:
