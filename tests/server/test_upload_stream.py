@@ -1,8 +1,7 @@
-"""``server.upload.receive_into``: request pieces gathered into two buffers, stored by a thread.
+"""``server.upload.receive_into``: request pieces gathered into batches, stored by a thread.
 
-A fake writer checks what the real ones rely on: the bytes arrive whole and in order, one write at
-a time, a buffer is never refilled while its write runs, and nothing is still writing once
-``receive_into`` returns or raises.
+A fake writer checks what the real ones rely on: the bytes arrive whole and in order, in large
+batches, one batch at a time, and nothing is still writing once ``receive_into`` returns or raises.
 """
 
 from __future__ import annotations
@@ -35,17 +34,16 @@ class SlowWriter:
         self.lock = threading.Lock()
         self.writes: list[int] = []
 
-    def write(self, data: Any) -> None:
+    def writev(self, pieces: list[bytes]) -> None:
         with self.lock:
             self.active += 1
             self.overlaps += self.active > 1
         try:
-            before = bytes(data)
-            time.sleep(self.delay)  # the loop goes on filling the other buffer meanwhile
-            assert bytes(data) == before, "a buffer changed while it was being written"
-            self.data += before
-            self.size += len(before)
-            self.writes.append(len(before))
+            time.sleep(self.delay)  # the loop goes on gathering the next batch meanwhile
+            data = b"".join(pieces)
+            self.data += data
+            self.size += len(data)
+            self.writes.append(len(data))
             if self.fail_after is not None and self.size > self.fail_after:
                 raise TooLarge("writer says too large")
         finally:
@@ -80,13 +78,15 @@ def test_bytes_arrive_whole_and_in_order(seed: int) -> None:
     assert n == len(data) == w.size
     assert hashlib.sha256(w.data).digest() == hashlib.sha256(data).digest()
     assert w.overlaps == 0
-    assert all(k == 100_000 for k in w.writes[:-1])  # large writes, not one per piece
+    # batches of at least buffer_size bytes (or 1024 pieces), not one write per piece
+    assert all(k >= 100_000 or k >= 1024 for k in w.writes[:-1])
 
 
-def test_small_declared_size_uses_a_small_buffer() -> None:
-    w = SlowWriter()
-    assert asyncio.run(receive_into(w, pieces(b"abc", [1, 1, 1]), size_hint=3)) == 3
-    assert w.writes == [3]
+def test_tiny_pieces_go_out_in_bounded_batches() -> None:
+    w = SlowWriter(delay=0)
+    data = os.urandom(5000)
+    assert asyncio.run(receive_into(w, pieces(data, [1] * 5000))) == 5000
+    assert w.writes == [1024] * 4 + [904] and bytes(w.data) == data
 
 
 def test_the_limit_stops_the_upload_early() -> None:

@@ -142,3 +142,16 @@ def test_an_intact_copy_is_kept_across_a_restart(tmp_path: Path) -> None:
 def test_make_durable_of_a_missing_blob(tmp_path: Path) -> None:
     with pytest.raises(BlobNotFound):
         FsBlobStore(tmp_path, fsync="revision").make_durable(["ab" * 32])
+
+
+@pytest.mark.parametrize("mode", ["upload", "revision"])
+def test_a_fresh_upload_is_not_hashed_again(
+    tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FsBlobStore(tmp_path, fsync=mode)  # type: ignore[arg-type]
+    rehashed: list[str] = []
+    monkeypatch.setattr(store, "verify", lambda d: rehashed.append(d) or True)
+    info = put(store, os.urandom(100_000))
+    store.make_durable([info.sha256])
+    store.ensure_intact(info.sha256)
+    assert rehashed == []  # hashed once, while it was uploaded

@@ -23,7 +23,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -85,6 +85,10 @@ class _S3Writer:
             )
         self._hash.update(data)
         self._fh.write(data)
+
+    def writev(self, pieces: Sequence[Bytes]) -> None:
+        for p in pieces:
+            self.write(p)
 
     def commit(self, expected_sha256: str | None = None) -> BlobInfo:
         digest = self._hash.hexdigest()

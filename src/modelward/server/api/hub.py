@@ -157,7 +157,7 @@ async def put_blob(sha256: str, request: Request, who: Publisher) -> JSONRespons
     expected = int(declared) if declared is not None and declared.isdigit() else None
     writer = await run_in_threadpool(hub.blobs.writer, limit)
     with writer:
-        received = await receive_into(writer, request.stream(), limit=limit, size_hint=expected)
+        received = await receive_into(writer, request.stream(), limit=limit)
         if expected is not None and received != expected:
             raise BadRequest(
                 f"upload ended after {received} of {expected} bytes; nothing was stored",

@@ -91,7 +91,7 @@ async def _store_body(
         hint = int(declared) if declared.isdigit() else None
         if hint is not None and hint > left:
             raise TooLarge(f"upload is larger than the server's limit of {limit + already} bytes")
-        received = await receive_into(writer, request.stream(), limit=left, size_hint=hint)
+        received = await receive_into(writer, request.stream(), limit=left)
         if hint is not None and received != hint:
             raise BadRequest(
                 f"upload ended after {received} of {hint} bytes; nothing was stored",
