@@ -234,9 +234,10 @@ def _input(doc: Mapping[str, Any]) -> Any:
     failed = 0
 
     keys: dict[str, bytes] = {}  # object keys repeat: encode each once
+    plain = _PLAIN.match
 
     def text(v: str) -> bytes:
-        if _PLAIN.match(v) is None:
+        if plain(v) is None:
             v = json.dumps(v)[1:-1]
         return v.encode()
 
@@ -244,7 +245,7 @@ def _input(doc: Mapping[str, Any]) -> Any:
         nonlocal failed
         t = type(v)
         if t is str:
-            failed |= put_str(impl, text(v))
+            failed |= put_str(impl, v.encode() if plain(v) is not None else text(v))
         elif t is dict or isinstance(v, Mapping):
             for k, x in v.items():
                 key = keys.get(k)
@@ -277,19 +278,21 @@ def _input(doc: Mapping[str, Any]) -> Any:
     return value
 
 
-# The artifact fields the bundled pack reads (see pack/lib.rego); the rest is not handed over.
+# The artifact fields the bundled pack reads (see pack/lib.rego); the rest is not handed over. The
+# pack reads `source` only to match the approved origins, which `precomputed` answers.
 _PACK_FIELDS = ("path", "sha256", "format")
-_PACK_SUB_FIELDS = {"source": ("name", "repo"), "license": ("id",)}
+_PACK_SUB_FIELDS = {"license": ("id",)}
 _FINDING_FIELDS = ("rule", "severity")
 
 
 def _pack_input(inventory: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
     """The input for the bundled pack: the fields it reads, escaped, plus pre-computed facts.
 
-    Handing a document to rego-cpp costs a foreign call per value, and rego-cpp matches strings
-    against sets and globs slowly (a set is scanned, not hashed). So each artifact keeps only the
-    fields the pack reads and gains ``precomputed``: whether its digest and its origin are on the
-    approved lists, the answers of ``lib.digest_approved`` and ``lib.origin_approved``; the document
+    Handing a document to rego-cpp costs a foreign call per value (and each value it holds slows
+    every pass of a rule over the artifacts), and rego-cpp matches strings against sets and globs
+    slowly (a set is scanned, not hashed). So each artifact keeps only the fields the pack reads
+    once the facts are known (not ``source``) and gains ``precomputed``: whether its digest and its
+    origin are on the approved lists, the answers of ``lib.digest_approved`` and ``lib.origin_approved``; the document
     gains ``precomputed.license_ids``, the distinct raw license ids (``license.license_ids``). The
     pack computes all of them itself when ``precomputed`` is absent, as under ``opa eval``; the
     decisions are the same either way (tests/policy/test_pack_decisions.py pins them).
