@@ -307,11 +307,11 @@ def test_overview_counts_tables_and_trend_chart(client: Any, site: Site) -> None
 def test_the_unapproved_count_is_bounded(
     client: Any, site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from modelward.server import web_fleet
+    from modelward.server import web_fleet_data
 
-    monkeypatch.setattr(web_fleet, "UNAPPROVED_CAP", 3)
+    monkeypatch.setattr(web_fleet_data, "UNAPPROVED_CAP", 3)
     assert 'unapproved=1">3+ unapproved<' in main(get(client, "/fleet"))
-    monkeypatch.setattr(web_fleet, "UNAPPROVED_CAP", 10)
+    monkeypatch.setattr(web_fleet_data, "UNAPPROVED_CAP", 10)
     assert 'unapproved=1">10 unapproved<' in main(get(client, "/fleet"))
 
 

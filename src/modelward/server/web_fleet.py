@@ -7,7 +7,8 @@ helpers, the one stylesheet; no script. The trend chart is inline SVG laid out s
 Reading a page needs the ``review`` right, as the fleet API (``api/fleet.py``) does; other roles get
 the 403 page, browsers without a session the log-in page.
 
-Data comes from :mod:`modelward.fleet.queries` (cursor pagination, ``{"items", "next"}``). Routes
+Data comes from :mod:`modelward.fleet.queries` (cursor pagination, ``{"items", "next"}``) and
+:mod:`modelward.server.web_fleet_data` (overview counts, filter choices, cross-links). Routes
 are plain ``def``: FastAPI runs them, and so every query, in its thread pool, off the event loop.
 Filters are read as text and checked here, so a bad one is the HTML error page (400), never a JSON
 422.
@@ -17,36 +18,24 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy import func, or_, select
 
 from modelward.errors import BadRequest, HubError, NotFound
 from modelward.fleet import queries
 from modelward.fleet.report import SEVERITIES
 from modelward.fleet.service import Fleet
+from modelward.server import web_fleet_data as data
 from modelward.server.api.agent import fleet_of
 from modelward.server.auth import check
 from modelward.server.web import _env, _error_page, _page
 from modelward.server.web_chart import trend_chart
-from modelward.store.db import (
-    Database,
-    Host,
-    HostArtifact,
-    HostLicense,
-    HostPackage,
-    HostRuntime,
-    Repo,
-    Revision,
-    RevisionFile,
-    Team,
-    utcnow,
-)
+from modelward.store.db import utcnow
 
 router = APIRouter(include_in_schema=False)
 
@@ -56,9 +45,6 @@ HOST_ROWS = 50
 """Artifacts and violations shown on a host page; the rest are a link to the filtered list."""
 OVERVIEW_ROWS = 20
 """Exposed runtimes listed on the overview."""
-UNAPPROVED_CAP = 10_000
-"""The overview counts unapproved artifacts up to this many ("10,000+"): an exact count is a
-probe of the hub's files per artifact, too slow on a large fleet for a page."""
 TREND_DAYS = 30
 _SHA256 = re.compile(r"(?:sha256:)?([0-9a-fA-F]{64})\Z")
 _MAX_TEXT = 300
@@ -168,111 +154,6 @@ def _pager(path: str, page: queries.Page, filters: Mapping[str, Any], cursor: st
     )
 
 
-def _host_name(db: Database, host_id: str) -> str:
-    """The host's name (a 404 page when no host has that id: a filter naming a missing host)."""
-    with db.session() as s:
-        name = s.scalar(select(Host.hostname).where(Host.id == host_id))
-    if name is None:
-        raise NotFound(f"no host {host_id}")
-    return name
-
-
-def _teams(db: Database) -> list[str]:
-    with db.session() as s:
-        return list(s.scalars(select(Team.name).order_by(Team.name).limit(500)))
-
-
-def _artifact_digests(db: Database, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], str]:
-    """(host id, path) -> SHA-256 of the artifacts the violations name without a digest."""
-    wanted = {
-        (v["host_id"], v["subject"]["name"])
-        for v in rows
-        if v["subject"]["kind"] == "artifact" and not v["subject"]["sha256"]
-    }
-    if not wanted:
-        return {}
-    with db.session() as s:
-        found = s.execute(
-            select(HostArtifact.host_id, HostArtifact.path, HostArtifact.sha256).where(
-                HostArtifact.host_id.in_({h for h, _ in wanted}),
-                HostArtifact.path.in_({p for _, p in wanted}),
-                HostArtifact.sha256.is_not(None),
-            )
-        ).all()
-    return {(h, p): sha for h, p, sha in found if (h, p) in wanted and sha}
-
-
-def _with_artifacts(db: Database, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Violations with ``artifact``: the SHA-256 of the file they are about, when it is known."""
-    digests = _artifact_digests(db, rows)
-    return [
-        {
-            **v,
-            "artifact": v["subject"]["sha256"] or digests.get((v["host_id"], v["subject"]["name"])),
-        }
-        for v in rows
-    ]
-
-
-# ------------------------------------------------------------------------------------ overview
-@dataclass(frozen=True, slots=True)
-class Counts:
-    online: int
-    offline: int
-    revoked: int
-    artifacts: int
-    unapproved: int
-    unapproved_capped: bool
-    exposed: int
-    vulnerable: int
-
-    @property
-    def hosts(self) -> int:
-        return self.online + self.offline + self.revoked
-
-
-def overview_counts(db: Database, window: int) -> Counts:
-    """Hosts by state, artifacts (unapproved ones up to ``UNAPPROVED_CAP``), exposed runtimes and
-    vulnerable installs: the same definitions as ``queries.hosts`` and ``queries.metrics``."""
-    since = utcnow() - dt.timedelta(seconds=window)
-    with db.session() as s:
-        total = int(s.scalar(select(func.count()).select_from(Host)) or 0)
-        revoked = int(s.scalar(select(func.count()).where(Host.revoked_at.is_not(None))) or 0)
-        online = int(
-            s.scalar(select(func.count()).where(Host.revoked_at.is_(None), Host.last_seen >= since))
-            or 0
-        )
-        artifacts = int(s.scalar(select(func.coalesce(func.sum(HostLicense.artifacts), 0))) or 0)
-        # queries' own definition of "approved" (a file of an approved hub revision).
-        unapproved_rows = (
-            select(HostArtifact.id)
-            .where(or_(HostArtifact.sha256.is_(None), ~queries._approved()))
-            .limit(UNAPPROVED_CAP + 1)
-            .subquery()
-        )
-        unapproved = int(s.scalar(select(func.count()).select_from(unapproved_rows)) or 0)
-        exposed = int(
-            s.scalar(
-                select(func.count()).select_from(HostRuntime).where(HostRuntime.exposed.is_(True))
-            )
-            or 0
-        )
-        vulnerable = sum(
-            int(s.scalar(select(func.count()).select_from(t).where(t.vulnerable.is_(True))) or 0)
-            for t in (HostRuntime, HostPackage)
-        )
-    return Counts(
-        online=online,
-        offline=total - online - revoked,
-        revoked=revoked,
-        artifacts=artifacts,
-        unapproved=min(unapproved, UNAPPROVED_CAP),
-        unapproved_capped=unapproved > UNAPPROVED_CAP,
-        exposed=exposed,
-        vulnerable=vulnerable,
-    )
-
-
 @router.get("/fleet")
 def overview(request: Request) -> Response:
     """Counts, violations by severity and rule, the trend, exposed runtimes, vulnerable versions,
@@ -282,7 +163,7 @@ def overview(request: Request) -> Response:
         days = _int(request, "days", TREND_DAYS, 1, 366)
         fleet = _fleet(request)
         db = fleet.db
-        counts = overview_counts(db, fleet.settings.offline_window)
+        counts = data.overview_counts(db, fleet.settings.offline_window)
         summary = queries.violation_summary(db)
         trend = queries.trend(db, days)
         exposed = queries.runtimes(db, exposed=True, limit=OVERVIEW_ROWS)
@@ -307,7 +188,7 @@ def overview(request: Request) -> Response:
         vulnerable=vulnerable,
         licenses=licenses,
         offline_after=fleet.settings.offline_window,
-        cap=UNAPPROVED_CAP,
+        cap=data.UNAPPROVED_CAP,
     )
 
 
@@ -335,7 +216,7 @@ def hosts_page(request: Request) -> Response:
             limit=limit,
             cursor=cursor,
         )
-        teams = _teams(fleet.db)
+        teams = data.teams(fleet.db)
     except HubError as exc:
         return _error_page(request, exc)
     filters = {
@@ -399,7 +280,7 @@ def host_page(request: Request, host_id: str) -> Response:
         doc = queries.host(fleet.db, host_id, window=fleet.settings.offline_window)
         arts = queries.artifacts(fleet.db, host_id=host_id, limit=HOST_ROWS)
         viols = queries.violations(fleet.db, host_id=host_id, limit=HOST_ROWS)
-        violations = _with_artifacts(fleet.db, viols.items)
+        violations = data.with_artifacts(fleet.db, viols.items)
     except HubError as exc:
         return _error_page(request, exc)
     return _page(
@@ -429,7 +310,7 @@ def artifacts_page(request: Request) -> Response:
         license_id = _text(request, "license", 100)
         limit, cursor = _list_args(request)
         db = _fleet(request).db
-        hostname = _host_name(db, host_id) if host_id else ""
+        hostname = data.host_name(db, host_id) if host_id else ""
         page = queries.artifacts(
             db,
             sha256=sha or None,
@@ -462,20 +343,6 @@ def artifacts_page(request: Request) -> Response:
     )
 
 
-def _hub_files(db: Database, sha: str) -> list[dict[str, Any]]:
-    """Approved hub revisions that hold a file with this digest (the artifact is approved)."""
-    with db.session() as s:
-        rows = s.execute(
-            select(Repo.name, Revision.commit, RevisionFile.path)
-            .join(Revision, Revision.id == RevisionFile.revision_id)
-            .join(Repo, Repo.id == Revision.repo_id)
-            .where(RevisionFile.sha256 == sha, Revision.state == "approved")
-            .order_by(Repo.name, Revision.commit)
-            .limit(20)
-        ).all()
-    return [{"repo": r[0], "commit": r[1], "path": r[2]} for r in rows]
-
-
 @router.get("/fleet/artifacts/{digest}")
 def artifact_page(request: Request, digest: str) -> Response:
     """One artifact by SHA-256: the hosts holding it (paths, formats, licenses) and its approval."""
@@ -487,7 +354,7 @@ def artifact_page(request: Request, digest: str) -> Response:
         page = queries.artifacts(db, sha256=sha, limit=limit, cursor=cursor)
         if not page.items and not cursor:
             raise NotFound(f"no host holds an artifact with SHA-256 {sha}")
-        hub_files = _hub_files(db, sha)
+        hub_files = data.hub_files(db, sha)
     except HubError as exc:
         return _error_page(request, exc)
     filters = {"limit": limit if limit != PAGE_SIZE else None}
@@ -519,7 +386,7 @@ def runtimes_page(request: Request) -> Response:
         host_id = _text(request, "host", 64)
         limit, cursor = _list_args(request)
         db = _fleet(request).db
-        hostname = _host_name(db, host_id) if host_id else ""
+        hostname = data.host_name(db, host_id) if host_id else ""
         page = queries.runtimes(
             db,
             exposed=exposed,
@@ -564,7 +431,7 @@ def violations_page(request: Request) -> Response:
         host_id = _text(request, "host", 64)
         limit, cursor = _list_args(request)
         db = _fleet(request).db
-        hostname = _host_name(db, host_id) if host_id else ""
+        hostname = data.host_name(db, host_id) if host_id else ""
         page = queries.violations(
             db,
             rule=rule or None,
@@ -573,7 +440,7 @@ def violations_page(request: Request) -> Response:
             limit=limit,
             cursor=cursor,
         )
-        rows = _with_artifacts(db, page.items)
+        rows = data.with_artifacts(db, page.items)
     except HubError as exc:
         return _error_page(request, exc)
     filters = {
