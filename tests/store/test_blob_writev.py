@@ -29,3 +29,17 @@ def test_writev_checks_the_limit(blob_store: Any) -> None:
     with blob_store.writer(max_size=10) as w, pytest.raises(TooLarge):
         w.writev([b"123456", b"78901"])
     assert list(blob_store.iter_digests()) == []
+
+
+@pytest.mark.parametrize("announced", [10, 100_000, 300_000])
+def test_the_announced_size_is_only_a_hint(tmp_path: Any, announced: int) -> None:
+    """Fewer or more bytes than announced: the blob holds exactly what came (fs preallocates)."""
+    from modelward.store.blobs import FsBlobStore
+
+    store = FsBlobStore(tmp_path, fsync="revision")
+    data = os.urandom(100_000)
+    with store.writer(size_hint=announced) as w:
+        w.writev([data[:50_000], data[50_000:]])
+        info = w.commit(hashlib.sha256(data).hexdigest())
+    assert os.path.getsize(store.path(info.sha256) or "") == len(data)
+    store.ensure_intact(info.sha256)

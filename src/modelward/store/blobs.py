@@ -78,7 +78,8 @@ class BlobWriter(Protocol):
 class BlobStore(Protocol):
     """Where blob bytes live. Implementations: :class:`FsBlobStore`, ``store.s3.S3BlobStore``."""
 
-    def writer(self, max_size: int | None = None) -> BlobWriter: ...
+    def writer(self, max_size: int | None = None, size_hint: int | None = None) -> BlobWriter:
+        """Start an upload of at most ``max_size`` bytes; ``size_hint``: the size announced."""
 
     def exists(self, digest: str) -> bool: ...
 
@@ -150,12 +151,30 @@ def _start_writeback() -> Callable[[int, int, int], None]:
 _writeback = _start_writeback() if sys.platform.startswith("linux") else (lambda fd, o, n: None)
 
 
+def _preallocate(fd: int, size: int) -> int:
+    """Reserve ``size`` bytes of disk for an upload; the bytes reserved (0 where unsupported).
+
+    With the blocks reserved up front, neither the writes nor the disk's writeback allocate them
+    piece by piece (ext4's delayed allocation): on this project's VM, half the kernel CPU time of
+    an upload and a faster fsync, and the file is not fragmented. The caller has checked
+    ``size`` against the upload limit; the reservation ends with the upload if it fails.
+    """
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError:  # unsupported, or no room for all of it now: only a head start lost
+        return 0
+    return size
+
+
 class _FsWriter:
-    def __init__(self, store: FsBlobStore, max_size: int | None) -> None:
+    def __init__(self, store: FsBlobStore, max_size: int | None, size_hint: int | None) -> None:
         self._store = store
         self._max = max_size
         fd, self._tmp = tempfile.mkstemp(dir=store.tmp_dir, prefix="upload-")
         self._fh = os.fdopen(fd, "wb", buffering=0)
+        self._allocated = 0
+        if size_hint and (max_size is None or size_hint <= max_size):
+            self._allocated = _preallocate(fd, size_hint)
         self._hash = hashlib.sha256()
         self.size = 0
         self._done = False
@@ -239,6 +258,8 @@ class _FsWriter:
 
     def commit(self, expected_sha256: str | None = None) -> BlobInfo:
         self._flush_pending()
+        if self._allocated > self._written:  # fewer bytes came than announced
+            os.ftruncate(self._fh.fileno(), self._written)
         digest = self._hash.hexdigest()
         if expected_sha256 is not None and check_digest(expected_sha256) != digest:
             raise DigestMismatch(
@@ -338,8 +359,8 @@ class FsBlobStore:
             return True
         return self.verify(digest)
 
-    def writer(self, max_size: int | None = None) -> _FsWriter:
-        return _FsWriter(self, max_size)
+    def writer(self, max_size: int | None = None, size_hint: int | None = None) -> _FsWriter:
+        return _FsWriter(self, max_size, size_hint)
 
     def make_durable(self, digests: Iterable[str]) -> None:
         """fsync each blob and its folder, skipping blobs this process already made durable.

@@ -412,7 +412,7 @@ class S3BlobStore:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
 
     # ------------------------------------------------------------------ BlobStore
-    def writer(self, max_size: int | None = None) -> _S3Writer:
+    def writer(self, max_size: int | None = None, size_hint: int | None = None) -> _S3Writer:
         return _S3Writer(self, max_size)
 
     def exists(self, digest: str) -> bool:

@@ -155,7 +155,7 @@ async def put_blob(sha256: str, request: Request, who: Publisher) -> JSONRespons
         )
     hub = _hub(request)
     expected = int(declared) if declared is not None and declared.isdigit() else None
-    writer = await run_in_threadpool(hub.blobs.writer, limit)
+    writer = await run_in_threadpool(hub.blobs.writer, limit, expected)
     with writer:
         received = await receive_into(writer, request.stream(), limit=limit)
         if expected is not None and received != expected:
@@ -325,7 +325,8 @@ def _store_plan(hub: Hub, plan: IngestPlan, limit: int) -> None:
             hub.register_blob(f.sha256, f.size)
             continue
         buf = memoryview(bytearray(_COPY_BUFFER))
-        with hub.blobs.writer(max_size=limit) as w, open(f.source, "rb", buffering=0) as fh:
+        w = hub.blobs.writer(max_size=limit, size_hint=f.size)
+        with w, open(f.source, "rb", buffering=0) as fh:
             while n := fh.readinto(buf):
                 w.write(buf[:n])
             info = w.commit(f.sha256)

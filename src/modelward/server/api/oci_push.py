@@ -82,13 +82,13 @@ async def _store_body(
     limit = request.app.state.settings.max_upload_bytes - already
     if limit <= 0:
         raise TooLarge("upload is larger than the server's limit")
-    writer = await run_in_threadpool(hub.blobs.writer, limit)
+    declared = request.headers.get("content-length") or ""
+    hint = int(declared) if declared.isdigit() else None
+    writer = await run_in_threadpool(hub.blobs.writer, limit, None if prefix else hint)
     with writer:
         for chunk_digest in prefix or []:
             await run_in_threadpool(_copy_blob, hub, chunk_digest, writer)
         left = limit - writer.size
-        declared = request.headers.get("content-length") or ""
-        hint = int(declared) if declared.isdigit() else None
         if hint is not None and hint > left:
             raise TooLarge(f"upload is larger than the server's limit of {limit + already} bytes")
         received = await receive_into(writer, request.stream(), limit=left)
