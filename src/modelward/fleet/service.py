@@ -25,6 +25,12 @@ from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Integer,
     Table,
     bindparam,
     delete,
@@ -33,7 +39,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -596,14 +601,71 @@ def _upsert(conn: Connection, table: Table, key: str, rows: list[dict[str, Any]]
     """INSERT ... ON CONFLICT (host_id, key) DO UPDATE: one statement for a batch's rows."""
     if not rows:
         return
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = dialect_insert(table)
+    if conn.dialect.name == "postgresql":
+        for part in _chunks(rows):
+            sql, args = _pg_unnest(table, part, conflict=("host_id", key))
+            conn.exec_driver_sql(sql, tuple(args))
+        return
+    stmt = sqlite_insert(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["host_id", key],
         set_={c: stmt.excluded[c] for c in rows[0] if c not in ("host_id", key)},
     )
     for part in _chunks(rows):
         conn.execute(stmt, list(part))
+
+
+def _pg_type(column: Any) -> str:
+    t = column.type
+    if isinstance(t, JSON):
+        return "text"  # sent as JSON text, cast to json in the statement
+    if isinstance(t, Boolean):
+        return "boolean"
+    if isinstance(t, BigInteger | Integer):
+        return "bigint"
+    if isinstance(t, DateTime):
+        return "timestamptz"
+    if isinstance(t, Date):
+        return "date"
+    return "text"
+
+
+def _pg_unnest(
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    conflict: tuple[str, str] | None = None,
+) -> tuple[str, list[Any]]:
+    """PostgreSQL: an INSERT of many rows (``conflict``: an upsert on those columns) in ONE
+    statement whose parameters are one array per column (``unnest``): the same text whatever
+    the row count, so it is prepared once, and one execution instead of one per row (psycopg's
+    pipelined executemany costs a few hundred microseconds of CPU per row)."""
+    names = list(rows[0])
+    columns = [table.c[n] for n in names]
+    args: list[Any] = []
+    selects: list[str] = []
+    arrays: list[str] = []
+    for name, column in zip(names, columns, strict=True):
+        kind = _pg_type(column)
+        values = [r[name] for r in rows]
+        if isinstance(column.type, JSON):
+            values = [json.dumps(v) for v in values]
+        expr = f"t.c{len(arrays)}"
+        selects.append(f"{expr}::json" if isinstance(column.type, JSON) else expr)
+        arrays.append(f"%b::{kind}[]")  # binary: no per-element escaping
+        args.append(values)
+    quoted = [f'"{n}"' for n in names]
+    aliases = ", ".join(f"c{i}" for i in range(len(names)))
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(quoted)}) SELECT {', '.join(selects)} "
+        f"FROM unnest({', '.join(arrays)}) AS t({aliases})"
+    )
+    if conflict is not None:
+        keep = [q for n, q in zip(names, quoted, strict=True) if n not in conflict]
+        sql += f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET " + ", ".join(
+            f"{q} = excluded.{q}" for q in keep
+        )
+    return sql, args
 
 
 def _apply_inventory(conn: Connection, reports: Sequence[tuple[str, Report]]) -> None:
