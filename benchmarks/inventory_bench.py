@@ -17,10 +17,20 @@ Issue 3 ("Speed and memory"), in one run:
     - peak RSS under 200 MB: ``wait4``'s ``ru_maxrss`` (the largest process, workers included)
       and the sampled sum over the process tree (an upper bound: shared pages count twice).
 
-Prints a table with PASS/MISS per target and writes JSON to ``benchmarks/out/``.
+Two sections time what unit tests once asserted in seconds (the tests now bound the work by
+counts: file-system calls per repo, files read per process):
+
+(c) ``stores``: the Hugging Face store parsing a hub cache of 10,000 repos (1,000 with a weights
+    link), against ``find CACHE`` and an in-process ``os.walk`` of the same cache;
+(d) ``processes``: ``files_in_use`` reading ``/proc`` against its ``psutil`` backend (the peer:
+    ``memory_maps()`` and ``open_files()``), on whatever runs on this machine.
+
+Prints a table with PASS/MISS per target (``info`` for figures without a target) and writes JSON
+to ``benchmarks/out/``.
 
     python benchmarks/inventory_bench.py                # ~5 min (+ building the trees once)
     python benchmarks/inventory_bench.py --gb 4 --files 50000 --reps 1   # quick look
+    python benchmarks/inventory_bench.py --only stores --only processes  # under a minute
 """
 
 from __future__ import annotations
@@ -285,12 +295,113 @@ def bench_inventory(cache: Path, target_gb: float, reps: int) -> dict[str, Any]:
     return out
 
 
+def build_hf_cache(root: Path, repos: int) -> None:
+    """A hub cache of ``repos`` repos (refs, an empty snapshot; every tenth links a blob)."""
+    commit = "a" * 40
+    blob = "c" * 64
+    tmp = root.with_name(root.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for i in range(repos):
+        repo = tmp / f"models--org--m{i}"
+        (repo / "refs").mkdir(parents=True)
+        (repo / "refs" / "main").write_text(commit)
+        (repo / "snapshots" / commit).mkdir(parents=True)
+        (repo / "blobs").mkdir()
+        if i % 10 == 0:
+            (repo / "blobs" / blob).write_bytes(b"x")
+            os.symlink(f"../../blobs/{blob}", repo / "snapshots" / commit / "model.safetensors")
+    tmp.rename(root)
+
+
+def timed(fn: Any) -> tuple[float, float, Any]:
+    """Wall and CPU seconds of ``fn()`` in this process, and its result."""
+    w, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - w, time.process_time() - c, out
+
+
+def _os_walk(root: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(root))
+
+
+def bench_stores(cache: Path, repos: int, reps: int) -> dict[str, Any]:
+    from modelward.inventory.stores.huggingface import STORE
+
+    root = cache / f"hf-cache-v1-n{repos}"
+    if not root.is_dir():
+        log(f"building {root} ...")
+        build_hf_cache(root, repos)
+    find = ["find", str(root)]
+    time_cmd(find)
+    items = len(STORE.collect(root).items)  # warm-up (and the lazy imports)
+    rounds: dict[str, list[tuple[float, float]]] = {"collect": [], "os.walk": [], "find": []}
+    for i in range(reps):
+        log(f"stores round {i + 1}/{reps}")
+        w, c, _ = timed(lambda: STORE.collect(root))
+        rounds["collect"].append((w, c))
+        w, c, _ = timed(lambda: _os_walk(root))
+        rounds["os.walk"].append((w, c))
+        rounds["find"].append((time_cmd(find), 0.0))
+    med = {k: statistics.median(w for w, _ in v) for k, v in rounds.items()}
+    return {
+        "cache": str(root),
+        "repos": repos,
+        "items": items,
+        "rounds": rounds,
+        "median_s": med,
+        "collect_cpu_median_s": statistics.median(c for _, c in rounds["collect"]),
+    }
+
+
+def bench_processes(reps: int) -> dict[str, Any]:
+    from modelward.inventory.inuse import files_in_use
+
+    files_in_use(backend="psutil", deadline=60.0)  # warm-up (and psutil's import)
+    rounds: dict[str, list[tuple[float, float]]] = {"proc": [], "psutil": []}
+    seen: dict[str, int] = {}
+    for i in range(reps):
+        log(f"processes round {i + 1}/{reps}")
+        for backend in ("proc", "psutil"):
+            w, c, used = timed(lambda b=backend: files_in_use(backend=b, deadline=60.0))
+            rounds[backend].append((w, c))
+            seen[backend] = used.processes
+    med = {k: statistics.median(w for w, _ in v) for k, v in rounds.items()}
+    return {"rounds": rounds, "median_s": med, "processes": seen}
+
+
 # ---------------------------------------------------------------------------- report
-def report(walk: dict[str, Any] | None, inv: dict[str, Any] | None) -> list[dict[str, Any]]:
+def report(
+    walk: dict[str, Any] | None,
+    inv: dict[str, Any] | None,
+    stores: dict[str, Any] | None = None,
+    procs: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
-    def add(target: str, value: str, ok: bool) -> None:
-        rows.append({"target": target, "measured": value, "pass": ok})
+    def add(target: str, value: str, ok: bool, info: bool = False) -> None:
+        rows.append({"target": target, "measured": value, "pass": ok, "info": info})
+
+    if stores:
+        m = stores["median_s"]
+        add(
+            f"(HF cache of {stores['repos']:,} repos: store collect vs find and os.walk)",
+            f"collect {m['collect']:.2f} s (CPU {stores['collect_cpu_median_s']:.2f} s, "
+            f"{stores['items']:,} items), find {m['find']:.2f} s, os.walk {m['os.walk']:.2f} s: "
+            f"collect takes {m['collect'] / m['find']:.1f}x find's time",
+            True,
+            info=True,
+        )
+    if procs:
+        m = procs["median_s"]
+        add(
+            "(files in use: /proc backend vs psutil backend)",
+            f"proc {m['proc']:.3f} s, psutil {m['psutil']:.3f} s over "
+            f"{procs['processes'].get('proc', 0)} processes: proc {m['psutil'] / m['proc']:.1f}x "
+            "as fast",
+            True,
+            info=True,
+        )
 
     if walk:
         add(
@@ -363,17 +474,28 @@ def main() -> int:
     ap.add_argument(
         "--cache", default=None, help="where trees are built (~/.cache/modelward-bench)"
     )
-    ap.add_argument("--only", choices=("walk", "inventory"), default=None)
+    ap.add_argument(
+        "--only",
+        action="append",
+        choices=("walk", "inventory", "stores", "processes"),
+        help="run only this section (repeatable)",
+    )
+    ap.add_argument("--repos", type=int, default=10_000, help="repos in the HF cache (stores)")
     ap.add_argument("--json", default=None, help="output file (default benchmarks/out/...)")
     args = ap.parse_args()
     cache = cache_dir(args.cache)
-    walk = bench_walk(cache, args.files, args.reps) if args.only != "inventory" else None
-    inv = bench_inventory(cache, args.gb, args.reps) if args.only != "walk" else None
-    rows = report(walk, inv)
+    only = set(args.only or ("walk", "inventory", "stores", "processes"))
+    stores = bench_stores(cache, args.repos, max(args.reps, 5)) if "stores" in only else None
+    procs = bench_processes(max(args.reps, 5)) if "processes" in only else None
+    walk = bench_walk(cache, args.files, args.reps) if "walk" in only else None
+    inv = bench_inventory(cache, args.gb, args.reps) if "inventory" in only else None
+    rows = report(walk, inv, stores, procs)
     width = max(len(r["target"]) for r in rows)
-    print(f"modelward inventory benchmark ({os.cpu_count()} cores)")
+    load = os.getloadavg()
+    print(f"modelward inventory benchmark ({os.cpu_count()} cores, load average {load[0]:.2f})")
     for r in rows:
-        print(f"{'PASS' if r['pass'] else 'MISS'}  {r['target']:<{width}}  {r['measured']}")
+        mark = "info" if r.get("info") else "PASS" if r["pass"] else "MISS"
+        print(f"{mark}  {r['target']:<{width}}  {r['measured']}")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = (
         Path(args.json)
@@ -381,7 +503,10 @@ def main() -> int:
         else ROOT / "benchmarks" / "out" / f"inventory-bench-{stamp}.json"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"targets": rows, "walk": walk, "inventory": inv}, indent=2) + "\n")
+    doc: dict[str, Any] = {"targets": rows, "walk": walk, "inventory": inv}
+    doc.update(stores=stores, processes=procs)
+    doc["load_average"] = os.getloadavg()
+    path.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"JSON: {path}")
     return 0 if all(r["pass"] for r in rows) else 1
 

@@ -44,7 +44,7 @@ procs = [subprocess.Popen(sys.argv[1:]) for _ in range(2)]
 for p in procs:
     p.wait()
 """
-SECTIONS = ("startup", "small", "header", "hash", "memory")
+SECTIONS = ("startup", "small", "header", "hash", "memory", "hostile")
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 
@@ -165,6 +165,51 @@ def bench(
     return res
 
 
+# --------------------------------------------------------------------------- hostile inputs
+# The pathological inputs of the unit tests that once asserted wall time (tests/scan/
+# test_archives.py, test_compressed.py, test_templates.py, test_pickle_redteam.py); the tests now
+# bound the work by counts, and the time is measured here.
+HOSTILE = (
+    ("zip-bomb.zip", "1 GiB of zeros deflated in one zip member"),
+    ("gzip-bomb.pkl.gz", "1 GiB of zeros in a gzip stream"),
+    ("template-1mb.json", "tokenizer_config.json: 1 MB chat template, SSTI payload at the end"),
+    ("mutated-globals.pkl", "40,000 BUILDs on imported globals"),
+    ("dotted-names.pkl", "a 2,000-component name imported 100,000 times"),
+)
+
+
+def write_hostile(folder: Path) -> None:
+    """Write the inputs of :data:`HOSTILE` into ``folder`` (deterministic)."""
+    import gzip
+    import struct
+    import zipfile
+
+    folder.mkdir(parents=True)
+    zeros = bytes(1 << 20)
+    with (
+        zipfile.ZipFile(folder / "zip-bomb.zip", "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z,
+        z.open("zeros.bin", "w", force_zip64=True) as member,
+    ):
+        for _ in range(1024):
+            member.write(zeros)
+    with gzip.open(folder / "gzip-bomb.pkl.gz", "wb", compresslevel=9) as gz:
+        for _ in range(1024):
+            gz.write(zeros)
+    filler = "".join(
+        f"{{% if messages[{i}]['role'] == 'user' %}}<|user|>{{{{ messages[{i}]['content'] }}}}"
+        f"{{% endif %}}\n"
+        for i in range(12_000)
+    )
+    template = filler + "{{ cycler.__init__.__globals__.os.popen('true') }}"
+    (folder / "template-1mb.json").write_text(json.dumps({"chat_template": template}))
+    parts = [b"ccollections\nOrderedDict.x%d\n}b0" % k for k in range(40_000)]
+    (folder / "mutated-globals.pkl").write_bytes(b"\x80\x02" + b"".join(parts) + b"N.")
+    name = b".".join([b"a"] * 2_000)
+    su = b"\x8c" + bytes([len(b"collections")]) + b"collections"
+    head = b"\x80\x04" + su + b"\x94X" + struct.pack("<I", len(name)) + name
+    (folder / "dotted-names.pkl").write_bytes(head + b"\x94" + b"h\x00h\x01\x93" * 100_000 + b"N.")
+
+
 # --------------------------------------------------------------------------- the benchmark
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
@@ -266,6 +311,12 @@ class Bench:
         if not path.exists():
             log(f"corpus: writing {n} small pickles into {path}")
         return corpus.ensure(path, lambda p: corpus.write_small(p, n, seed))
+
+    def hostile_dir(self) -> Path:
+        path = self.cache / "corpus" / "hostile-v1"
+        if not path.exists():
+            log(f"corpus: writing the hostile inputs into {path} (bombs: ~10 s)")
+        return corpus.ensure(path, write_hostile)
 
     def subset_dir(self, src: Path, n: int) -> Path:
         path = src.parent / f"{src.name}-first{n}"
@@ -671,6 +722,54 @@ class Bench:
         self.results["memory"] = {"file": str(largest), "size": size, **meas.as_dict()}
         self.target("peak RSS on the largest file", meas.rss_mb, "<", 150, "MB")
 
+    def hostile(self) -> None:
+        """Pathological inputs: what they cost to scan (the tests bound the work by counts)."""
+        folder = self.hostile_dir()
+        p = self.ensure_peers()
+        reps = max(1, min(3, self.args.reps))
+        base = bench({"modelward --help": ([*self.mw, "--help"], self.mw_env)}, reps, "hostile")
+        startup = base["modelward --help"]
+        self.row("hostile", "modelward --help (start-up baseline)", startup)
+        res: dict[str, Any] = {"startup_help": startup.as_dict()}
+        for name, what in HOSTILE:
+            f = folder / name
+            cmds: dict[str, tuple[list[str], dict[str, str] | None]] = {
+                "modelward": (
+                    [*self.mw, "scan", str(f), "--no-hash", "--format", "json", "-o", os.devnull],
+                    self.mw_env,
+                ),
+            }
+            if p is not None:
+                cmds["picklescan -p"] = ([p.exe("picklescan"), "-p", str(f)], self.peer_env)
+                cmds["modelscan -p"] = ([p.exe("modelscan"), "-p", str(f)], self.peer_env)
+            m = bench(cmds, reps, f"hostile {name}", warmup=1, timeout=300.0)
+            doc = self.scan_json([str(f)], "--no-hash")
+            found = sorted({x["rule"] for x in doc["files"][0].get("findings", [])})
+            mw = m["modelward"]
+            net = mw.median - startup.median
+            entry: dict[str, Any] = {
+                "file": str(f), "size": f.stat().st_size, "what": what, "rules": found,
+                "modelward": mw.as_dict(), "minus_startup_s": round(net, 4), "peers": {},
+            }  # fmt: skip
+            self.row(f"hostile {name}", "modelward scan --no-hash", mw,
+                     f"{net * 1000:.0f} ms net", f"{what}; {', '.join(found)[:80]}")  # fmt: skip
+            for peer, pm in m.items():
+                if peer == "modelward":
+                    continue
+                ratio = pm.median / mw.median if mw.median else 0.0
+                last = pm.runs[-1]
+                pnote = f"rc {last.rc}" + (" TIMED OUT" if last.timed_out else "")
+                if peer.startswith("picklescan"):  # a peer that skips the format says nothing
+                    pnote += ", " + " ".join(
+                        ln.strip() for ln in last.out.splitlines() if ln.startswith("Scanned")
+                    )
+                elif "skipped" in last.out.lower() or "no supported" in last.out.lower():
+                    pnote += ", not scanned (skipped)"
+                entry["peers"][peer] = {**pm.as_dict(), "modelward_speedup": round(ratio, 2)}
+                self.row(f"hostile {name}", peer, pm, f"modelward {ratio:.2f}x as fast", pnote)
+            res[name] = entry
+        self.results["hostile"] = res
+
     # ---- report
     def print_report(self) -> None:
         headers = ("section", "tool", "median s", "min-max s", "rate", "peak RSS / note")
@@ -790,7 +889,7 @@ class Bench:
             if p is not None:
                 self.results["meta"]["peers"] = p.versions
         steps = {"startup": self.startup, "small": self.small, "header": self.header,
-                 "hash": self.hashing, "memory": self.memory}  # fmt: skip
+                 "hash": self.hashing, "memory": self.memory, "hostile": self.hostile}  # fmt: skip
         for name in SECTIONS:
             if name in only:
                 log(f"== {name}")
