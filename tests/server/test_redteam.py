@@ -784,6 +784,7 @@ BAD_PATHS = (
     "x\ufe0f.bin",  # variation selector
     "\u3164.bin",  # Hangul filler (an invisible letter)
     "p\ue000.bin",  # private use
+    "a\u009b31mb.bin",  # C1 control: CSI, a terminal escape
 )
 
 

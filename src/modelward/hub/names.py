@@ -52,8 +52,12 @@ def _char_problem(c: str) -> str:
     if o < 128:
         return ""
     cat = unicodedata.category(c)
-    if cat in ("Cf", "Co", "Cs", "Cn", "Zl", "Zp", "Zs") or c in _INVISIBLE:
-        what = {"Zs": "a non-ASCII space", "Cf": "an invisible formatting (e.g. bidi) character"}
+    if cat in ("Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp", "Zs") or c in _INVISIBLE:
+        what = {
+            "Cc": "a control character (C1: U+009B starts a terminal escape)",
+            "Zs": "a non-ASCII space",
+            "Cf": "an invisible formatting (e.g. bidi) character",
+        }
         return f"contains {what.get(cat, 'an invisible or unassigned character')} U+{o:04X}"
     if 0xFE00 <= o <= 0xFE0F or 0xE0100 <= o <= 0xE01EF:
         return f"contains the variation selector U+{o:04X}"
