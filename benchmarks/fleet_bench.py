@@ -229,37 +229,41 @@ def _tree(root: int) -> list[int]:
     return out
 
 
-def _postgres_pids(app_name: str) -> tuple[list[int], list[int]]:
-    """(this run's backends, PostgreSQL's shared background processes: WAL writer, checkpointer)."""
-    import sqlalchemy as sa
+class Meter:
+    """CPU seconds of the server, its PostgreSQL backends (and PostgreSQL's shared background
+    processes) and this generator over a phase, with the load average. Backends come and go
+    (the pool's overflow connections): :meth:`poll` runs every second and keeps the last CPU
+    reading of every backend seen, so one that exited still counts (up to its last poll)."""
 
-    engine = sa.create_engine(PG)
-    try:
-        with engine.connect() as conn:
+    def __init__(self, server_pid: int, app_name: str) -> None:
+        import sqlalchemy as sa
+
+        self.server_pid, self.app_name = server_pid, app_name
+        self.engine = sa.create_engine(PG, pool_size=1)
+        self.backends: dict[int, float] = {}
+        self.shared: list[int] = []
+
+    def poll(self) -> None:
+        import sqlalchemy as sa
+
+        with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.text("SELECT pid, application_name, backend_type FROM pg_stat_activity")
             ).all()
-    finally:
-        engine.dispose()
-    ours = [int(r.pid) for r in rows if r.application_name == app_name]
-    shared = [int(r.pid) for r in rows if r.backend_type != "client backend"]
-    return ours, shared
-
-
-class Meter:
-    """CPU seconds of the server, its PostgreSQL backends (and PostgreSQL's shared background
-    processes) and this generator over a phase, with the load average."""
-
-    def __init__(self, server_pid: int, app_name: str) -> None:
-        self.server_pid, self.app_name = server_pid, app_name
+        self.shared = [int(r.pid) for r in rows if r.backend_type != "client backend"]
+        for r in rows:
+            if r.application_name == self.app_name:
+                cpu = _proc_cpu([int(r.pid)])
+                if cpu:
+                    self.backends[int(r.pid)] = cpu
 
     def sample(self) -> dict[str, Any]:
-        ours, shared = _postgres_pids(self.app_name)
+        self.poll()
         me = resource.getrusage(resource.RUSAGE_SELF)
         return {
             "server": _proc_cpu(_tree(self.server_pid)),
-            "postgres": {pid: _proc_cpu([pid]) for pid in ours},
-            "postgres_shared": _proc_cpu(shared),
+            "postgres": dict(self.backends),
+            "postgres_shared": _proc_cpu(self.shared),
             "generator": me.ru_utime + me.ru_stime,
             "wall": time.perf_counter(),
         }
@@ -307,7 +311,17 @@ async def run_agents(
                 done += 1
 
         before = meter.sample()
+        running = True
+
+        async def poll() -> None:
+            while running:
+                await asyncio.to_thread(meter.poll)
+                await asyncio.sleep(1.0)
+
+        poller = asyncio.create_task(poll())
         await asyncio.gather(*(worker(c) for c in conns))
+        running = False
+        await poller
         after = meter.sample()
         results[name] = Meter.delta(before, after, done)
         r = results[name]
