@@ -806,8 +806,9 @@ class Bench:
                 ingest_file(store, data.blob, data.blob_sha)
                 for rel, sha in data.model_files.items():
                     ingest_file(store, data.model / rel, sha)
-            log("publishing the benchmark repos")
-            self.publish(data, hub_dir)
+            if only - {"ingest"}:  # the download sections read published repos; ingest does not
+                log("publishing the benchmark repos")
+                self.publish(data, hub_dir)
             port, peer_port, sf_port = free_port(), free_port(), free_port()
             base = f"http://127.0.0.1:{port}"
             peers = {
