@@ -291,10 +291,11 @@ def _pack_input(inventory: Mapping[str, Any], settings: Settings) -> dict[str, A
     Handing a document to rego-cpp costs a foreign call per value (and each value it holds slows
     every pass of a rule over the artifacts), and rego-cpp matches strings against sets and globs
     slowly (a set is scanned, not hashed). So each artifact keeps only the fields the pack reads
-    once the facts are known (not ``source``) and gains ``precomputed``: whether its digest and its
-    origin are on the approved lists, the answers of ``lib.digest_approved`` and ``lib.origin_approved``; the document
-    gains ``precomputed.license_ids``, the distinct raw license ids (``license.license_ids``). The
-    pack computes all of them itself when ``precomputed`` is absent, as under ``opa eval``; the
+    once the facts are known (not ``source``) and, when its digest or its origin is on the approved
+    lists, gains ``precomputed`` with those true answers of ``lib.digest_approved`` and
+    ``lib.origin_approved``; the document gains ``precomputed.license_ids``, the distinct raw
+    license ids (``license.license_ids``). The pack computes all of them itself when the document
+    has no ``precomputed``, as under ``opa eval``; the
     decisions are the same either way (tests/policy/test_pack_decisions.py pins them).
     """
     digests = frozenset(settings.approved_sha256)
@@ -352,12 +353,14 @@ def _pack_input(inventory: Mapping[str, Any], settings: Settings) -> dict[str, A
                 license_ids[lid] = None
         src = a.get("source")
         sha = a.get("sha256")
-        facts: dict[str, bool] = {}  # only the true ones: a missing fact reads as false
+        facts: dict[str, bool] = {}  # only the true ones: a missing fact reads as false, and
+        # with input.precomputed present the pack reads a missing `precomputed` as no true fact
         if isinstance(sha, str) and sha in digests:
             facts["digest_approved"] = True
         if isinstance(src, Mapping) and (origin_ok(src.get("repo")) or origin_ok(src.get("name"))):
             facts["origin_approved"] = True
-        out["precomputed"] = facts
+        if facts:
+            out["precomputed"] = facts
         out_arts.append(out)
     doc = {k: v for k, v in inventory.items() if k not in ("artifacts", "precomputed")}
     doc["artifacts"] = out_arts

@@ -32,12 +32,12 @@ artifact(a) := {"kind": "artifact", "path": a.path, "sha256": object.get(a, "sha
 runtime(r) := {"kind": "runtime", "name": r.name}
 
 # Pre-computed facts. rego-cpp matches strings against sets and globs slowly (a set is scanned, not
-# hashed), so modelward's engine hands each artifact an object `precomputed` with the answers of
-# the two functions below for the settings in use (only the true ones: {"digest_approved": true,
-# "origin_approved": true}), and the document an object `precomputed` too (see license.rego): when
-# input.precomputed is there, every artifact has its facts, and the rules over all artifacts read
-# them inline (a function call per artifact is costly in rego-cpp). Without them (plain
-# `opa eval`, `opa test`) the same answers are computed here in Rego.
+# hashed), so modelward's engine hands the answers of the two functions below for the settings in
+# use: an artifact gets an object `precomputed` with the true ones ({"digest_approved": true,
+# "origin_approved": true}; no object when neither is true), and the document an object
+# `precomputed` (see license.rego). When input.precomputed is there, the rules over all artifacts
+# read the facts inline (a function call per artifact is costly in rego-cpp): a missing fact is
+# false. Without it (plain `opa eval`, `opa test`) the same answers are computed here in Rego.
 
 # An artifact whose SHA-256 is on the approved list.
 digest_approved(a, s) if a.precomputed.digest_approved == true

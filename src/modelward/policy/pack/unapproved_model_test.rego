@@ -19,12 +19,12 @@ test_approved_origin_passes if {
 	count(unapproved_model.check(t.inventory([a]), t.settings({"approved_origins": ["llama3.1:*"]}))) == 0
 }
 
-# With modelward's precomputed facts, as its engine hands them over: only the true facts are present.
+# With modelward's precomputed facts, as its engine hands them over: only the true facts, if any.
 test_precomputed_facts_are_read if {
 	facts := {"precomputed": {"license_ids": []}, "artifacts": [
 		object.union(t.artifact({"path": "/a"}), {"precomputed": {"digest_approved": true}}),
 		object.union(t.artifact({"path": "/b"}), {"precomputed": {"origin_approved": true}}),
-		object.union(t.artifact({"path": "/c"}), {"precomputed": {}}),
+		t.artifact({"path": "/c"}),
 	]}
 	ds := unapproved_model.check(facts, t.settings({"approved_sha256": ["zz"]}))
 	[d.subject.path | some d in ds] == ["/c"]
