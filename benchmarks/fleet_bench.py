@@ -12,8 +12,11 @@ fleet queries over 100,000 hosts with 50 artifacts each answer in under 500 ms. 
 it prints them (and the targets) and exits 0; bounded in agents, time and rows.
 
 Phases: (1) enroll every agent; (2) each sends a full report of ``--artifacts`` artifacts and two
-policy decisions; (3) for ``--duration`` seconds agents send delta reports (one artifact changed,
-the decisions again) as fast as the server acknowledges them, ``--concurrency`` in flight;
+policy decisions (each phase at most ``--phase-limit`` seconds); (3) for ``--duration`` seconds
+agents send delta reports (one artifact changed, the decisions again) as fast as the server
+acknowledges them, ``--concurrency`` keep-alive connections in flight. Each phase prints its rate
+and the CPU milliseconds per item of the server, its PostgreSQL backends and this generator (raw
+asyncio streams, bodies from templates serialised once, so that it stays cheap);
 (4) ``--query-hosts`` hosts with their artifacts are bulk-loaded (COPY) and each console query is
 timed over HTTP (median of 3, first page of 100).
 """
