@@ -75,6 +75,9 @@ def create_app(settings: ServerSettings, startup: Startup | None = None) -> Fast
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, limit=MAX_REQUEST_BODY)
+    from modelward.server.api.agent import ReportFastPath
+
+    app.add_middleware(ReportFastPath)  # outside BodyLimit: it bounds the report itself
     for key, value in state.items():
         setattr(app.state, key, value)
     errors.install(app)
