@@ -519,7 +519,13 @@ def main() -> None:
     )
     ap.add_argument("--artifacts", type=int, default=50)
     ap.add_argument("--duration", type=float, default=20.0)
-    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument(
+        "--concurrency",
+        type=int,
+        default=64,
+        help="requests in flight (keep-alive connections); 10,000 agents reporting at random "
+        "times keep many in flight, and the server's group commit applies them together",
+    )
     ap.add_argument("--query-hosts", type=int, default=20000)
     ap.add_argument("--skip-queries", action="store_true")
     ap.add_argument("--workers", type=int, default=1, help="server processes (uvicorn workers)")
