@@ -18,13 +18,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,58 +34,13 @@ from modelward.agent.runner import Agent, CycleResult, RunOptions
 from modelward.store.db import AppliedReport, Database, Host, HostArtifact, Violation
 from tests.agent.conftest import model
 from tests.fleet.conftest import artifact, decision, host_info, report
-from tests.server.conftest import ADMIN_TOKEN, auth, free_port
+from tests.server.conftest import auth
+from tests.server.procs import Server, free_port, servers  # noqa: F401  (servers: a fixture)
 
 BIG = 3000  # artifacts in each (b) report: about 1 MB of JSON, so ingestion takes a while
 # When each (b) round kills the server: so many seconds after the last byte of the report was sent,
 # or as soon as its id is in the database (committed, its answer not read yet).
 KILL_POINTS: tuple[float | str, ...] = (0.0, "on commit")
-
-
-class Server:
-    """``modelward server`` in a child process on a loopback port; ``kill()`` is SIGKILL."""
-
-    def __init__(self, data: Path, db_url: str, log: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = log.open("ab")
-        env = {**os.environ, "MODELWARD_ADMIN_TOKEN": ADMIN_TOKEN}
-        cmd = [sys.executable, "-m", "modelward", "server", "--port", str(self.port)]
-        cmd += ["--data", str(data), "--database", db_url, "--log-level", "warning"]
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=self._log)
-        deadline = time.monotonic() + 60  # a loaded 2-core machine: hang guard only
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {log.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{self.url}/api/v1/hub/repos", headers=auth()).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._log.close()
-
-
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for s in started:
-        s.stop()
 
 
 class Expected:
@@ -216,7 +167,7 @@ def wait_for(cond: Any, timeout: float = 30) -> None:
 def test_server_killed_mid_report(
     db_url: str,
     tmp_path: Path,
-    servers: list[Server],
+    servers: list[Server],  # noqa: F811  (the fixture imported above)
 ) -> None:
     dbname = db_url.split(":", 1)[0].split("+", 1)[0]
     data, log = tmp_path / "data", tmp_path / "server.log"
@@ -311,7 +262,9 @@ def test_server_killed_mid_report(
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # a row lock pins the window
 def test_agent_resends_after_server_killed_inside_ingestion(
-    db_url: str, tmp_path: Path, servers: list[Server]
+    db_url: str,
+    tmp_path: Path,
+    servers: list[Server],  # noqa: F811  (the fixture imported above)
 ) -> None:
     """The real agent and its spool: the server is SIGKILLed while the agent's report is inside
     its transaction (held there by a lock on the host's row), restarted on the same port; the

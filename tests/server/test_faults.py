@@ -9,72 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import sqlalchemy as sa
 
 from modelward.store.blobs import FsBlobStore
 from modelward.store.db import Blob, Database, Revision
-from tests.server.conftest import ADMIN_TOKEN, auth, free_port
+from tests.server.conftest import ADMIN_TOKEN, auth
+from tests.server.procs import Server, servers  # noqa: F401  (servers: a fixture)
 
 MIB = 1 << 20
 TOTAL = 24 * MIB  # the "large" upload; the kill lands after SENT_BEFORE_KILL bytes
 SENT_BEFORE_KILL = 6 * MIB
-
-
-class Server:
-    """``modelward server`` in a child process on a free loopback port."""
-
-    def __init__(self, data: Path, db_url: str, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = log.open("ab")
-        env = {**os.environ, "MODELWARD_ADMIN_TOKEN": ADMIN_TOKEN}
-        cmd = [sys.executable, "-m", "modelward", "server", "--port", str(self.port)]
-        cmd += ["--data", str(data), "--database", db_url, "--log-level", "warning"]
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=self._log)
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {log.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{self.url}/api/v1/hub/repos", headers=auth()).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._log.close()
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for s in started:
-        s.stop()
 
 
 def _raw_put(port: int, digest: str, length: int, body: bytes) -> socket.socket:
@@ -131,7 +81,9 @@ def _truncated_upload(server: Server, blob_dir: Path, before: list[Path]) -> Non
 
 
 def test_server_killed_mid_upload_leaves_nothing_visible(
-    db_url: str, tmp_path: Path, servers: list[Server]
+    db_url: str,
+    tmp_path: Path,
+    servers: list[Server],  # noqa: F811  (the fixture imported above)
 ) -> None:
     data_dir = tmp_path / "data"
     blob_dir = data_dir / "blobs"
