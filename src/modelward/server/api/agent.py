@@ -50,22 +50,25 @@ def fleet_of(app: FastAPI) -> Fleet:
     return fleet
 
 
-def _bearer(request: Request) -> str:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+def _bearer(authorization: str) -> str:
+    """The host key of an ``Authorization`` header value, or 401."""
+    scheme, _, value = authorization.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         raise Unauthorized("a host key is required: Authorization: Bearer mwh_...")
     return value.strip()
 
 
-async def _host(request: Request, *, cached: bool = False) -> tuple[Fleet, str]:
-    fleet: Fleet | None = getattr(request.app.state, "fleet", None)
-    if fleet is None:
-        fleet = await run_in_threadpool(fleet_of, request.app)
-    key = _bearer(request)
+async def _host_id(fleet: Fleet, key: str, *, cached: bool = False) -> str:
+    """The host a key belongs to (``cached``: a key seen valid lately passes without a query)."""
     host_id = fleet.cached_host(key) if cached else None
     if host_id is None:
         host_id = await run_in_threadpool(fleet.authenticate, key)
-    return fleet, host_id
+    return host_id
+
+
+async def _host(request: Request) -> tuple[Fleet, str]:
+    fleet = await _fleet(request.app)
+    return fleet, await _host_id(fleet, _bearer(request.headers.get("authorization", "")))
 
 
 class HostIn(BaseModel):
@@ -116,15 +119,10 @@ async def _apply_report(
     fleet: Fleet, authorization: str, declared: str | None, receive: Receive
 ) -> bytes:
     """Check the key, read the body, have the report applied; the answer's JSON body."""
-    scheme, _, value = authorization.partition(" ")
-    key = value.strip()
-    if scheme.lower() != "bearer" or not key:
-        raise Unauthorized("a host key is required: Authorization: Bearer mwh_...")
+    key = _bearer(authorization)
     # The key is checked again inside the report's transaction: a cached pass here only
     # decides whether the body is worth reading.
-    host_id = fleet.cached_host(key)
-    if host_id is None:
-        host_id = await run_in_threadpool(fleet.authenticate, key)
+    host_id = await _host_id(fleet, key, cached=True)
     if declared is not None and declared.isdigit() and int(declared) > MAX_REPORT_BYTES:
         raise TooLarge(f"a report may be at most {MAX_REPORT_BYTES} bytes")
     raw = bytearray()
@@ -193,7 +191,7 @@ def _etag_value(header: str) -> set[str]:
 
 @router.get("/policy")
 async def policy(request: Request) -> Response:
-    fleet, _host_id = await _host(request)
+    fleet, _ = await _host(request)
     wanted = _etag_value(request.headers.get("if-none-match", ""))
     if wanted:
         etag = await run_in_threadpool(bundle.current_etag, fleet.db)
