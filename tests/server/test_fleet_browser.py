@@ -15,7 +15,9 @@ from tests.server.test_fleet_web import SHARED, seed_fleet
 from tests.server.test_web_browser import (  # noqa: F401  (fixtures: sqlite-only db_url, browser)
     browser,
     db_url,
+    log_in,
     png_pixels,
+    watched_page,
 )
 
 
@@ -28,22 +30,9 @@ def test_fleet_console_in_chromium(live_server: Any, browser: Any, tmp_path: Pat
     reviewer = live_server.token("reviewer", "rita")
     base = live_server.url
 
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on(
-        "response",
-        lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None,
-    )
-
+    page, errors = watched_page(browser)
     # Not logged in: the overview sends the browser to the log-in form, and back after it.
-    page.goto(base + "/fleet")
-    assert "/login" in page.url
-    page.get_by_label("API token").fill(reviewer)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(base + "/fleet")
+    log_in(page, base + "/fleet", reviewer)
     assert page.get_by_role("heading", name="Fleet overview").is_visible()
     assert (
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Fleet").is_visible()
@@ -104,7 +93,7 @@ def test_fleet_console_in_chromium(live_server: Any, browser: Any, tmp_path: Pat
     assert page.locator("table.hosts tbody tr").count() == 5
     hosts_shot = page.screenshot(full_page=True)
     assert not errors, errors
-    context.close()
+    page.context.close()
 
     shots = {
         "fleet-overview.png": overview_shot,

@@ -87,6 +87,29 @@ def png_pixels(data: bytes) -> tuple[int, int, set[bytes]]:
     return width, height, colours
 
 
+def watched_page(browser: Any) -> tuple[Any, list[str]]:
+    """A new page and the list its errors land in: script errors, console errors (CSP
+    violations and failed loads, e.g. a missing stylesheet, show up there) and 4xx/5xx answers."""
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on(
+        "response",
+        lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+    )
+    return page, errors
+
+
+def log_in(page: Any, url: str, token: str) -> None:
+    """Open ``url`` logged out: it must send the browser to the log-in form, and back after it."""
+    page.goto(url)
+    assert "/login" in page.url
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(url)
+
+
 def test_log_in_browse_and_approve_in_chromium(
     live_server: Any, browser: Any, tmp_path: Path
 ) -> None:
@@ -98,27 +121,13 @@ def test_log_in_browse_and_approve_in_chromium(
     reviewer = live_server.token("reviewer", "rita")
     base = live_server.url
 
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    # CSP violations and failed loads (a missing stylesheet) show up as console errors.
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on(
-        "response",
-        lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None,
-    )
-
+    page, errors = watched_page(browser)
     # Not logged in: the catalog sends the browser to the log-in form.
-    page.goto(base + "/models")
-    assert "/login" in page.url
-    page.get_by_label("API token").fill(reviewer)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(base + "/models")
+    log_in(page, base + "/models", reviewer)
     assert page.get_by_role("heading", name="Approved models").is_visible()
     assert page.get_by_text("Signed in as").is_visible()
     assert reviewer not in page.content()
-    cookies = {c["name"]: c for c in context.cookies()}
+    cookies = {c["name"]: c for c in page.context.cookies()}
     assert (
         cookies["modelward_session"]["httpOnly"]
         and cookies["modelward_session"]["sameSite"] == "Strict"
@@ -132,7 +141,7 @@ def test_log_in_browse_and_approve_in_chromium(
     hf = page.locator("#cmd-hf")
     assert hf.inner_text().startswith(f"HF_ENDPOINT={base} hf download acme/tiny")
     assert page.get_by_text(approved.files[0].sha256).is_visible()
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
     page.locator('button[data-copy="cmd-hf"]').click()
     page.get_by_text("Copied to the clipboard.").wait_for()
     assert page.evaluate("navigator.clipboard.readText()") == hf.inner_text()
@@ -156,7 +165,7 @@ def test_log_in_browse_and_approve_in_chromium(
     page.goto(base + "/models")
     assert page.get_by_role("link", name="acme/pending").is_visible()
     assert not errors, errors
-    context.close()
+    page.context.close()
 
     for data in (shot, review_shot):
         width, height, colours = png_pixels(data)
