@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -22,7 +22,8 @@ import pytest
 
 from modelward.server.auth import create_token
 from tests.fleet.conftest import artifact, decision, host_info, report
-from tests.server.conftest import ADMIN_TOKEN, _pg_schema_url, auth, make_model_dir, publish
+from tests.server.conftest import ADMIN_TOKEN, auth, make_model_dir, publish
+from tests.server.test_web import site_app
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 AGENT = "/api/v1/agent"
@@ -142,24 +143,12 @@ def site(
 ) -> Iterator[Site]:
     from fastapi.testclient import TestClient
 
-    from modelward.server.app import create_app
-    from modelward.server.settings import ServerSettings
-
     root = tmp_path_factory.mktemp("fleet-web")
-    with (
-        contextmanager(_pg_schema_url)()
-        if request.param == "postgresql"
-        else nullcontext(f"sqlite:///{root / 'hub.db'}") as url
-    ):
-        settings = ServerSettings(data_dir=root / "data", database_url=url, admin_token=ADMIN_TOKEN)
-        app = create_app(settings)
-        try:
-            with TestClient(app) as c:
-                seeded = seed_fleet(c, app.state.hub, root)
-            tokens = {r: create_token(app.state.db, f"fw-{r}", r, "tests") for r in ROLES}
-            yield Site(app, seeded, tokens, settings)
-        finally:
-            app.state.db.dispose()
+    with site_app(request.param, root) as (app, settings):
+        with TestClient(app) as c:
+            seeded = seed_fleet(c, app.state.hub, root)
+        tokens = {r: create_token(app.state.db, f"fw-{r}", r, "tests") for r in ROLES}
+        yield Site(app, seeded, tokens, settings)
 
 
 @pytest.fixture

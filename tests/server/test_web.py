@@ -81,22 +81,30 @@ class Site:
 def site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
+    root = tmp_path_factory.mktemp("web")
+    with site_app(request.param, root) as (app, settings):
+        seeded = seed(app.state.hub, root)
+        tokens = {r: create_token(app.state.db, f"web-{r}", r, "tests") for r in ROLES}
+        tokens["admin"] = ADMIN_TOKEN
+        yield Site(app, seeded, tokens, settings)
+
+
+@contextmanager
+def site_app(database: str, root: Path) -> Iterator[tuple[Any, Any]]:
+    """An app (and its settings) on a fresh ``sqlite`` file or ``postgresql`` schema under
+    ``root``, for a module's shared site; its database is disposed of at the end."""
     from modelward.server.app import create_app
     from modelward.server.settings import ServerSettings
 
-    root = tmp_path_factory.mktemp("web")
     with (
         contextmanager(_pg_schema_url)()
-        if request.param == "postgresql"
+        if database == "postgresql"
         else nullcontext(f"sqlite:///{root / 'hub.db'}") as url
     ):
         settings = ServerSettings(data_dir=root / "data", database_url=url, admin_token=ADMIN_TOKEN)
         app = create_app(settings)
         try:
-            seeded = seed(app.state.hub, root)
-            tokens = {r: create_token(app.state.db, f"web-{r}", r, "tests") for r in ROLES}
-            tokens["admin"] = ADMIN_TOKEN
-            yield Site(app, seeded, tokens, settings)
+            yield app, settings
         finally:
             app.state.db.dispose()
 
