@@ -151,3 +151,34 @@ def test_chunked_put_without_a_length(client: Any, hub: Any) -> None:
     with hub.blobs.open(digest) as fh:
         assert fh.read() == data
     assert list(hub.blobs.tmp_dir.iterdir()) == []
+
+
+def test_the_loop_runs_ahead_of_a_slow_writer_by_a_bounded_number_of_batches() -> None:
+    """While the writer is busy, the loop gathers and hands over up to QUEUED more batches (so
+    the network keeps flowing), then waits: memory per upload stays bounded."""
+    from modelward.server.upload import QUEUED
+
+    batch = 65_536
+    w = SlowWriter(delay=0.05)
+    yielded = 0
+    seen_at_first_write: list[int] = []
+    real_writev = w.writev
+
+    def writev(pieces: list[bytes]) -> None:
+        real_writev(pieces)
+        if not seen_at_first_write:
+            seen_at_first_write.append(yielded)
+
+    w.writev = writev  # type: ignore[method-assign]
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal yielded
+        for _ in range(40):
+            yielded += batch
+            yield b"y" * batch
+            await asyncio.sleep(0.001)
+
+    assert asyncio.run(receive_into(w, body(), buffer_size=batch)) == 40 * batch
+    assert w.overlaps == 0 and w.size == 40 * batch
+    ahead = seen_at_first_write[0] // batch
+    assert 2 <= ahead <= QUEUED + 1, ahead

@@ -16,6 +16,7 @@ the same bytes.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import hashlib
@@ -106,11 +107,13 @@ class BlobStore(Protocol):
 
 
 # Ingest speed (issue 5: hash + store >= 70% of ``openssl dgst -sha256``). Writes are batched to
-# _BATCH bytes; each batch is written to the temporary file by a pool thread while the calling thread
-# hashes it (hashlib and os.write both release the GIL), and the kernel is asked to start writing the
-# batch to disk at once, so the fsync before publishing finds little left to do.
+# _BATCH bytes; each batch is written to the temporary file (at its offset) by a pool thread while
+# the calling thread hashes it (hashlib and the writes release the GIL), and the kernel is asked to
+# start writing the batch to disk at once, so the fsync before publishing finds little left to do.
+# ``writev`` of immutable bytes does not wait for its write: up to _WRITES_AHEAD writes run behind.
 _BATCH = 4 << 20
-_IOV_MAX = 1024  # buffers per os.writev (Linux's IOV_MAX)
+_IOV_MAX = 1024  # buffers per os.pwritev (Linux's IOV_MAX)
+_WRITES_AHEAD = 2  # batches an upload may still have being written while it hashes the next
 _io_pool: concurrent.futures.ThreadPoolExecutor | None = None
 _io_pool_lock = threading.Lock()
 
@@ -179,7 +182,8 @@ class _FsWriter:
         self.size = 0
         self._done = False
         self._pending = bytearray()
-        self._written = 0
+        self._queued = 0  # bytes given their place in the file (written, or being written behind)
+        self._behind: collections.deque[concurrent.futures.Future[None]] = collections.deque()
 
     def write(self, data: Bytes) -> None:
         self.size += len(data)
@@ -195,7 +199,13 @@ class _FsWriter:
             self._flush_pending()
 
     def writev(self, pieces: Sequence[Bytes]) -> None:
-        """Hash the pieces here while a pool thread writes them with one ``os.writev``: no copy."""
+        """Hash the pieces here while pool threads write them behind (``os.pwritev``): no copy.
+
+        When the pieces are all ``bytes`` (immutable) their write may still run when this returns
+        (at most :data:`_WRITES_AHEAD` batches behind): a write that stalls in the kernel then does
+        not hold up the hashing of the next batch. Other buffers may be reused by the caller once
+        this returns, so they are written first.
+        """
         total = sum(len(p) for p in pieces)
         self.size += total
         if self._max is not None and self.size > self._max:
@@ -203,31 +213,44 @@ class _FsWriter:
                 f"upload is larger than the server's limit of {self._max} bytes", limit=self._max
             )
         self._flush_pending()
+        views = [memoryview(p).cast("B") for p in pieces if len(p)]
+        offset = self._claim(total)
         if total < _BATCH:
             for p in pieces:
                 self._hash.update(p)
-            self._writev_all(pieces)
+            self._write_at(views, offset)
             return
-        written = _pool().submit(self._writev_all, pieces)
-        try:
-            for p in pieces:
-                self._hash.update(p)
-        finally:
-            written.result()  # the caller may reuse the pieces once writev() returns
+        self._behind.append(_pool().submit(self._write_at, views, offset))
+        for p in pieces:
+            self._hash.update(p)
+        immutable = all(type(p) is bytes for p in pieces)
+        self._wait_writes(_WRITES_AHEAD if immutable else 0)
 
-    def _writev_all(self, pieces: Sequence[Bytes]) -> None:
+    def _claim(self, n: int) -> int:
+        """The file offset for the next ``n`` bytes (writes go to explicit offsets, in any order)."""
+        offset = self._queued
+        self._queued += n
+        return offset
+
+    def _wait_writes(self, ahead: int) -> None:
+        """Wait until at most ``ahead`` writes are still running (raising a write's error)."""
+        while len(self._behind) > ahead:
+            self._behind.popleft().result()
+
+    def _write_at(self, views: list[memoryview], offset: int) -> None:
+        """Write the buffers at ``offset`` (``os.pwritev``, IOV_MAX at a time), then ask the kernel
+        to start writing them to disk."""
         fd = self._fh.fileno()
-        start = self._written
-        views = [memoryview(p).cast("B") for p in pieces if len(p)]
+        start = offset
         while views:
-            n = os.writev(fd, views[:_IOV_MAX])
-            self._written += n
+            n = os.pwritev(fd, views[:_IOV_MAX], offset)
+            offset += n
             while views and n >= len(views[0]):
                 n -= len(views[0])
                 views.pop(0)
             if n:
                 views[0] = views[0][n:]
-        _writeback(fd, start, self._written - start)
+        _writeback(fd, start, offset - start)
 
     def _flush_pending(self) -> None:
         if self._pending:
@@ -236,30 +259,24 @@ class _FsWriter:
 
     def _store_batch(self, data: Bytes) -> None:
         """Hash ``data`` here while a pool thread writes it; returns when both are done."""
+        self._wait_writes(0)
+        views = [memoryview(data).cast("B")] if len(data) else []
+        offset = self._claim(len(data))
         if len(data) < _BATCH:
             self._hash.update(data)
-            self._write_all(data)
+            self._write_at(views, offset)
             return
-        written = _pool().submit(self._write_all, data)
+        written = _pool().submit(self._write_at, views, offset)
         try:
             self._hash.update(data)
         finally:
             written.result()  # the caller may reuse its buffer once write() returns
 
-    def _write_all(self, data: Bytes) -> None:
-        view = memoryview(data).cast("B")
-        fd = self._fh.fileno()
-        start = self._written
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-            self._written += n
-        _writeback(fd, start, self._written - start)
-
     def commit(self, expected_sha256: str | None = None) -> BlobInfo:
         self._flush_pending()
-        if self._allocated > self._written:  # fewer bytes came than announced
-            os.ftruncate(self._fh.fileno(), self._written)
+        self._wait_writes(0)
+        if self._allocated > self._queued:  # fewer bytes came than announced
+            os.ftruncate(self._fh.fileno(), self._queued)
         digest = self._hash.hexdigest()
         if expected_sha256 is not None and check_digest(expected_sha256) != digest:
             raise DigestMismatch(
@@ -287,6 +304,7 @@ class _FsWriter:
 
     def __exit__(self, *exc: object) -> None:
         if not self._done:
+            concurrent.futures.wait(self._behind)  # no write may still use the file
             self._fh.close()
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._tmp)
