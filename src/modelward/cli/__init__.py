@@ -15,6 +15,7 @@ from modelward.cli import policy as _policy
 from modelward.cli import quarantine as _quarantine
 from modelward.cli import scan as _scan
 from modelward.cli import server as _server
+from modelward.cli.common import echo
 from modelward.errors import Error
 
 app = typer.Typer(
@@ -37,7 +38,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"modelward {__version__}")
+        echo(f"modelward {__version__}")
         raise typer.Exit()
 
 
@@ -81,8 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     except Error as exc:
         if verbose:
             raise
-        typer.echo(f"modelward: error: {exc.diagnostics()}", err=True)
+        echo(f"modelward: error: {exc.diagnostics()}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("modelward: interrupted", err=True)
+        echo("modelward: interrupted", err=True)
         sys.exit(130)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from modelward.cli import remote
+from modelward.cli.common import echo
 
 app = remote.group(
     "agent",
@@ -74,15 +75,15 @@ def enroll_command(
 
     host = urlsplit(server).hostname or ""
     if server.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1"):
-        typer.echo(
+        echo(
             f"modelward: warning: {server} is plain HTTP: the host key and reports travel "
             "unencrypted; use https://",
             err=True,
         )
     folder = _state_dir(state_dir)
     state = enroll(server, secret_file, folder, ca_bundle=str(ca_bundle) if ca_bundle else None)
-    typer.echo(f"enrolled as host {state.host_id} with {state.server}")
-    typer.echo(f"key stored in {folder / 'agent.json'} (owner-only)")
+    echo(f"enrolled as host {state.host_id} with {state.server}")
+    echo(f"key stored in {folder / 'agent.json'} (owner-only)")
 
 
 RUN_EPILOG = """\b
@@ -158,7 +159,7 @@ def run_command(
         runtimes=not no_processes,
         max_spool_bytes=int(spool_max_mb * (1 << 20)),
     )
-    agent = Agent(_state_dir(state_dir), options, log=lambda m: typer.echo(f"agent: {m}", err=True))
+    agent = Agent(_state_dir(state_dir), options, log=lambda m: echo(f"agent: {m}", err=True))
     state = agent.state()
     if nice:
         lower_priority(nice)
@@ -166,7 +167,7 @@ def run_command(
     def say(r: CycleResult) -> None:
         kind = "full" if r.full else "delta"
         where = "server offline, kept in the spool" if r.offline else "sent"
-        typer.echo(
+        echo(
             f"report {r.seq} ({kind}): {r.decisions} decisions, {len(r.actions)} actions; "
             f"{r.sent} sent, {r.pending} pending ({where})"
         )
@@ -213,6 +214,6 @@ def status_command(
 
     def table(status: dict[str, object]) -> None:
         for k, v in status.items():
-            typer.echo(f"{k.replace('_', ' ')}: {'-' if v is None else v}")
+            echo(f"{k.replace('_', ' ')}: {'-' if v is None else v}")
 
     remote.show(format, status, table)

@@ -13,9 +13,18 @@ from typing import TextIO
 
 from modelward.errors import UsageError
 from modelward.models import Severity
+from modelward.report.text import visible
 
 Update = Callable[[str, int, int], None]
 """``update(label, done, total)``: redraws the bar (``total`` 0 while it is unknown)."""
+
+
+def echo(message: str = "", *, err: bool = False) -> None:
+    """``typer.echo`` with control characters shown, not sent: what the commands print holds
+    file names and what hosts report, which anybody can fill with terminal escape sequences."""
+    import typer
+
+    typer.echo(visible(message, lines=True), err=err)
 
 
 def check_format(fmt: str, formats: Sequence[str]) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 
 from modelward.cli import remote
-from modelward.cli.common import check_format
+from modelward.cli.common import check_format, echo
 
 if TYPE_CHECKING:
     from modelward.fleet.client import FleetClient
@@ -97,11 +97,11 @@ def _list(
 
     def table(doc: dict[str, Any]) -> None:
         if not doc["items"]:
-            typer.echo(empty)
+            echo(empty)
         for item in doc["items"]:
-            typer.echo(row(item))
+            echo(row(item))
         if doc.get("next"):
-            typer.echo(f"... more: --cursor {doc['next']} (or --all)", err=True)
+            echo(f"... more: --cursor {doc['next']} (or --all)", err=True)
 
     remote.show(fmt, _call(server, token, fmt, fetch), table)
 
@@ -115,8 +115,8 @@ def secret_create(
     format: str = _FORMAT,
 ) -> None:
     def table(doc: dict[str, Any]) -> None:
-        typer.echo(doc["secret"])
-        typer.echo(
+        echo(doc["secret"])
+        echo(
             f"enrollment secret {doc['id']} for team {doc['team']}: shown once, keep it safe; "
             "agents use it with `modelward agent enroll --secret-file`",
             err=True,
@@ -132,7 +132,7 @@ def secret_list(
     def table(doc: dict[str, Any]) -> None:
         for s in doc["items"]:
             state = f"revoked {s['revoked_at']}" if s["revoked_at"] else "active"
-            typer.echo(f"{s['id']:>4}  {s['team']:20}  {s['created_at']}  {state}")
+            echo(f"{s['id']:>4}  {s['team']:20}  {s['created_at']}  {state}")
 
     remote.show(format, _call(server, token, format, lambda f: f.page("secrets")), table)
 
@@ -147,7 +147,7 @@ def secret_revoke(
     remote.show(
         format,
         _call(server, token, format, lambda f: f.revoke_secret(secret_id)),
-        lambda d: typer.echo(f"revoked enrollment secret {d['id']} of team {d['team']}"),
+        lambda d: echo(f"revoked enrollment secret {d['id']} of team {d['team']}"),
     )
 
 
@@ -199,13 +199,11 @@ def host_show(
     format: str = _FORMAT,
 ) -> None:
     def table(doc: dict[str, Any]) -> None:
-        typer.echo(_host_row(doc))
-        typer.echo(
-            f"  artifacts: {doc['artifacts']}  open violations: {doc['violations'] or 'none'}"
-        )
+        echo(_host_row(doc))
+        echo(f"  artifacts: {doc['artifacts']}  open violations: {doc['violations'] or 'none'}")
         for r in doc["runtimes"]:
             flags = " ".join(f for f in ("exposed", "vulnerable") if r.get(f))
-            typer.echo(f"  runtime {r.get('name')} {r.get('version') or ''} {flags}".rstrip())
+            echo(f"  runtime {r.get('name')} {r.get('version') or ''} {flags}".rstrip())
 
     remote.show(format, _call(server, token, format, lambda f: f.host(host_id)), table)
 
@@ -220,7 +218,7 @@ def host_revoke(
     remote.show(
         format,
         _call(server, token, format, lambda f: f.revoke_host(host_id)),
-        lambda d: typer.echo(f"revoked host {d['id']} ({d['hostname']})"),
+        lambda d: echo(f"revoked host {d['id']} ({d['hostname']})"),
     )
 
 
@@ -284,9 +282,7 @@ def violations_command(
 
         def counts(doc: dict[str, Any]) -> None:
             for s in doc["items"]:
-                typer.echo(
-                    f"{s['severity']:8}  {s['rule']:32}  {s['count']:>7}  on {s['hosts']} hosts"
-                )
+                echo(f"{s['severity']:8}  {s['rule']:32}  {s['count']:>7}  on {s['hosts']} hosts")
 
         doc = _call(server, token, format, lambda f: f.page("violations/summary"))
         remote.show(format, doc, counts)
@@ -334,7 +330,7 @@ def policy_push(
     remote.show(
         format,
         _call(server, token, format, lambda f: f.push_policy(folder)),
-        lambda d: typer.echo(
+        lambda d: echo(
             f"policy bundle version {d['version']} (etag {d['etag']}): "
             f"{len(d['files'])} rego files, {d['waivers']} waivers; agents fetch it on their "
             "next report"
@@ -349,7 +345,7 @@ def policy_show(
     remote.show(
         format,
         _call(server, token, format, lambda f: f.page("policy")),
-        lambda d: typer.echo(
+        lambda d: echo(
             f"version {d['version']}  etag {d['etag']}  by {d['created_by']} "
             f"at {d['created_at']}\n  " + "\n  ".join(d["files"])
         ),

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from modelward.cli import remote
-from modelward.cli.common import check_format
+from modelward.cli.common import check_format, echo
 
 if TYPE_CHECKING:
     from modelward.hub.client import HubClient, PushResult
@@ -121,7 +121,7 @@ def _hash(make: Any) -> IngestPlan:
     with transfer_progress("hashing") as bar:
         plan: IngestPlan = make(bar)
     for s in plan.skipped:
-        typer.echo(f"skipped {s}", err=True)
+        echo(f"skipped {s}", err=True)
     return plan
 
 
@@ -153,16 +153,16 @@ def _report_push(result: PushResult, fmt: str) -> None:
         )
         return
     files = rev.get("files", [])
-    typer.echo(
+    echo(
         f"{rev.get('repo')} @ {rev.get('commit')}  state: {rev.get('state')}  "
         f"scan: {_severity(rev)}"
     )
-    typer.echo(
+    echo(
         f"  {len(files)} files; uploaded {result.uploaded} ({_human(result.bytes_uploaded)}), "
         f"{result.present} already on the hub"
     )
     if rev.get("state") == "in_review":
-        typer.echo(
+        echo(
             f"  next: a reviewer runs `modelward hub approve {rev.get('repo')} "
             f"{rev.get('commit')} --reason TEXT`"
         )
@@ -172,7 +172,7 @@ def _imported(rev: dict[str, Any], fmt: str) -> None:
     if fmt == "json":
         remote.print_json(rev)
         return
-    typer.echo(
+    echo(
         f"{rev.get('repo')} @ {rev.get('commit')}  state: {rev.get('state')}  "
         f"scan: {_severity(rev)}  files: {len(rev.get('files', []))}"
     )
@@ -364,14 +364,14 @@ def review_command(
         remote.print_json(queue)
         return
     if not queue:
-        typer.echo("The review queue is empty.")
+        echo("The review queue is empty.")
         return
     for rev in queue:
         files = rev.get("files", [])
         size = sum(int(f.get("size", 0)) for f in files)
         prov = rev.get("provenance") or {}
         origin = prov.get("repo") or prov.get("name") or prov.get("source") or ""
-        typer.echo(
+        echo(
             f"{rev.get('repo')}  {rev.get('commit')}  {_severity(rev):8}  "
             f"{len(files)} files {_human(size)}  by {rev.get('created_by')}  "
             f"{prov.get('kind', '')} {origin}".rstrip()
@@ -396,7 +396,7 @@ def _decide(
     def table(rev: dict[str, Any]) -> None:
         main = " (now main)" if rev.get("main") else ""
         done = {"approve": "approved", "reject": "rejected", "revoke": "revoked"}[verb]
-        typer.echo(f"{done} {rev.get('repo')} @ {rev.get('commit')}{main}: {rev.get('reason', '')}")
+        echo(f"{done} {rev.get('repo')} @ {rev.get('commit')}{main}: {rev.get('reason', '')}")
 
     remote.show(fmt, rev, table)
 
@@ -490,16 +490,14 @@ def show_command(
     if format == "json":
         remote.print_json(rev)
         return
-    typer.echo(f"{rev.get('repo')} @ {rev.get('commit')}")
-    typer.echo(f"  state: {rev.get('state')}  scan: {_severity(rev)}  tags: {rev.get('tags', [])}")
+    echo(f"{rev.get('repo')} @ {rev.get('commit')}")
+    echo(f"  state: {rev.get('state')}  scan: {_severity(rev)}  tags: {rev.get('tags', [])}")
     if rev.get("reason"):
-        typer.echo(f"  decided by {rev.get('decided_by')}: {rev.get('reason')}")
-    typer.echo(f"  provenance: {json.dumps(rev.get('provenance', {}))}")
-    typer.echo(f"  signed: {'yes' if rev.get('signature') else 'no'}")
+        echo(f"  decided by {rev.get('decided_by')}: {rev.get('reason')}")
+    echo(f"  provenance: {json.dumps(rev.get('provenance', {}))}")
+    echo(f"  signed: {'yes' if rev.get('signature') else 'no'}")
     for f in rev.get("files", []):
-        typer.echo(
-            f"  {f.get('sha256', '')[:12]}  {_human(int(f.get('size', 0))):>10}  {f.get('path')}"
-        )
+        echo(f"  {f.get('sha256', '')[:12]}  {_human(int(f.get('size', 0))):>10}  {f.get('path')}")
 
 
 # -------------------------------------------------------------------------------------- verify
@@ -551,14 +549,14 @@ def verify_command(
             }
         )
     elif ok:
-        typer.echo(
+        echo(
             f"OK: {folder} matches {repo} @ {sig.commit} ({result.files_checked} files), "
             f"signed by the hub key {result.key_fingerprint[:16]}"
         )
     else:
-        typer.echo(f"FAILED: {folder} does not match {repo} @ {sig.commit}:", err=True)
+        echo(f"FAILED: {folder} does not match {repo} @ {sig.commit}:", err=True)
         for p in result.problems:
-            typer.echo(f"  {p.path or '<signature>'}: {p.reason}", err=True)
+            echo(f"  {p.path or '<signature>'}: {p.reason}", err=True)
     raise typer.Exit(0 if ok else 1)
 
 
@@ -594,8 +592,8 @@ def token_create_command(
     if format == "json":
         remote.print_json(doc)
         return
-    typer.echo(f"{doc.get('role')} token {doc.get('name') or ''} (shown once, store it now):")
-    typer.echo(f"  {doc.get('token')}")
+    echo(f"{doc.get('role')} token {doc.get('name') or ''} (shown once, store it now):")
+    echo(f"  {doc.get('token')}")
 
 
 @ollama_key_app.command(
@@ -646,7 +644,7 @@ def ollama_key_add_command(
     if format == "json":
         remote.print_json(doc)
         return
-    typer.echo(f"registered Ollama key {key_name!r} ({role}) {doc.get('fingerprint', '')}".rstrip())
+    echo(f"registered Ollama key {key_name!r} ({role}) {doc.get('fingerprint', '')}".rstrip())
 
 
 # ------------------------------------------------------------------------------------ gc, audit
@@ -673,11 +671,11 @@ def gc_command(
         return
     blobs = doc.get("blobs", [])
     verb = "deleted" if apply else "would delete"
-    typer.echo(f"{verb} {len(blobs)} unreferenced blob(s)")
+    echo(f"{verb} {len(blobs)} unreferenced blob(s)")
     for d in blobs:
-        typer.echo(f"  {d}")
+        echo(f"  {d}")
     if blobs and not apply:
-        typer.echo("run again with --apply to delete them")
+        echo("run again with --apply to delete them")
 
 
 @app.command(
@@ -705,7 +703,7 @@ def audit_command(
         return
     for e in events:
         commit = _short(str(e.get("commit") or ""))
-        typer.echo(
+        echo(
             f"{e.get('at')}  {e.get('actor')}  {e.get('action')}  {e.get('repo')} {commit}  "
             f"{e.get('reason') or ''}".rstrip()
         )

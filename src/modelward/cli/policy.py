@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from modelward.cli.common import check_format, emit, parse_fail_on
+from modelward.cli.common import check_format, echo, emit, parse_fail_on
 from modelward.errors import UsageError
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def decide(
         doc = collect(roots or None).to_dict()
     decisions, expired = apply_waivers(evaluate(doc, conf, policy), waived)
     for e in expired:
-        typer.echo(f"modelward: {e.message()}", err=True)
+        echo(f"modelward: {e.message()}", err=True)
     return doc, decisions
 
 
@@ -179,9 +179,9 @@ def enforce_command(
     lines = quarantine_decisions(decisions, doc, store, apply)
     stops = stop_decisions(decisions, doc, apply)
     for line in [*lines, *stops]:
-        typer.echo(line)
+        echo(line)
     if not lines:
-        typer.echo("nothing to quarantine")
+        echo("nothing to quarantine")
     raise typer.Exit(0)
 
 
@@ -235,9 +235,9 @@ def test_command(
         line = f"{status} {r.file}: {r.name}"
         if r.error:
             line += f" ({r.error})"
-        typer.echo(line)
+        echo(line)
         failed += not r.passed
-    typer.echo(f"{len(results) - failed} passed, {failed} failed")
+    echo(f"{len(results) - failed} passed, {failed} failed")
     if not results:
         raise UsageError(f"{folder or 'the bundled pack'}: no test_* rules in *_test.rego files")
     raise typer.Exit(1 if failed else 0)

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from modelward.cli.common import check_format
+from modelward.cli.common import check_format, echo
 
 app = typer.Typer(
     name="quarantine",
@@ -54,14 +54,14 @@ def list_command(
         for e in entries:
             d = e.to_dict()
             rows.append({**{k: d[k] for k in keys}, "rule": e.rule, "files": len(e.files)})
-        typer.echo(json.dumps(rows, indent=2))
+        echo(json.dumps(rows, indent=2))
         return
     if not entries:
-        typer.echo("The quarantine vault is empty.")
+        echo("The quarantine vault is empty.")
         return
     for e in entries:
         more = f" (+{len(e.files) - 1} files)" if len(e.files) > 1 else ""
-        typer.echo(f"{e.id}  {e.quarantined_at}  {e.original_path}{more}  [{e.rule}] {e.reason}")
+        echo(f"{e.id}  {e.quarantined_at}  {e.original_path}{more}  [{e.rule}] {e.reason}")
 
 
 @app.command("show", help="Show one entry: every file, its SHA-256, size, mode and why.")
@@ -70,7 +70,7 @@ def show_command(
     vault: Path | None = typer.Option(None, "--vault", metavar="DIR", help=_VAULT_HELP),
 ) -> None:
     entry = _open(vault).show(entry_id)
-    typer.echo(json.dumps(entry.to_dict(), indent=2))
+    echo(json.dumps(entry.to_dict(), indent=2))
 
 
 @app.command("restore", help="Put an entry's files back (SHA-256 checked); never overwrites.")
@@ -80,7 +80,7 @@ def restore_command(
 ) -> None:
     entry = _open(vault).restore(entry_id)
     for f in entry.files:
-        typer.echo(f"restored {f.original_path}")
+        echo(f"restored {f.original_path}")
 
 
 @app.command("purge", help="Delete an entry's files from the vault for good (needs --yes).")
@@ -94,4 +94,4 @@ def purge_command(
     if not yes:
         raise UsageError(f"purge deletes {entry_id}'s files for good: add --yes to confirm")
     entry = _open(vault).purge(entry_id, confirm=True)
-    typer.echo(f"purged {entry.id} ({len(entry.files)} files)")
+    echo(f"purged {entry.id} ({len(entry.files)} files)")

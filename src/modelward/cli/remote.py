@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from modelward.cli.common import check_format
+from modelward.cli.common import check_format, echo
 
 T = TypeVar("T")
 FORMATS = ("table", "json")
@@ -48,7 +48,7 @@ def group(name: str, help: str, epilog: str | None = None) -> typer.Typer:
 
 
 def print_json(doc: Any) -> None:
-    typer.echo(json.dumps(doc, indent=2))
+    echo(json.dumps(doc, indent=2))
 
 
 def call(fmt: str, client: Any, action: Callable[[Any], T]) -> T:

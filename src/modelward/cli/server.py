@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from modelward.cli.common import echo
+
 app = typer.Typer(
     name="server",
     help="Run the curated internal model hub (Hugging Face, OCI and Ollama protocols).",
@@ -62,12 +64,12 @@ def server_command(
     startup = Startup()
     fastapi_app = create_app(settings, startup)
     if startup.admin_token:
-        typer.echo(
+        echo(
             "modelward: created the first admin token (shown once, store it now):\n"
             f"  {startup.admin_token}",
             err=True,
         )
-    typer.echo(f"modelward hub on http://{host}:{port} (data: {settings.data_dir})", err=True)
+    echo(f"modelward hub on http://{host}:{port} (data: {settings.data_dir})", err=True)
     # Keep idle connections longer than the clients' pools do (uvicorn's default is 5 s): a client
     # that reuses a pooled connection the server has just closed has to retry its request.
     uvicorn.run(fastapi_app, host=host, port=port, log_level=log_level, timeout_keep_alive=75)
@@ -97,7 +99,7 @@ def migrate_command(
         upgrade(db)
     finally:
         db.dispose()
-    typer.echo(f"database at {_redact(settings.effective_database_url)} is up to date")
+    echo(f"database at {_redact(settings.effective_database_url)} is up to date")
 
 
 def _redact(url: str) -> str:

@@ -33,8 +33,9 @@ def write_inventory_json(inv: Inventory, out: TextIO) -> None:
 def write_inventory_table(inv: Inventory, out: TextIO) -> None:
     """Artifacts grouped by source, then errors and a summary line."""
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
+
+    from modelward.report.text import markup
 
     console = Console(file=out, highlight=False, width=None if out.isatty() else 180)
     kinds = sorted({a.source.kind for a in inv.artifacts})
@@ -57,11 +58,11 @@ def write_inventory_table(inv: Inventory, out: TextIO) -> None:
             if a.source.repo and a.source.name and a.source.repo not in a.source.name:
                 name = f"{a.source.repo}: {a.source.name}"
             table.add_row(
-                escape(name),
-                escape(a.path),
+                markup(name),
+                markup(a.path),
                 a.format,
                 human_size(a.size),
-                a.license.id,
+                markup(a.license.id),
                 (a.sha256 or "-")[:12],
                 f"[{SEVERITY_STYLE[top.severity]}]{top.severity.label}[/] {top.rule}"
                 if top
@@ -81,13 +82,13 @@ def write_inventory_table(inv: Inventory, out: TextIO) -> None:
             )
             table.add_row(
                 r.name,
-                r.version or "?",
+                markup(r.version or "?"),
                 f"yes ({', '.join(map(str, r.pids))})" if r.running else "no",
                 listen or "-",
                 f"[{SEVERITY_STYLE[top.severity]}]{top.severity.label}[/] {top.rule}"
                 if top
                 else "[green]-[/]",
-                escape(r.executable or "-"),
+                markup(r.executable or "-"),
             )
         console.print(table)
     if inv.packages:
@@ -97,9 +98,9 @@ def write_inventory_table(inv: Inventory, out: TextIO) -> None:
         for p in inv.packages:
             top = max(p.findings, key=lambda f: f.severity, default=None)
             table.add_row(
-                p.name,
-                p.version,
-                escape(p.environment),
+                markup(p.name),
+                markup(p.version),
+                markup(p.environment),
                 f"[{SEVERITY_STYLE[top.severity]}]{top.severity.label}[/] {top.rule}"
                 if top
                 else "[green]-[/]",

@@ -13,8 +13,9 @@ MAX_CLEAN_ROWS = 50
 
 def write_table(report: ScanReport, out: TextIO) -> None:
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
+
+    from modelward.report.text import markup
 
     width = None if out.isatty() else 160  # a file or pipe gets whole paths, not folded ones
     console = Console(file=out, highlight=False, soft_wrap=False, width=width)
@@ -28,7 +29,7 @@ def write_table(report: ScanReport, out: TextIO) -> None:
     show_clean = len(report.files) <= MAX_CLEAN_ROWS
     hidden = 0
     for fr in report.files:
-        name = escape(fr.path)
+        name = markup(fr.path)
         if not fr.findings and not fr.errors:
             if show_clean:
                 table.add_row(name, fr.format, human_size(fr.size), "[green]ok[/]", "", "")
@@ -37,11 +38,11 @@ def write_table(report: ScanReport, out: TextIO) -> None:
             continue
         first = True
         for f in fr.findings:
-            detail = escape(f.message)
+            detail = markup(f.message)
             if f.evidence:
-                detail += f" [dim]{escape(f.evidence)}[/]"
+                detail += f" [dim]{markup(f.evidence)}[/]"
             if f.location:
-                detail += f" [dim]@ {escape(f.location)}[/]"
+                detail += f" [dim]@ {markup(f.location)}[/]"
             table.add_row(
                 name if first else "",
                 fr.format if first else "",
@@ -58,7 +59,7 @@ def write_table(report: ScanReport, out: TextIO) -> None:
                 human_size(fr.size) if first else "",
                 "[magenta]error[/]",
                 "",
-                escape(e),
+                markup(e),
             )
             first = False
     if table.row_count:
