@@ -85,3 +85,34 @@ def test_default_vault_from_environment(
     Vault.open().quarantine([model], "r", "rule")
     code, out, _ = run(["quarantine", "list", "--format", "json"], capsys)
     assert [r["original_path"] for r in json.loads(out)] == [str(model)]
+
+
+@pytest.mark.parametrize(
+    "command", [["show", "abc123"], ["restore", "abc123"], ["purge", "abc123", "--yes"]]
+)
+def test_a_missing_default_vault_is_a_clear_error(
+    command: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MODELWARD_DATA_DIR", str(tmp_path / "data"))
+    code, out, err = run(["quarantine", *command], capsys)
+    root = tmp_path / "data" / "quarantine"
+    assert code == 2 and out == ""
+    assert f"no quarantine vault at {root}: nothing was quarantined there" in err
+    assert "Traceback" not in err and "AttributeError" not in err
+    assert not root.exists()  # asking about a vault does not create one
+
+
+def test_list_of_a_missing_vault_is_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MODELWARD_DATA_DIR", str(tmp_path / "data"))
+    code, out, _ = run(["quarantine", "list", "--format", "json"], capsys)
+    assert code == 0 and json.loads(out) == []
+    code, out, _ = run(["quarantine", "list"], capsys)
+    assert code == 0 and "empty" in out
+    code, out, _ = run(["quarantine", "list", "-f", "json", "--vault", str(tmp_path / "v")], capsys)
+    assert code == 0 and json.loads(out) == []
+    assert not (tmp_path / "data").exists() and not (tmp_path / "v").exists()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from modelward.cli.common import check_format, echo
+
+if TYPE_CHECKING:
+    from modelward.policy.vault import Vault
 
 app = typer.Typer(
     name="quarantine",
@@ -31,13 +34,17 @@ app = typer.Typer(
 _VAULT_HELP = "The vault folder (default: $MODELWARD_DATA_DIR/quarantine or your data folder's)."
 
 
-def _open(vault: Path | None, create: bool = False) -> Any:
-    from modelward.policy.vault import Vault, default_root
+def _root(vault: Path | None) -> Path:
+    from modelward.policy.vault import default_root
 
-    root = vault if vault is not None else default_root()
-    if not create and not root.exists() and vault is None:
-        return None  # no vault yet: nothing was ever quarantined
-    return Vault.open(root, create=create)
+    return vault if vault is not None else default_root()
+
+
+def _open(vault: Path | None) -> Vault:
+    """The vault (recovered); a clear error when there is none yet (exit 2), never ``None``."""
+    from modelward.policy.vault import Vault
+
+    return Vault.open(_root(vault), create=False)
 
 
 @app.command("list", help="List the quarantined entries (newest last).")
@@ -46,8 +53,11 @@ def list_command(
     vault: Path | None = typer.Option(None, "--vault", metavar="DIR", help=_VAULT_HELP),
 ) -> None:
     check_format(format, ("table", "json"))
-    opened = _open(vault)
-    entries = opened.list() if opened is not None else []
+    from modelward.policy.journal import exists
+
+    root = _root(vault)
+    # No vault yet: nothing was ever quarantined there, which is an empty list, not an error.
+    entries = _open(vault).list() if exists(root) else []
     if format == "json":
         keys = ("id", "original_path", "sha256", "reason", "quarantined_at")
         rows = []

@@ -219,7 +219,7 @@ class Vault:
                     "choose an empty or new folder with --vault"
                 )
         elif not create:
-            raise VaultError(f"{root}: no quarantine vault there")
+            raise VaultError(f"no quarantine vault at {root}: nothing was quarantined there")
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(root, 0o700)
         for sub in ("journal", "entries"):
