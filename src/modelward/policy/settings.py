@@ -15,7 +15,8 @@ Common needs take no Rego::
     stop_exposed_runtimes: false
     agent_enforce: false                 # the endpoint agent carries out quarantine/stop decisions
 
-Errors name the file, the line and the key (with a suggestion for a misspelt key).
+Errors name the file, the line and the key (with a suggestion for a misspelt key); a key given
+twice is an error, not "the last one wins".
 """
 
 from __future__ import annotations
@@ -87,6 +88,89 @@ _BOOLS = {
 KEYS = sorted(_LISTS | _BOOLS | {"block_severity"})
 
 
+class DuplicateKey(Exception):
+    """A mapping names the same key twice (YAML would silently keep the last one)."""
+
+    def __init__(self, key: Any, line: int, first: int) -> None:
+        super().__init__(f"duplicate key {key!r} (first set on line {first}); keep only one")
+        self.line = line
+
+
+def _check_keys(node: Any) -> None:
+    """Raise :class:`DuplicateKey` when a mapping node names one (scalar) key twice."""
+    seen: dict[tuple[str, str], int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node.value, str):
+            continue  # `<<: *defaults` (keys after it override on purpose), complex keys
+        key = (key_node.tag, key_node.value)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise DuplicateKey(key_node.value, line, seen[key])
+        seen[key] = line
+
+
+def _check_tree(node: Any) -> None:
+    """:func:`_check_keys` on every mapping of a composed document (no values constructed)."""
+    import yaml
+
+    todo, done = [node], set()
+    while todo:
+        n = todo.pop()
+        if id(n) in done:  # aliases share nodes
+            continue
+        done.add(id(n))
+        if isinstance(n, yaml.MappingNode):
+            _check_keys(n)
+            todo += [x for pair in n.value for x in pair]
+        elif isinstance(n, yaml.SequenceNode):
+            todo += n.value
+
+
+def _strict_loader() -> type[Any]:
+    """A ``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                _check_keys(node)
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
+def parse_yaml(
+    path: Path, text: str, error: type[UsageError], *, construct: bool = True
+) -> tuple[Any, Any]:
+    """``(root node, value)`` of a YAML document, refusing duplicate keys; errors name file:line.
+
+    With ``construct=False`` only the nodes are read (the value is ``None``): for callers that
+    validate the nodes themselves and report a bad value with its own line."""
+    import yaml
+
+    loader = _strict_loader()(text)
+    try:
+        node = loader.get_single_node()
+        value = None
+        if node is not None and construct:
+            value = loader.construct_document(node)
+        elif node is not None:
+            _check_tree(node)
+    except DuplicateKey as exc:
+        raise error(f"{path}:{exc.line}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise error(
+            f"{path}{line}: not valid YAML ({getattr(exc, 'problem', None) or exc})"
+        ) from None
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. a date like 2020-13-01
+        raise error(f"{path}: not valid YAML ({exc})") from None
+    finally:
+        loader.dispose()
+    return node, value
+
+
 def load_settings(path: Path) -> Settings:
     """Parse and validate a settings file; errors name the file, line and key."""
     import yaml
@@ -95,18 +179,7 @@ def load_settings(path: Path) -> Settings:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(f"{path}: cannot read the settings file: {exc}") from None
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        value = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise SettingsError(
-            f"{path}{line}: not valid YAML ({getattr(exc, 'problem', None) or exc})"
-        ) from None
-    finally:
-        loader.dispose()
+    node, value = parse_yaml(path, text, SettingsError)
     if node is None or value is None:
         return Settings(source=str(path))
     if not isinstance(node, yaml.MappingNode) or not isinstance(value, dict):

@@ -23,6 +23,7 @@ from typing import Any
 
 from modelward.errors import UsageError
 from modelward.policy.decision import Decision
+from modelward.policy.settings import parse_yaml
 
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _KEYS = {"sha256", "runtime", "rule", "reason", "approved_by", "expires"}
@@ -71,20 +72,13 @@ class ExpiredWaiver:
 
 def load_waivers(path: Path) -> list[Waiver]:
     """Parse and validate a waivers file; errors name the file, the line and the key."""
-    import yaml
-
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise WaiverError(f"{path}: cannot read the waivers file: {exc.strerror}") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise WaiverError(
-            f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})"
-        ) from None
+    except UnicodeDecodeError as exc:
+        raise WaiverError(f"{path}: cannot read the waivers file: {exc}") from None
+    root, _ = parse_yaml(path, text, WaiverError, construct=False)  # refuses a key given twice
     if root is None:
         return []
     items = _entries(path, root)
