@@ -82,6 +82,7 @@ def evaluate(
         compiled = _compiled(files, settings)
         if compiled is None:  # the bundle did not build: the plain queries diagnose the error
             interp = _interpreter(files, settings)
+            _check_static(files)
             _set_input(interp, doc)
             for pkg in _packages(files):
                 if _counts(pkg):
@@ -98,8 +99,27 @@ def evaluate(
 
 
 def _counts(pkg: str) -> bool:
-    """Whether a package's rules count: ``modelward`` and the packages below it."""
-    return pkg == "modelward" or pkg.startswith("modelward.")
+    """Whether a package's rules count: ``modelward`` and the packages below it, and Conftest's
+    default namespace ``main`` (and below it), so that Conftest policies work unchanged."""
+    return pkg in ("modelward", "main") or pkg.startswith(("modelward.", "main."))
+
+
+def _check_static(files: list[Path]) -> None:
+    """Refuse what OPA's compiler refuses and rego-cpp evaluates silently (see policy/lint.py),
+    and a folder none of whose packages would be read."""
+    from modelward.policy import lint
+
+    problems = lint.unsafe_variables(files)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise PolicyError(f"{problems[0]}{more}")
+    packages = [p for p in _packages(files) if not p.endswith("_test")]
+    if packages and not any(_counts(p) for p in packages):
+        raise PolicyError(
+            f"{files[0].parent}: no package is read ({', '.join(packages)}): modelward reads "
+            "decisions, deny and warn rules from package modelward (or below it) and from "
+            "Conftest's package main"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +153,7 @@ def _compiled(files: list[Path], settings: Settings) -> _Compiled | None:
         _CACHE.move_to_end(key)
         return _CACHE[key]
     interp = _interpreter(files, settings)
+    _check_static(files)
     packages = tuple(p for p in _packages(files) if _counts(p))
     compiled: _Compiled | None = None
     if packages:
@@ -473,8 +494,34 @@ def _diagnose(error: str, printed: str, files: list[Path]) -> str:
                 break
     printed_msgs = _printed_messages(printed)
     what = "; ".join(dict.fromkeys(printed_msgs or messages)) or _short(error)
+    if not locations:
+        found = _locate(what, files)
+        if found is not None:
+            return found
     where = locations[0] if locations else "policy"
     return f"{where}: policy error: {what}"
+
+
+_NOT_FOUND = re.compile(r"Function not found: ([\w.]+)")
+
+
+def _locate(what: str, files: list[Path]) -> str | None:
+    """A ``file:line`` for the errors rego-cpp reports without one (see policy/lint.py)."""
+    from modelward.policy import lint
+
+    m = _NOT_FOUND.search(what)
+    if m is not None:
+        place = lint.first_use(files, m.group(1))
+        if place is not None:
+            return f"{place[0]}:{place[1]}: policy error: {what} (not a built-in, nor defined)"
+    if "evaluation failed" in what or "conflict" in what:
+        for name, places in lint.conflicting_rules(files):
+            where = " and ".join(f"{f}:{line}" for f, line in places)
+            return (
+                f"{places[0][0]}:{places[0][1]}: policy error: rule {name} is assigned more than "
+                f"once ({where}): a complete rule may have one value"
+            )
+    return None
 
 
 def _printed_messages(printed: str) -> list[str]:
@@ -498,8 +545,17 @@ def _collect(doc: dict[str, Any], where: str, out: list[Decision], *, top: bool 
             continue
         if key == "decisions" and isinstance(value, list):
             out.extend(_decision(item, where) for item in value)
-        elif key in ("deny", "warn") and isinstance(value, list):
-            out.extend(_message(item, key, where) for item in value)
+        elif isinstance(value, list) and (kind := _conftest_kind(key)) is not None:
+            out.extend(_message(item, kind, where) for item in value)
+
+
+def _conftest_kind(key: str) -> str | None:
+    """Conftest's rule names: ``deny``, ``violation`` (a deny) and ``warn``, alone or as a prefix
+    (``deny_unsigned``); the action their messages get, or ``None`` for any other rule."""
+    for prefix, kind in (("deny", "deny"), ("violation", "deny"), ("warn", "warn")):
+        if key == prefix or key.startswith(prefix + "_"):
+            return kind
+    return None
 
 
 def _decision(item: Any, where: str) -> Decision:
@@ -544,7 +600,8 @@ def _subject(value: Any, where: str) -> Subject:
 
 
 def _message(item: Any, kind: str, where: str) -> Decision:
-    """A Conftest ``deny``/``warn`` entry: a message, or an object with ``msg`` (and our fields)."""
+    """A Conftest ``deny``/``warn``/``violation`` entry: a message, or an object with ``msg`` (and
+    our fields: ``rule``, ``severity``, ``subject``)."""
     fields: dict[str, Any] = dict(item) if isinstance(item, dict) else {"msg": item}
     message = str(fields.get("msg", fields.get("message", "")))
     sev_default = "high" if kind == "deny" else "medium"

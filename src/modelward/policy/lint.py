@@ -1,0 +1,285 @@
+"""Checks OPA's compiler makes and rego-cpp does not: unsafe variables, and where a name is used.
+
+rego-cpp (1.5) evaluates a rule whose body reads a variable nothing binds (``msg := nosuchvar``, a
+typo) as undefined: the rule silently produces nothing, and a ``deny`` with a typo would pass
+everything. OPA refuses such a policy at compile time (``rego_unsafe_var_error: var nosuchvar is
+unsafe``); :func:`unsafe_variables` finds the same mistakes so the engine can refuse it too, with
+file and line. rego-cpp offers no syntax tree to Python, so this reads the tokens: hand-written
+because no maintained Rego parser exists for Python.
+
+The check is deliberately lenient (it may miss an unsafe variable, it must never refuse a valid
+policy): a name counts as bound if any occurrence in its rule could bind it (``x :=``, ``x =``,
+``= x``, ``some x``, ``every x``, a function parameter, an index ``a[x]``, a pattern ``[x, y] :=``),
+and names followed by ``(`` (function calls: rego-cpp reports unknown functions itself), rule names
+of the same package, import aliases and keywords are never variables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_TOKEN = re.compile(
+    r"""
+    (?P<newline>\n)
+  | (?P<space>[ \t\r\f]+)
+  | (?P<comment>\#[^\n]*)
+  | (?P<string>"(?:[^"\\\n]|\\.)*")
+  | (?P<raw>`[^`]*`)
+  | (?P<number>\d[\d.eE+-]*)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<op>:=|==|!=|<=|>=|[=<>+\-*/%&|()\[\]{},;.:])
+  | (?P<other>.)
+    """,
+    re.VERBOSE,
+)
+_KEYWORDS = frozenset(
+    {
+        "package", "import", "default", "if", "contains", "else", "some", "every", "in", "not",
+        "with", "as", "true", "false", "null", "input", "data", "future", "rego", "_",
+    }
+)  # fmt: skip
+_OPEN = {"(": ")", "[": "]", "{": "}"}
+_CLOSE = frozenset(_OPEN.values())
+
+
+@dataclass(slots=True)
+class _Token:
+    kind: str
+    text: str
+    line: int
+    first: bool  # the first token of its line
+    depth: int = 0  # brackets open before it
+    group: int = -1  # index of the token that opened the innermost bracket around it
+    closer: int = -1  # for an opening bracket: index of its closing bracket
+
+
+@dataclass(slots=True)
+class _Rule:
+    name: str
+    tokens: list[_Token]
+    head_end: int  # index (in tokens) where the body or value starts
+
+
+@dataclass(slots=True)
+class _Module:
+    path: Path
+    package: str
+    aliases: set[str] = field(default_factory=set)
+    rules: list[_Rule] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """An unsafe variable: ``path:line``, the rule and the variable."""
+
+    path: Path
+    line: int
+    rule: str
+    name: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.path}:{self.line}: policy error: var {self.name} is unsafe: nothing in rule "
+            f"{self.rule} binds it, so the rule never applies (a typo?)"
+        )
+
+
+def _tokens(text: str) -> list[_Token]:
+    out: list[_Token] = []
+    line, first = 1, True
+    stack: list[int] = []
+    for m in _TOKEN.finditer(text):
+        kind = m.lastgroup or "other"
+        value = m.group()
+        if kind == "newline":
+            line, first = line + 1, True
+            continue
+        if kind in ("space", "comment"):
+            continue
+        tok = _Token(kind, value, line, first, len(stack), stack[-1] if stack else -1)
+        first = False
+        if kind in ("string", "raw"):
+            line += value.count("\n")
+        if kind == "op" and value in _OPEN:
+            stack.append(len(out))
+        elif kind == "op" and value in _CLOSE and stack:
+            out[stack.pop()].closer = len(out)
+            tok.depth = len(stack)
+            tok.group = stack[-1] if stack else -1
+        out.append(tok)
+    return out
+
+
+def _module(path: Path, text: str) -> _Module | None:
+    toks = _tokens(text)
+    mod: _Module | None = None
+    i = 0
+    while i < len(toks):
+        t = toks[i]
+        end = i + 1
+        while end < len(toks) and not (
+            toks[end].first
+            and toks[end].depth == 0
+            and toks[end].text not in ("else", "}", "]", ")")
+        ):
+            end += 1
+        stmt = toks[i:end]
+        if t.text == "package":
+            mod = _Module(path, ".".join(x.text for x in stmt[1:] if x.kind == "name"))
+        elif t.text == "import" and mod is not None:
+            names = [x.text for x in stmt[1:] if x.kind == "name"]
+            if "as" in names or (names and names[0] not in ("rego", "future")):
+                mod.aliases.add(names[-1])
+        elif mod is not None and t.kind == "name":
+            name = stmt[1].text if t.text == "default" and len(stmt) > 1 else t.text
+            head_end = next(
+                (
+                    k
+                    for k, x in enumerate(stmt)
+                    if x.depth == 0 and x.text in ("if", "{", ":=", "=", "contains")
+                ),
+                len(stmt),
+            )
+            mod.rules.append(_Rule(name, stmt, head_end))
+        i = end
+    return mod
+
+
+def _binds(toks: Sequence[_Token], k: int, head_end: int) -> bool:
+    """Whether the name at ``toks[k]`` could bind a variable there (lenient: see the module doc)."""
+    prev = toks[k - 1].text if k else ""
+    nxt = toks[k + 1].text if k + 1 < len(toks) else ""
+    if nxt in (":=", "=") or prev in ("=", "some", "every"):
+        return True
+    if k < head_end and toks[k].depth > 0:  # a function's parameter, or a partial rule's key
+        return True
+    # in a `some`/`every` declaration: `some k, v in xs`
+    for j in range(k - 1, -1, -1):
+        text = toks[j].text
+        if text in ("some", "every"):
+            return True
+        if toks[j].kind != "name" and text != ",":
+            break
+    # inside brackets: an index a[x], or a pattern [x, y] := ... / {"k": x} = ...
+    g = toks[k].group
+    while g >= 0:
+        opener = toks[g]
+        before = toks[g - 1] if g > 0 else None
+        if (
+            opener.text == "["
+            and before is not None
+            and (before.kind == "name" or before.text in ("]", ")"))
+        ):
+            return True
+        after = toks[opener.closer + 1].text if 0 <= opener.closer + 1 < len(toks) else ""
+        if after in (":=", "=") or (before is not None and before.text == "="):
+            return True
+        g = opener.group
+    return False
+
+
+def _call_or_field(toks: Sequence[_Token], k: int) -> bool:
+    """A field (``x.name``) or a function's name (``name(``, ``ns.name(``): not a variable."""
+    if k and toks[k - 1].text == ".":
+        return True
+    j = k + 1
+    while j + 1 < len(toks) and toks[j].text == "." and toks[j + 1].kind == "name":
+        j += 2
+    return j < len(toks) and toks[j].text == "("
+
+
+def unsafe_variables(files: Iterable[Path]) -> list[Problem]:
+    """Variables used in a rule that nothing in the rule binds, across a policy's files."""
+    modules = []
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # the engine reports unreadable files itself
+        mod = _module(path, text)
+        if mod is not None:
+            modules.append(mod)
+    rules_of: dict[str, set[str]] = {}
+    for mod in modules:
+        rules_of.setdefault(mod.package, set()).update(r.name for r in mod.rules)
+    problems: list[Problem] = []
+    for mod in modules:
+        known = _KEYWORDS | rules_of[mod.package] | mod.aliases
+        for rule in mod.rules:
+            problems.extend(_check_rule(mod, rule, known))
+    return problems
+
+
+def _check_rule(mod: _Module, rule: _Rule, known: frozenset[str] | set[str]) -> list[Problem]:
+    toks = _local(rule.tokens)  # bracket links as indices within the rule
+    bound: set[str] = set()
+    used: dict[str, int] = {}
+    for k, t in enumerate(toks):
+        if t.kind != "name" or t.text in known or _call_or_field(toks, k):
+            continue
+        if k == 0 or (k == 1 and toks[0].text == "default"):
+            continue  # the rule's own name
+        if _binds(toks, k, rule.head_end):
+            bound.add(t.text)
+        else:
+            used.setdefault(t.text, t.line)
+    return [
+        Problem(mod.path, line, rule.name, name) for name, line in used.items() if name not in bound
+    ]
+
+
+def _local(toks: list[_Token]) -> list[_Token]:
+    """The rule's tokens with bracket links re-based to indices within the rule."""
+    out = [_Token(t.kind, t.text, t.line, t.first, t.depth) for t in toks]
+    stack: list[int] = []
+    for i, t in enumerate(out):
+        t.group = stack[-1] if stack else -1
+        if t.kind == "op" and t.text in _OPEN:
+            stack.append(i)
+        elif t.kind == "op" and t.text in _CLOSE and stack:
+            out[stack.pop()].closer = i
+            t.group = stack[-1] if stack else -1
+    return out
+
+
+def first_use(files: Iterable[Path], name: str) -> tuple[Path, int] | None:
+    """Where a name (a function, a rule) is first used as a call or a reference: ``(file, line)``."""
+    last = name.rsplit(".", 1)[-1]
+    pattern = re.compile(rf"(?<![\w.]){re.escape(last)}\s*\(|\.{re.escape(last)}\s*\(")
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        for lineno, line in enumerate(text.splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if pattern.search(code):
+                return path, lineno
+    return None
+
+
+def conflicting_rules(files: Iterable[Path]) -> list[tuple[str, list[tuple[Path, int]]]]:
+    """Complete rules assigned more than once without a body (``x := 1`` and ``x := 2``): the
+    evaluation fails with a conflict (OPA: eval_conflict_error). Each name with its places."""
+    places: dict[tuple[str, str], list[tuple[Path, int]]] = {}
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        mod = _module(path, text)
+        if mod is None:
+            continue
+        for rule in mod.rules:
+            toks = rule.tokens
+            if (
+                len(toks) > 2
+                and toks[0].kind == "name"
+                and toks[1].text == ":="
+                and not any(t.text in ("if", "{") and t.depth == 0 for t in toks[2:])
+            ):
+                places.setdefault((mod.package, rule.name), []).append((path, toks[0].line))
+    return [(f"{pkg}.{name}", where) for (pkg, name), where in places.items() if len(where) > 1]
