@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from modelward import __version__
 from modelward.hub.service import Hub, HubSettings, Signer
 from modelward.server import errors
-from modelward.server.auth import create_token, new_token
+from modelward.server.auth import TOKEN_PREFIX, create_token, hash_token, new_token
 from modelward.server.settings import ServerSettings
 from modelward.store.blobs import BlobStore, FsBlobStore
 from modelward.store.db import Database, ServerKey, Token
@@ -238,10 +238,20 @@ def load_signer(db: Database) -> Signer | None:
     return signer
 
 
+BOOTSTRAP_MARKER = "bootstrap-admin"
+"""The ``server_keys`` row that records the first start's admin token, as its SHA-256 only: the
+first replica to insert it is the one that made (and prints) the token."""
+
+
 def bootstrap_admin(db: Database, settings: ServerSettings) -> str | None:
-    """Ensure an admin token exists; return it in clear only when it was created now."""
+    """Ensure an admin token exists; return it in clear only when it was created now.
+
+    The database keeps only the token's hash (like every token), so the token can be shown once,
+    on this start, and never recovered later.
+    """
     from sqlalchemy import select
 
+    hash_clear_bootstrap_token(db)
     if settings.admin_token:
         create_token(
             db, "admin (MODELWARD_ADMIN_TOKEN)", "admin", "modelward", settings.admin_token
@@ -250,9 +260,41 @@ def bootstrap_admin(db: Database, settings: ServerSettings) -> str | None:
     with db.session() as s:
         if s.scalar(select(Token).where(Token.role == "admin")) is not None:
             return None
+        if s.get(ServerKey, BOOTSTRAP_MARKER) is not None:
+            return None  # bootstrapped before (its token since deleted): never make another
     token = new_token()
-    marker = shared_secret(db, "bootstrap-admin", lambda: token)
-    if marker != token:  # another replica bootstrapped at the same moment
+    digest = hash_token(token)
+    try:
+        with db.session() as s:  # the marker and the token in one transaction
+            s.add(ServerKey(name=BOOTSTRAP_MARKER, value=digest))
+            s.flush()  # another replica's marker: IntegrityError, it bootstrapped
+            s.add(
+                Token(
+                    name="admin (first start)",
+                    role="admin",
+                    token_hash=digest,
+                    created_by="modelward",
+                )
+            )
+    except IntegrityError:
         return None
-    create_token(db, "admin (first start)", "admin", "modelward", token)
     return token
+
+
+def hash_clear_bootstrap_token(db: Database) -> None:
+    """Replace a first-start admin token stored in clear by its hash.
+
+    Earlier builds kept the token itself in ``server_keys``; the token keeps working (its hashed
+    row in ``tokens`` is made if missing, a revoked one stays revoked), only its clear copy goes.
+    """
+    with db.session() as s:
+        row = s.get(ServerKey, BOOTSTRAP_MARKER)
+        if row is None or not row.value.startswith(TOKEN_PREFIX):
+            return
+        clear = row.value
+    create_token(db, "admin (first start)", "admin", "modelward", clear)
+    with db.session() as s:
+        row = s.get(ServerKey, BOOTSTRAP_MARKER)
+        if row is not None and row.value == clear:
+            row.value = hash_token(clear)
+    log.info("the first start's admin token was stored in clear; it is now stored hashed")
