@@ -96,3 +96,77 @@ def test_bad_files_name_the_line_and_key(tmp_path: Path, text: str, where: str) 
 
 def test_an_empty_file_has_no_waivers(tmp_path: Path) -> None:
     assert load_waivers(write(tmp_path, "")) == []
+
+
+TORCH = Decision(
+    "vulnerable-version",
+    "deny",
+    Severity.HIGH,
+    Subject("package", name="torch==2.0.1"),
+    "torch 2.0.1 (/venv): CVE-2025-32434",
+)
+
+
+@pytest.mark.parametrize(
+    ("entry", "action"),
+    [
+        ("package: torch", "allow"),
+        ("package: Torch\n    version: 2.0.1", "allow"),
+        ("package: torch\n    version: '2.0.1'\n    rule: vulnerable-version", "allow"),
+        ("package: torch\n    version: 2.1.0", "deny"),
+        ("package: torchvision", "deny"),
+        ("package: torch\n    rule: license-unknown", "deny"),
+    ],
+)
+def test_a_package_waiver(tmp_path: Path, entry: str, action: str) -> None:
+    p = write(
+        tmp_path,
+        f"waivers:\n  - {entry}\n    reason: vendor pin\n    approved_by: sec\n"
+        "    expires: 2030-01-01\n",
+    )
+    (out,), _ = apply_waivers([TORCH], load_waivers(p), dt.date(2026, 11, 25))
+    assert out.action == action
+    assert (out.waived_by is not None) == (action == "allow")
+
+
+def test_package_names_compare_as_pip_does(tmp_path: Path) -> None:
+    d = Decision(
+        "vulnerable-version",
+        "deny",
+        Severity.HIGH,
+        Subject("package", name="llama_cpp_python"),
+        "m",
+    )
+    p = write(
+        tmp_path,
+        "waivers:\n  - package: Llama.CPP-python\n    reason: r\n    approved_by: a\n"
+        "    expires: 2030-01-01\n",
+    )
+    (out,), _ = apply_waivers([d], load_waivers(p), dt.date(2026, 11, 25))
+    assert out.action == "allow"
+    # a package waiver never matches an artifact or a runtime of the same name
+    rt = Decision("runtime-exposed", "deny", Severity.HIGH, Subject("runtime", name="torch"), "e")
+    p = write(
+        tmp_path,
+        "waivers:\n  - package: torch\n    reason: r\n    approved_by: a\n    expires: 2030-01-01\n",
+    )
+    (out,), _ = apply_waivers([rt], load_waivers(p), dt.date(2026, 11, 25))
+    assert out.action == "deny"
+
+
+@pytest.mark.parametrize(
+    ("entry", "needle"),
+    [
+        ("runtime: ollama\n    version: '1'", ":3: 'version' goes with 'package' only"),
+        ("package: torch\n    runtime: ollama", ":2: a waiver names exactly one of"),
+        ("package: ''", ":2: 'package' must not be empty"),
+    ],
+)
+def test_bad_package_waivers(tmp_path: Path, entry: str, needle: str) -> None:
+    p = write(
+        tmp_path,
+        f"waivers:\n  - {entry}\n    reason: r\n    approved_by: a\n    expires: 2030-01-01\n",
+    )
+    with pytest.raises(WaiverError) as exc:
+        load_waivers(p)
+    assert needle in exc.value.diagnostics()

@@ -30,6 +30,11 @@ CHECK_HELP = """Evaluate a policy (default: the bundled pack) over an inventory 
 
 The inventory is read from --inventory (a saved `modelward inventory -f json`) or collected from
 ROOTS. The settings file (YAML) feeds the policy as data.modelward.settings.
+
+A waivers file (YAML, --waivers) lists signed-off exceptions, each with reason, approved_by and
+expires, matching exactly one of: an artifact by `sha256:`, a runtime by `runtime:` (name), or an
+inference library by `package:` (name, with an optional `version:`), optionally only one `rule:`.
+A waived decision becomes allow with waived_by set.
 """
 
 CHECK_EPILOG = """\b
@@ -60,7 +65,10 @@ _INVENTORY = typer.Option(
     None, "--inventory", metavar="FILE", help="A saved inventory (JSON) instead of collecting one."
 )
 _WAIVERS = typer.Option(
-    None, "--waivers", metavar="FILE", help="Waivers file (YAML): signed-off exceptions."
+    None,
+    "--waivers",
+    metavar="FILE",
+    help="Waivers file (YAML): signed-off exceptions by sha256, runtime or package.",
 )
 _VERBOSE = typer.Option(False, "--verbose", "-v", help="Show tracebacks of failures.")
 

@@ -1,16 +1,31 @@
-"""Waivers: signed-off exceptions to the policy, matched by artifact SHA-256 or runtime name.
+"""Waivers: signed-off exceptions to the policy, matched by artifact SHA-256, runtime or package.
 
 A waivers file is YAML::
 
     waivers:
-      - sha256: 3f2a...            # or: runtime: ollama
+      - sha256: 3f2a...            # an artifact (model file) by its SHA-256
         rule: unapproved-pickle    # optional: only this rule (default: every rule)
         reason: legacy checkpoint, retrained by Q3
         approved_by: security@example.com
         expires: 2027-03-31
+      - runtime: ollama            # a runtime by name (decisions about kind "runtime")
+        rule: runtime-exposed
+        reason: lab box on an isolated network
+        approved_by: it@example.com
+        expires: 2026-12-31
+      - package: torch             # an inference library (decisions about kind "package",
+        version: 2.0.1             # e.g. vulnerable-version); version is optional: without it,
+        rule: vulnerable-version   # every version of the package is waived
+        reason: pinned by the vendor, upgrade planned
+        approved_by: security@example.com
+        expires: 2026-09-30
 
-A waiver turns matching ``deny``/``warn``/``quarantine`` decisions into ``allow`` with ``waived_by``
-set. An expired waiver stops applying, and the report says so.
+Each waiver names exactly one of ``sha256``, ``runtime`` or ``package`` (``version`` only with
+``package``; package names compare as pip does: case, ``-``, ``_`` and ``.`` alike).
+A waiver turns matching ``deny``/``warn``/``quarantine``/``stop`` decisions into ``allow`` with
+``waived_by`` set. An expired waiver stops applying, and the report says so; so does a waiver that
+matched no decision (a misspelt rule or digest, or an artifact that is gone).
+A key given twice in one waiver is an error (YAML would silently keep the last one).
 """
 
 from __future__ import annotations
@@ -26,7 +41,8 @@ from modelward.policy.decision import Decision
 from modelward.policy.settings import parse_yaml
 
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
-_KEYS = {"sha256", "runtime", "rule", "reason", "approved_by", "expires"}
+_KEYS = {"sha256", "runtime", "package", "version", "rule", "reason", "approved_by", "expires"}
+_SUBJECTS = ("sha256", "runtime", "package")
 
 
 class WaiverError(UsageError):
@@ -42,6 +58,8 @@ class Waiver:
     runtime: str | None = None
     rule: str | None = None
     line: int = 0
+    package: str | None = None
+    version: str | None = None
 
     @property
     def label(self) -> str:
@@ -52,7 +70,41 @@ class Waiver:
             return False
         if self.sha256 is not None:
             return d.subject.kind == "artifact" and d.subject.sha256 == self.sha256
+        if self.package is not None:
+            return self._matches_package(d)
         return d.subject.kind == "runtime" and d.subject.name == self.runtime
+
+    def _matches_package(self, d: Decision) -> bool:
+        """A ``package`` subject is named ``NAME==VERSION`` (or just ``NAME``)."""
+        if d.subject.kind != "package" or not d.subject.name or self.package is None:
+            return False
+        name, _, version = d.subject.name.partition("==")
+        if _project(name) != _project(self.package):
+            return False
+        return self.version is None or version.strip() == self.version
+
+    @property
+    def subject(self) -> dict[str, str]:
+        """What the waiver matches: ``{"sha256": ...}``, ``{"runtime": ...}`` or
+        ``{"package": ..., "version": ...}`` (version only when given)."""
+        if self.sha256 is not None:
+            return {"sha256": self.sha256}
+        if self.package is not None:
+            out = {"package": self.package}
+            if self.version is not None:
+                out["version"] = self.version
+            return out
+        return {"runtime": self.runtime or ""}
+
+    @property
+    def what(self) -> str:
+        """The subject in words: ``sha256 3f2a...``, ``runtime ollama``, ``package torch 2.0.1``."""
+        return " ".join(f"{k} {v}" if k != "version" else v for k, v in self.subject.items())
+
+
+def _project(name: str) -> str:
+    """A Python package name as pip compares it (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +172,15 @@ def _waiver(path: Path, node: Any) -> Waiver:
     for required in ("reason", "approved_by", "expires"):
         if not str(fields.get(required, ("", 0))[0]).strip():
             raise WaiverError(f"{path}:{line}: the waiver needs {required!r}")
-    if ("sha256" in fields) == ("runtime" in fields):
-        raise WaiverError(f"{path}:{line}: a waiver names exactly one of 'sha256' or 'runtime'")
+    if sum(k in fields for k in _SUBJECTS) != 1:
+        raise WaiverError(
+            f"{path}:{line}: a waiver names exactly one of 'sha256', 'runtime' or 'package'"
+        )
+    if "version" in fields and "package" not in fields:
+        raise WaiverError(f"{path}:{fields['version'][1]}: 'version' goes with 'package' only")
+    for name in ("runtime", "package", "version", "rule"):
+        if name in fields and not str(fields[name][0]).strip():
+            raise WaiverError(f"{path}:{fields[name][1]}: {name!r} must not be empty")
     sha = None
     if "sha256" in fields:
         sha, kline = fields["sha256"]
@@ -138,10 +197,16 @@ def _waiver(path: Path, node: Any) -> Waiver:
         approved_by=str(fields["approved_by"][0]).strip(),
         expires=expires,
         sha256=sha,
-        runtime=str(fields["runtime"][0]).strip() if "runtime" in fields else None,
-        rule=str(fields["rule"][0]).strip() if "rule" in fields else None,
+        runtime=_text(fields, "runtime"),
+        rule=_text(fields, "rule"),
         line=line,
+        package=_text(fields, "package"),
+        version=_text(fields, "version"),
     )
+
+
+def _text(fields: dict[str, Any], name: str) -> str | None:
+    return str(fields[name][0]).strip() if name in fields else None
 
 
 def apply_waivers(
