@@ -547,29 +547,100 @@ def test_pull_errors(client: Any, hub: Any, tmp_path: Path) -> None:
     assert client.get(f"/v2/acme/m/blobs/sha256:{f.sha256}", headers=h).status_code == 404
 
 
-def test_roles(client: Any, app: Any) -> None:
+BLOB = f"sha256:{'a' * 64}"
+OCI_ROUTES: list[tuple[str, str, str]] = [
+    # (method, path, need): every /v2 route (and the aliases the schema leaves out)
+    ("GET", "/v2/", "read"),
+    ("HEAD", "/v2/", "read"),
+    ("GET", "/v2", "read"),
+    ("HEAD", "/v2", "read"),
+    ("GET", "/v2/token", "token"),
+    ("GET", "/v2/{ns}/{name}/manifests/{reference}", "read"),
+    ("HEAD", "/v2/{ns}/{name}/manifests/{reference}", "read"),
+    ("PUT", "/v2/{ns}/{name}/manifests/{reference}", "publish"),
+    ("GET", "/v2/{ns}/{name}/blobs/{digest}", "read"),
+    ("HEAD", "/v2/{ns}/{name}/blobs/{digest}", "read"),
+    ("GET", "/v2/{ns}/{name}/tags/list", "read"),
+    ("GET", "/v2/{ns}/{name}/referrers/{digest}", "read"),
+    ("POST", "/v2/{ns}/{name}/blobs/uploads/", "publish"),
+    ("POST", "/v2/{ns}/{name}/blobs/uploads", "publish"),
+    ("PATCH", "/v2/{ns}/{name}/blobs/uploads/{upload_id}", "publish"),
+    ("PUT", "/v2/{ns}/{name}/blobs/uploads/{upload_id}", "publish"),
+    ("GET", "/v2/{ns}/{name}/blobs/uploads/{upload_id}", "publish"),
+    ("DELETE", "/v2/{ns}/{name}/blobs/uploads/{upload_id}", "publish"),
+]
+OCI_PARAMS = {
+    "ns": "acme",
+    "name": "x",
+    "reference": "v1",
+    "digest": BLOB,
+    "upload_id": "0" * 32,
+}
+GRANTS = {
+    "read": {"admin", "reviewer", "publisher", "reader"},
+    "publish": {"admin", "publisher"},
+    "token": {"admin", "reviewer", "publisher", "reader"},  # any valid token gets a registry token
+}
+
+
+def test_the_oci_role_matrix_lists_every_route(app: Any) -> None:
+    served = {
+        (method.upper(), path)
+        for path, ops in app.openapi()["paths"].items()
+        if path == "/v2" or path.startswith("/v2/")
+        for method in ops
+    }
+    assert served <= {(method, path) for method, path, _ in OCI_ROUTES}
+
+
+def _oci_tokens(app: Any) -> dict[str, str]:
     from modelward.server.auth import create_token
 
-    reader = {"Authorization": "Bearer " + create_token(app.state.db, "r", "reader", "t")}
-    r = client.post("/v2/acme/x/blobs/uploads/", headers=reader)
-    assert r.status_code == 403 and r.json()["errors"][0]["code"] == "DENIED"
-    r = client.put("/v2/acme/x/manifests/v1", content=b"{}", headers=reader)
-    assert r.status_code == 403
-    for method, path in [
-        ("GET", "/v2/acme/x/tags/list"),
-        ("GET", f"/v2/acme/x/referrers/sha256:{'a' * 64}"),
-        ("HEAD", f"/v2/acme/x/blobs/sha256:{'a' * 64}"),
-        ("POST", "/v2/acme/x/blobs/uploads/"),
-        ("PUT", "/v2/acme/x/manifests/v1"),
-    ]:
-        r = client.request(method, path)
-        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer realm=")
-    assert (
-        client.get(
-            "/v2/acme/x/tags/list", headers={"Authorization": f"Bearer {ADMIN_TOKEN}x"}
-        ).status_code
-        == 401
-    )
+    made = {r: create_token(app.state.db, f"t-{r}", r, "t") for r in ("reviewer", "publisher")}
+    return {"admin": ADMIN_TOKEN, "reader": create_token(app.state.db, "r", "reader", "t"), **made}
+
+
+def _challenged(r: Any, method: str, path: str) -> None:
+    assert r.status_code == 401, (method, path, r.status_code, r.text)
+    if path != "/v2/token":  # the realm itself: its 401 says what to send instead
+        assert r.headers["www-authenticate"].startswith("Bearer realm="), (method, path)
+    if method != "HEAD":
+        assert r.json()["error"]["code"] == "unauthorized", (method, path)
+
+
+def test_roles(client: Any, app: Any) -> None:
+    """Every /v2 route: no token and a wrong token 401 (with the challenge), each wrong role 403."""
+    tokens = _oci_tokens(app)
+    for method, template, need in OCI_ROUTES:
+        path = template.format(**OCI_PARAMS)
+        body = b"{}" if method in ("PUT", "PATCH") else None
+        _challenged(client.request(method, path, content=body), method, path)
+        for bad in (f"{ADMIN_TOKEN}x", "mw_" + "x" * 43, "mwr_forged.token"):
+            r = client.request(method, path, content=body, headers=auth(bad))
+            _challenged(r, method, path)
+        for role, token in tokens.items():
+            r = client.request(method, path, content=body, headers=auth(token))
+            if role in GRANTS[need]:
+                assert r.status_code not in (401, 403), (method, path, role, r.text)
+                continue
+            assert r.status_code == 403, (method, path, role, r.status_code, r.text)
+            assert "may not publish" in r.headers["x-error-message"], (method, path, role)
+            if method != "HEAD":
+                assert r.json()["errors"][0]["code"] == "DENIED", (method, path, role)
+                assert r.json()["error"]["code"] == "forbidden", (method, path, role)
+
+
+def test_roles_with_anonymous_read(client: Any, app: Any) -> None:
+    """Anonymous read on: reads need no token, publishing still answers 401 with the challenge."""
+    app.state.settings.anonymous_read = True
+    for method, template, need in OCI_ROUTES:
+        path = template.format(**OCI_PARAMS)
+        body = b"{}" if method in ("PUT", "PATCH") else None
+        r = client.request(method, path, content=body)
+        if need == "publish":
+            _challenged(r, method, path)
+        else:
+            assert r.status_code not in (401, 403), (method, path, r.text)
 
 
 def test_anonymous_read(client: Any, app: Any, hub: Any, tmp_path: Path) -> None:
