@@ -453,3 +453,41 @@ def test_import_from_an_upstream_modelward(client: Any, upstream: Any, tmp_path:
         f"{API}/import", json={**body, "endpoint": "http://127.0.0.1:9"}, headers=auth()
     )
     _error(r, 502, "upstream_failed")
+
+
+# ---------------------------------------------------------------------------------------- license
+APACHE_2_TEXT = """\
+                                 Apache License
+                           Version 2.0, January 2004
+                        http://www.apache.org/licenses/
+
+   TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION
+
+   1. Definitions.
+
+      "License" shall mean the terms and conditions for use, reproduction,
+      and distribution as defined by Sections 1 through 9 of this document.
+"""
+
+
+def test_detected_and_declared_license(live_server: Any, tmp_path: Path) -> None:
+    """The LICENSE file's text is detected (Apache-2.0), the card's declaration kept apart (MIT)."""
+    import httpx
+    from huggingface_hub import HfApi
+
+    folder = make_model_dir(tmp_path)
+    (folder / "README.md").write_text("---\nlicense: mit\n---\n# a model with two licenses\n")
+    (folder / "LICENSE").write_text(APACHE_2_TEXT)
+    rev = publish(live_server.hub, "acme/licensed", folder)
+    r = httpx.get(
+        f"{live_server.url}{API}/repos/acme/licensed/revisions/{rev.commit}", headers=auth()
+    )
+    assert r.status_code == 200, r.text
+    lic = r.json()["license"]
+    assert lic["detected"]["id"] == "apache-2.0" and lic["detected"]["source"] == "LICENSE"
+    assert lic["declared"]["id"] == "mit" and lic["declared"]["source"] == "README.md"
+    assert lic["id"] == "mit"  # what the model says it is; the mismatch stays visible
+    info = HfApi(endpoint=live_server.url, token=ADMIN_TOKEN).model_info("acme/licensed")
+    assert info.modelward["license"] == lic  # type: ignore[attr-defined]
+    assert info.card_data is not None and info.card_data["license"] == "mit"
+    assert "license:mit" in (info.tags or [])
