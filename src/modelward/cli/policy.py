@@ -13,6 +13,7 @@ from modelward.errors import UsageError
 
 if TYPE_CHECKING:
     from modelward.policy.decision import Decision
+    from modelward.policy.waivers import WaiverReview
 
 INVENTORY_SCHEMA = "modelward.inventory/v1"
 
@@ -34,7 +35,9 @@ ROOTS. The settings file (YAML) feeds the policy as data.modelward.settings.
 A waivers file (YAML, --waivers) lists signed-off exceptions, each with reason, approved_by and
 expires, matching exactly one of: an artifact by `sha256:`, a runtime by `runtime:` (name), or an
 inference library by `package:` (name, with an optional `version:`), optionally only one `rule:`.
-A waived decision becomes allow with waived_by set.
+A waived decision becomes allow with waived_by set. Expired waivers (they no longer apply) and
+waivers that matched no decision are reported as warnings after the decisions (json: "waivers";
+sarif: run.invocations[0].toolExecutionNotifications), never as errors.
 """
 
 CHECK_EPILOG = """\b
@@ -98,12 +101,14 @@ def check_command(
 
     check_format(format, report.FORMATS)
     threshold = parse_fail_on(fail_on)
-    _doc, decisions = decide(roots, policy, settings, inventory, waivers)
+    _doc, decisions, review = decide(roots, policy, settings, inventory, waivers)
     write = {
         "json": report.write_decisions_json,
         "sarif": report.write_decisions_sarif,
     }.get(format, report.write_decisions_table)
-    emit(output, lambda f: write(decisions, f))
+    emit(output, lambda f: write(decisions, f, review))
+    if format != "table" or output is not None:  # the table on the terminal already says so
+        warn_waivers(review)
     failing = any(
         d.action in ("deny", "stop", "quarantine") and d.severity >= threshold for d in decisions
     )
@@ -116,14 +121,14 @@ def decide(
     settings: Path | None,
     inventory: Path | None,
     waivers: Path | None,
-) -> tuple[dict[str, Any], list[Decision]]:
-    """The inventory document and the decisions of the policy over it, waivers applied.
+) -> tuple[dict[str, Any], list[Decision], WaiverReview | None]:
+    """The inventory document, the decisions of the policy over it with waivers applied, and what
+    became of the waivers (``None`` without a waivers file)."""
+    import datetime as dt
 
-    Expired waivers that would have matched are reported on stderr.
-    """
     from modelward.policy.engine import evaluate
     from modelward.policy.settings import Settings, load_settings
-    from modelward.policy.waivers import apply_waivers, load_waivers
+    from modelward.policy.waivers import apply_waivers, load_waivers, review_waivers
 
     if inventory is not None and roots:
         raise UsageError("give either --inventory FILE or ROOTS, not both")
@@ -135,10 +140,19 @@ def decide(
         from modelward.inventory import collect
 
         doc = collect(roots or None).to_dict()
-    decisions, expired = apply_waivers(evaluate(doc, conf, policy), waived)
-    for e in expired:
-        echo(f"modelward: {e.message()}", err=True)
-    return doc, decisions
+    raw = evaluate(doc, conf, policy)
+    today = dt.date.today()
+    decisions, _expired = apply_waivers(raw, waived, today)
+    review = None
+    if waivers is not None:
+        review = review_waivers(raw, waived, today, source=str(waivers))
+    return doc, decisions, review
+
+
+def warn_waivers(review: WaiverReview | None) -> None:
+    """Expired and unused waivers, one warning line each on stderr."""
+    for _kind, _waiver, sentence in review.notes() if review is not None else []:
+        echo(f"modelward: warning: {sentence}", err=True)
 
 
 ENFORCE_EPILOG = """\b
@@ -182,7 +196,8 @@ def enforce_command(
     from modelward.policy.stop import stop_decisions
     from modelward.policy.vault import Vault
 
-    doc, decisions = decide(roots, policy, settings, inventory, waivers)
+    doc, decisions, review = decide(roots, policy, settings, inventory, waivers)
+    warn_waivers(review)
     store = Vault.open(vault) if apply else None
     lines = quarantine_decisions(decisions, doc, store, apply)
     stops = stop_decisions(decisions, doc, apply)

@@ -96,6 +96,23 @@ class Waiver:
             return out
         return {"runtime": self.runtime or ""}
 
+    def to_dict(self) -> dict[str, Any]:
+        """The waiver as reported under ``"waivers"`` (the key it matches by, as written)."""
+        return {
+            **self.subject,
+            "rule": self.rule,
+            "reason": self.reason,
+            "approved_by": self.approved_by,
+            "expires": self.expires.isoformat(),
+            "line": self.line,
+        }
+
+    def describe(self, source: str | None = None) -> str:
+        """``at waivers.yaml:4 for sha256 3f2a... (rule r, approved by a)``: which waiver."""
+        where = f"{source}:{self.line}" if source else f"line {self.line}"
+        rule = f"rule {self.rule}, " if self.rule else ""
+        return f"at {where} for {self.what} ({rule}approved by {self.approved_by})"
+
     @property
     def what(self) -> str:
         """The subject in words: ``sha256 3f2a...``, ``runtime ollama``, ``package torch 2.0.1``."""
@@ -120,6 +137,65 @@ class ExpiredWaiver:
             f"waiver by {w.approved_by} expired on {w.expires.isoformat()}; "
             f"{self.decision.rule} applies again to {self.decision.subject.path or self.decision.subject.name}"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class WaiverReview:
+    """What became of the waivers in one evaluation, for the report: the ``expired`` ones (they no
+    longer apply) and the current ones that matched no decision (``unused``: a misspelt digest or
+    rule, or a model that is gone). Both are warnings, never errors."""
+
+    expired: tuple[Waiver, ...] = ()
+    unused: tuple[Waiver, ...] = ()
+    source: str | None = None
+    """The waivers file."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"expired": [...], "unused": [...]}`` (the ``"waivers"`` key of the JSON report)."""
+        return {
+            "expired": [w.to_dict() for w in self.expired],
+            "unused": [w.to_dict() for w in self.unused],
+        }
+
+    def notes(self) -> list[tuple[str, Waiver, str]]:
+        """``(kind, waiver, sentence)`` per waiver to mention; kind is ``waiver-expired`` or
+        ``waiver-unused``."""
+        out = [
+            (
+                "waiver-expired",
+                w,
+                f"waiver {w.describe(self.source)} expired on {w.expires.isoformat()}: "
+                "no longer applies",
+            )
+            for w in self.expired
+        ]
+        out += [
+            (
+                "waiver-unused",
+                w,
+                f"waiver {w.describe(self.source)} matched no decision: check its "
+                f"{next(iter(w.subject))}{' and rule' if w.rule else ''}, or remove it",
+            )
+            for w in self.unused
+        ]
+        return out
+
+
+def review_waivers(
+    decisions: list[Decision],
+    waivers: list[Waiver],
+    today: dt.date | None = None,
+    source: str | None = None,
+) -> WaiverReview:
+    """Sort out the expired waivers and the current ones that match none of ``decisions`` (the
+    policy's decisions before waivers are applied; ``allow`` decisions need no waiver)."""
+    today = today or dt.date.today()
+    expired = tuple(w for w in waivers if w.expires < today)
+    waivable = [d for d in decisions if d.action != "allow"]
+    unused = tuple(
+        w for w in waivers if w.expires >= today and not any(w.matches(d) for d in waivable)
+    )
+    return WaiverReview(expired, unused, source)
 
 
 def load_waivers(path: Path) -> list[Waiver]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from modelward.policy.decision import Decision
 from modelward.report.sarif import SCORE, sarif_log, uri
 from modelward.report.style import SEVERITY_STYLE
 from modelward.report.text import markup, visible
+
+if TYPE_CHECKING:
+    from modelward.policy.waivers import WaiverReview
 
 SCHEMA = "modelward.decisions/v1"
 FORMATS = ("table", "json", "sarif")
@@ -30,12 +33,19 @@ _LEVEL = {
 }
 
 
-def to_json(decisions: list[Decision]) -> dict[str, Any]:
-    return {"schema": SCHEMA, "decisions": [d.to_dict() for d in decisions]}
+def to_json(decisions: list[Decision], waivers: WaiverReview | None = None) -> dict[str, Any]:
+    """The ``modelward.decisions/v1`` document; ``"waivers"`` (expired and unused waivers) only
+    when a waivers file was given."""
+    doc: dict[str, Any] = {"schema": SCHEMA, "decisions": [d.to_dict() for d in decisions]}
+    if waivers is not None:
+        doc["waivers"] = waivers.to_dict()
+    return doc
 
 
-def write_decisions_json(decisions: list[Decision], out: TextIO) -> None:
-    json.dump(to_json(decisions), out, indent=2, ensure_ascii=False)
+def write_decisions_json(
+    decisions: list[Decision], out: TextIO, waivers: WaiverReview | None = None
+) -> None:
+    json.dump(to_json(decisions, waivers), out, indent=2, ensure_ascii=False)
     out.write("\n")
 
 
@@ -51,8 +61,11 @@ _TABLE_ROWS = 300
 took 2.3 s); more are written as aligned lines, one per decision, which take a few milliseconds."""
 
 
-def write_decisions_table(decisions: list[Decision], out: TextIO) -> None:
-    """One row per decision (strongest first), then a summary line."""
+def write_decisions_table(
+    decisions: list[Decision], out: TextIO, waivers: WaiverReview | None = None
+) -> None:
+    """One row per decision (strongest first), a summary line, then a line per expired or unused
+    waiver."""
     from rich.console import Console
     from rich.table import Table
 
@@ -81,6 +94,11 @@ def write_decisions_table(decisions: list[Decision], out: TextIO) -> None:
         f"{counts[a]} {a}" for a in ("quarantine", "stop", "deny", "warn", "allow") if counts[a]
     ]
     console.print(f"{len(decisions)} decisions" + (f": {', '.join(parts)}" if parts else ""))
+    if waivers is not None:
+        from rich.text import Text
+
+        for _kind, _waiver, sentence in waivers.notes():
+            console.print(Text(visible(sentence), style="yellow"), soft_wrap=True)
 
 
 def _write_lines(decisions: list[Decision], console: Any) -> None:
@@ -125,7 +143,38 @@ def _write_lines(decisions: list[Decision], console: Any) -> None:
         )
 
 
-def to_sarif(decisions: list[Decision]) -> dict[str, Any]:
+_NOTIFICATIONS = {
+    "waiver-expired": "A waiver has expired: the decisions it covered apply again.",
+    "waiver-unused": "A waiver matched no decision (a misspelt digest, name or rule?).",
+}
+
+
+def _invocation(waivers: WaiverReview) -> dict[str, Any]:
+    """``run.invocations[0]``: the expired and unused waivers as tool execution notifications
+    (SARIF 2.1.0 §3.20.21, §3.58), each pointing at its line in the waivers file."""
+    ids = list(_NOTIFICATIONS)
+    notes = []
+    for kind, waiver, sentence in waivers.notes():
+        note: dict[str, Any] = {
+            "level": "warning",
+            "message": {"text": sentence},
+            "descriptor": {"id": kind, "index": ids.index(kind)},
+            "properties": {"waiver": waiver.to_dict()},
+        }
+        if waivers.source:
+            note["locations"] = [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": uri(waivers.source)},
+                        "region": {"startLine": max(waiver.line, 1)},
+                    }
+                }
+            ]
+        notes.append(note)
+    return {"executionSuccessful": True, "toolExecutionNotifications": notes}
+
+
+def to_sarif(decisions: list[Decision], waivers: WaiverReview | None = None) -> dict[str, Any]:
     used = sorted({d.rule for d in decisions})
     index = {rid: i for i, rid in enumerate(used)}
     rules = [
@@ -161,9 +210,19 @@ def to_sarif(decisions: list[Decision]) -> dict[str, Any]:
         if d.waived_by:
             result["suppressions"] = [{"kind": "external", "justification": d.waived_by}]
         results.append(result)
-    return sarif_log(rules, results)
+    log = sarif_log(rules, results)
+    if waivers is not None:
+        run = log["runs"][0]
+        run["tool"]["driver"]["notifications"] = [
+            {"id": kind, "name": kind, "shortDescription": {"text": text}}
+            for kind, text in _NOTIFICATIONS.items()
+        ]
+        run["invocations"] = [_invocation(waivers)]
+    return log
 
 
-def write_decisions_sarif(decisions: list[Decision], out: TextIO) -> None:
-    json.dump(to_sarif(decisions), out, indent=2, ensure_ascii=False)
+def write_decisions_sarif(
+    decisions: list[Decision], out: TextIO, waivers: WaiverReview | None = None
+) -> None:
+    json.dump(to_sarif(decisions, waivers), out, indent=2, ensure_ascii=False)
     out.write("\n")
