@@ -1,12 +1,21 @@
-"""Server settings from a YAML file and ``MODELWARD_*`` environment variables, validated at start."""
+"""Server settings from a YAML file and ``MODELWARD_*`` environment variables, validated at start.
+
+Precedence, later wins: defaults < the settings file < the environment < command-line options.
+"""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from modelward.errors import UsageError
 
@@ -15,6 +24,22 @@ GIB = 1 << 30
 
 class SettingsError(UsageError):
     """The server's settings are invalid; the message names each bad key."""
+
+
+_FILE_VALUES: ContextVar[dict[str, Any] | None] = ContextVar(
+    "modelward_settings_file", default=None
+)
+"""The settings file's values while :func:`load_settings` builds the settings."""
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The YAML settings file's values, as a source placed below the environment."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return (_FILE_VALUES.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FILE_VALUES.get() or {})
 
 
 class ServerSettings(BaseSettings):
@@ -86,6 +111,24 @@ class ServerSettings(BaseSettings):
         "intervals. At least fleet_report_interval, at most 30 days.",
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """First source wins: keyword arguments (command-line options), environment, file."""
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            file_secret_settings,
+            _FileSource(settings_cls),
+        )
+
     @field_validator("database_url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
@@ -115,7 +158,10 @@ class ServerSettings(BaseSettings):
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> ServerSettings:
-    """Settings from ``config`` (YAML), then the environment, then ``overrides`` (CLI options)."""
+    """Settings from ``config`` (YAML), then the environment, then ``overrides`` (CLI options).
+
+    Each later layer wins over the earlier ones; ``None`` overrides are options not given.
+    """
     values: dict[str, Any] = {}
     if config is not None:
         import yaml
@@ -129,16 +175,33 @@ def load_settings(config: Path | None = None, **overrides: Any) -> ServerSetting
         if loaded is not None and not isinstance(loaded, dict):
             raise SettingsError(f"{config}: expected a mapping of setting names to values")
         values.update(loaded or {})
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    reset = _FILE_VALUES.set(values)
     try:
-        settings = ServerSettings(**values)
+        settings = ServerSettings(**given)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"]) or "settings"
-            lines.append(f"  {key}: {err['msg']}")
-        where = f" in {config}" if config else ""
-        raise SettingsError("invalid server settings" + where + ":\n" + "\n".join(lines)) from None
+            where = _origin(str(err["loc"][0]) if err["loc"] else "", given, values, config)
+            lines.append(f"  {key}: {err['msg']}{where}")
+        raise SettingsError("invalid server settings:\n" + "\n".join(lines)) from None
+    finally:
+        _FILE_VALUES.reset(reset)
     if settings.blob_backend == "s3" and not settings.s3_bucket:
         raise SettingsError("blob_backend is s3 but s3_bucket is not set (MODELWARD_S3_BUCKET)")
     return settings
+
+
+def _origin(key: str, given: dict[str, Any], file: dict[str, Any], config: Path | None) -> str:
+    """Where the winning value of setting ``key`` came from, for an error message."""
+    import os
+
+    env = f"MODELWARD_{key.upper()}"
+    if key in given:
+        return " (command line)"
+    if any(name.upper() == env for name in os.environ):
+        return f" (environment {env})"
+    if key in file and config is not None:
+        return f" (in {config})"
+    return ""
