@@ -75,3 +75,72 @@ def test_check_applies_waivers(
         for d in doc["decisions"]
         if d["subject"].get("sha256") == sha
     )
+
+
+def test_a_file_replaced_since_the_inventory_is_not_quarantined(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELWARD_CACHE_DIR", str(tmp_path / "cache"))
+    evil, inv = inventory_file(tmp_path, capsys)
+    other = b"a harmless file that took the old one's place"
+    evil.write_bytes(other)
+    vault = tmp_path / "vault"
+    code, out, err = run(
+        ["policy", "enforce", "--inventory", str(inv), "--vault", str(vault), "--apply"], capsys
+    )
+    old, new = hashlib.sha256(EVIL).hexdigest(), hashlib.sha256(other).hexdigest()
+    assert code == 1
+    assert (
+        f"could not quarantine {evil}: {evil} changed since the inventory: expected sha256 {old}, "
+        f"found {new}; not quarantined; run the inventory again"
+    ) in out
+    assert "1 action(s) could not be carried out" in err
+    assert evil.read_bytes() == other  # left where it was, untouched
+    assert not Path(str(evil) + ".modelward-quarantine.txt").exists()
+    code, out, _ = run(["quarantine", "list", "--vault", str(vault), "-f", "json"], capsys)
+    assert json.loads(out) == []
+
+
+def test_enforce_exits_1_when_a_quarantine_fails_and_0_on_a_dry_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELWARD_CACHE_DIR", str(tmp_path / "cache"))
+    evil, inv = inventory_file(tmp_path, capsys)
+    evil.unlink()
+    vault = tmp_path / "vault"
+    code, out, _ = run(
+        ["policy", "enforce", "--inventory", str(inv), "--vault", str(vault)], capsys
+    )
+    assert code == 0 and "would quarantine" in out
+    code, out, _ = run(
+        ["policy", "enforce", "--inventory", str(inv), "--vault", str(vault), "--apply"], capsys
+    )
+    assert code == 1 and f"could not quarantine {evil}: {evil}: no such file" in out
+
+
+def test_enforce_help_states_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["policy", "enforce", "--help"], capsys)
+    text = " ".join(out.split())
+    assert code == 0
+    assert (
+        "Exit codes: 0 everything to be done was done (or a dry run, or nothing to do); "
+        "1 a quarantine or stop could not be done" in text
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "failed"),
+    [
+        ("stopped ollama (pid 1, listening on 0.0.0.0:11434) [r] m", False),
+        ("could not stop ollama (pid 1): not allowed to signal the process", True),
+        ("ollama (pid 1) still runs 5 s after SIGTERM: not killed; stop it yourself", True),
+        ("left ollama (pid 1) alone: the process belongs to another user", True),
+        ("left ollama (pid 1) alone: it listens on no network address", False),
+        ("left ollama (pid 1) alone: the process is gone", False),
+        ("no process of ollama to stop [r] m", False),
+    ],
+)
+def test_which_stop_lines_are_failures(line: str, failed: bool) -> None:
+    from modelward.cli.policy import stop_failed
+
+    assert stop_failed(line) is failed

@@ -161,11 +161,25 @@ Examples:
   modelward policy enforce --apply               # move those models into the vault
   modelward quarantine list                      # what is in the vault; restore ID brings it back
 
-Exit codes: 0 done (or nothing to do); 2 error. Nothing is ever deleted: a quarantined model moves
-into the vault (journaled, crash-safe) and a note file is left where it was. Runtimes are never
-stopped by default: with stop_exposed_runtimes: true in the settings, --apply also terminates
-(SIGTERM, never SIGKILL) your runtime processes that listen on a network address.
+Exit codes: 0 everything to be done was done (or a dry run, or nothing to do); 1 a quarantine or
+stop could not be done (e.g. a file changed since the inventory: it is left where it is); 2 error.
+Nothing is ever deleted: a quarantined model moves into the vault (journaled, crash-safe) and a
+note file is left where it was. Runtimes are never stopped by default: with
+stop_exposed_runtimes: true in the settings, --apply also terminates (SIGTERM, never SIGKILL) your
+runtime processes that listen on a network address.
 """
+
+
+def stop_failed(line: str) -> bool:
+    """Whether a line of ``stop_decisions(apply=True)`` says an exposed process was not stopped."""
+    return line.startswith("could not stop ") or any(
+        s in line
+        for s in (
+            " still runs ",
+            " alone: the process belongs to another user",
+            " alone: not allowed to inspect the process",
+        )
+    )
 
 
 @app.command(
@@ -192,20 +206,23 @@ def enforce_command(
     ),
     verbose: bool = _VERBOSE,
 ) -> None:
-    from modelward.policy.enforce import quarantine_decisions
+    from modelward.policy.enforce import enforce_quarantine
     from modelward.policy.stop import stop_decisions
     from modelward.policy.vault import Vault
 
     doc, decisions, review = decide(roots, policy, settings, inventory, waivers)
     warn_waivers(review)
     store = Vault.open(vault) if apply else None
-    lines = quarantine_decisions(decisions, doc, store, apply)
+    outcome = enforce_quarantine(decisions, doc, store, apply)
     stops = stop_decisions(decisions, doc, apply)
-    for line in [*lines, *stops]:
+    for line in [*outcome.lines, *stops]:
         echo(line)
-    if not lines:
+    if not outcome.lines:
         echo("nothing to quarantine")
-    raise typer.Exit(0)
+    failed = outcome.failed + (sum(stop_failed(line) for line in stops) if apply else 0)
+    if failed:
+        echo(f"modelward: {failed} action(s) could not be carried out (see above)", err=True)
+    raise typer.Exit(1 if failed else 0)
 
 
 def load_inventory(path: Path) -> dict[str, Any]:

@@ -10,6 +10,10 @@ leave the same weights reachable under another name. So the subject grows to its
   revision uses. The snapshot's relative links are left as they are (dangling while quarantined:
   a loader fails with "file not found"; a restore brings them back to life);
 - anything else: the file alone.
+
+The decision's own file must still be the one it was about: when the decision carries a SHA-256,
+the vault checks the moved bytes against it and leaves the model in place when they differ
+(the file was replaced since the inventory), which counts as a failure.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,7 @@ from modelward.policy.journal import VaultError
 from modelward.policy.vault import Vault
 
 _DIGEST = re.compile(r"sha256[:-]([0-9a-fA-F]{64})")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_MANIFEST = 1 << 20
 MAX_MANIFESTS = 10_000
 
@@ -143,17 +149,44 @@ def model_group(art: Mapping[str, Any], arts: Sequence[Mapping[str, Any]]) -> li
     return [Path(art["path"])]
 
 
+@dataclass(slots=True)
+class Outcome:
+    """What enforcement did: one line per model, and how many could not be done as decided."""
+
+    lines: list[str] = field(default_factory=list)
+    failed: int = 0
+
+
+def _expected(d: Decision) -> dict[str, str]:
+    """The SHA-256 the decision was about, keyed by its path (none when it has no digest)."""
+    sha = (d.subject.sha256 or "").lower().removeprefix("sha256:")
+    if d.subject.path and _SHA256.fullmatch(sha):
+        return {os.path.abspath(d.subject.path): sha}
+    return {}
+
+
 def quarantine_decisions(
     decisions: Iterable[Decision], inventory: Any, vault: Vault | None, apply: bool
 ) -> list[str]:
     """Quarantine the subjects of ``quarantine`` decisions (each with its whole model) into
     ``vault`` when ``apply``; returns one line per group saying what was (or would be) done."""
+    return enforce_quarantine(decisions, inventory, vault, apply).lines
+
+
+def enforce_quarantine(
+    decisions: Iterable[Decision], inventory: Any, vault: Vault | None, apply: bool
+) -> Outcome:
+    """:func:`quarantine_decisions` with the count of models that could not be quarantined.
+
+    A decision's file that no longer has the SHA-256 the decision was about (the inventory is
+    older than the file) is not quarantined: the vault checks the bytes it moves against that
+    digest and puts everything back when they differ. That counts as a failure."""
     if apply and vault is None:
         raise VaultError("a vault is needed to apply quarantine decisions")
     arts = _artifacts(inventory)
     by_path = {os.path.abspath(a["path"]): a for a in arts}
     done: set[Path] = set()
-    out: list[str] = []
+    out = Outcome()
     for d in decisions:
         if d.action != "quarantine" or d.subject.kind != "artifact" or not d.subject.path:
             continue
@@ -170,13 +203,14 @@ def quarantine_decisions(
         listing = "".join(f"\n  {p}" for p in group) if len(group) > 1 else ""
         why = f"[{d.rule}] {d.message}"
         if not apply:
-            out.append(f"would quarantine {what} {why}{listing}")
+            out.lines.append(f"would quarantine {what} {why}{listing}")
             continue
         assert vault is not None
         try:
-            entry = vault.quarantine(group, d.message, d.rule)
+            entry = vault.quarantine(group, d.message, d.rule, expected=_expected(d))
         except VaultError as exc:
-            out.append(f"could not quarantine {what}: {exc.diagnostics()}")
+            out.lines.append(f"could not quarantine {what}: {exc.diagnostics()}")
+            out.failed += 1
             continue
-        out.append(f"quarantined {what} as {entry.id} {why}{listing}")
+        out.lines.append(f"quarantined {what} as {entry.id} {why}{listing}")
     return out

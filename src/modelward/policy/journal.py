@@ -38,7 +38,15 @@ class VaultError(Error):
 
 
 class ContentChanged(VaultError):
-    """A file no longer has the SHA-256 it had when the operation began."""
+    """A file no longer has the SHA-256 it had when the operation began (or was expected to have)."""
+
+    def __init__(
+        self, message: str, path: str | None = None, expected: str | None = None, found: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.expected = expected
+        self.found = found
 
 
 def crash_point(name: str) -> None:
@@ -185,7 +193,10 @@ def resume_move(src: Path, dst: Path, sha256: str) -> None:
         fsync_dir(temp.parent)
         raise ContentChanged(
             f"{src} changed while it was being moved (SHA-256 {got} instead of {sha256}); "
-            "it was left in place"
+            "it was left in place",
+            path=str(src),
+            expected=sha256,
+            found=got,
         )
     os.rename(temp, dst)
     fsync_dir(dst.parent)

@@ -49,11 +49,24 @@ from modelward.policy.journal import (
     write_json,
 )
 
-__all__ = ["ContentChanged", "Entry", "StoredFile", "Vault", "VaultError", "default_root"]
+__all__ = [
+    "ContentChanged",
+    "Entry",
+    "StaleContent",
+    "StoredFile",
+    "Vault",
+    "VaultError",
+    "default_root",
+]
 
 SCHEMA = "modelward.vault/v1"
 MARKER = "modelward-vault.json"
 NOTE_SUFFIX = ".modelward-quarantine.txt"
+
+
+class StaleContent(ContentChanged):
+    """A file is no longer the one the decision was about: its SHA-256 is not the expected one
+    (the inventory is older than the file). Nothing was moved."""
 
 
 def default_root(env: Mapping[str, str] | None = None) -> Path:
@@ -253,42 +266,31 @@ class Vault:
         return Entry.from_dict(read_json(path))
 
     # ----------------------------------------------------------------- quarantine
-    def quarantine(self, paths: Sequence[Path], reason: str, decision_rule: str) -> Entry:
-        """Move ``paths`` (one file, or every file of a model) into the vault as one entry."""
+    def quarantine(
+        self,
+        paths: Sequence[Path],
+        reason: str,
+        decision_rule: str,
+        *,
+        expected: Mapping[str, str] | None = None,
+    ) -> Entry:
+        """Move ``paths`` (one file, or every file of a model) into the vault as one entry.
+
+        ``expected`` maps a path (absolute) to the SHA-256 the caller's decision was about: that
+        file is not hashed beforehand; the bytes actually moved are checked against it, and when
+        they differ every file is put back and :class:`StaleContent` raised.
+        """
         if not paths:
             raise VaultError("nothing to quarantine")
         originals = [Path(os.path.abspath(p)) for p in paths]
         if len(set(originals)) != len(originals):
             raise VaultError("the same file is named twice")
+        want = {os.path.abspath(p): d.lower() for p, d in (expected or {}).items()}
         entry_id = secrets.token_hex(6)
-        files = []
-        for n, path in enumerate(originals):
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                raise VaultError(f"{path}: no such file") from None
-            if stat.S_ISLNK(st.st_mode):
-                raise VaultError(
-                    f"{path} is a symbolic link; quarantine the file it points at "
-                    f"({os.path.realpath(path)}) by its own path"
-                )
-            if not stat.S_ISREG(st.st_mode):
-                raise VaultError(f"{path} is not a regular file")
-            if exists(note_path(path)):
-                raise VaultError(f"{note_path(path)} already exists; move it away first")
-            files.append(
-                StoredFile(
-                    original_path=str(path),
-                    stored=f"entries/{entry_id}/files/{n}",
-                    sha256=sha256_file(path),
-                    size=st.st_size,
-                    mode=stat.S_IMODE(st.st_mode),
-                    uid=st.st_uid,
-                    gid=st.st_gid,
-                    atime_ns=st.st_atime_ns,
-                    mtime_ns=st.st_mtime_ns,
-                )
-            )
+        files = [
+            self._stored(path, f"entries/{entry_id}/files/{n}", want.get(str(path)))
+            for n, path in enumerate(originals)
+        ]
         now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         entry = Entry(entry_id, tuple(files), reason, decision_rule, now)
         op = {"op": "quarantine", "phase": "forward", "entry": entry.to_dict()}
@@ -297,8 +299,47 @@ class Vault:
             fsync_dir(self.root / "entries")
             write_json(self._journal(entry_id), op)
             crash_point("journal")
-            self._run(op)
+            try:
+                self._run(op)
+            except ContentChanged as exc:
+                if exc.path is None or exc.path not in want:
+                    raise
+                raise StaleContent(
+                    f"{exc.path} changed since the inventory: expected sha256 {exc.expected}, "
+                    f"found {exc.found}; not quarantined; run the inventory again",
+                    path=exc.path,
+                    expected=exc.expected,
+                    found=exc.found,
+                ) from None
         return entry
+
+    @staticmethod
+    def _stored(path: Path, stored: str, sha256: str | None) -> StoredFile:
+        """The record of a file about to be quarantined (hashed here unless ``sha256`` is given)."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            raise VaultError(f"{path}: no such file") from None
+        if stat.S_ISLNK(st.st_mode):
+            raise VaultError(
+                f"{path} is a symbolic link; quarantine the file it points at "
+                f"({os.path.realpath(path)}) by its own path"
+            )
+        if not stat.S_ISREG(st.st_mode):
+            raise VaultError(f"{path} is not a regular file")
+        if exists(note_path(path)):
+            raise VaultError(f"{note_path(path)} already exists; move it away first")
+        return StoredFile(
+            original_path=str(path),
+            stored=stored,
+            sha256=sha256 or sha256_file(path),
+            size=st.st_size,
+            mode=stat.S_IMODE(st.st_mode),
+            uid=st.st_uid,
+            gid=st.st_gid,
+            atime_ns=st.st_atime_ns,
+            mtime_ns=st.st_mtime_ns,
+        )
 
     def restore(self, entry_id: str) -> Entry:
         """Put every file of the entry back, verified, with its mode, owner (when allowed) and times."""

@@ -1,0 +1,81 @@
+"""The vault's checks: the expected digest of a decision, a cross-filesystem copy read back before
+the original goes, and the owner put back on restore."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from modelward.policy import journal
+from modelward.policy.vault import NOTE_SUFFIX, StaleContent, Vault
+
+
+def _files(folder: Path, n: int = 2) -> dict[Path, bytes]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for i in range(n):
+        p = folder / f"f{i}.bin"
+        p.write_bytes(os.urandom(5000 + i))
+        out[p] = p.read_bytes()
+    return out
+
+
+@pytest.fixture(params=["same-fs", "cross-fs"])
+def cross(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Run a test as it is, and with every rename into a move's temp file failing with EXDEV
+    (what a move to another filesystem meets, both ways), so the copy path runs on any machine."""
+    if request.param == "same-fs":
+        return False
+    real = os.rename
+
+    def rename(src: str | Path, dst: str | Path) -> None:
+        if str(dst).endswith(".modelward-part"):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real(src, dst)
+
+    monkeypatch.setattr(journal.os, "rename", rename)
+    return True
+
+
+def test_the_expected_digest_is_checked_on_the_moved_bytes(tmp_path: Path, cross: bool) -> None:
+    files = _files(tmp_path / "m")
+    _first, second = files
+    vault = Vault.open(tmp_path / "vault")
+    wrong = "0" * 64
+    with pytest.raises(StaleContent) as exc:
+        vault.quarantine(list(files), "r", "rule", expected={str(second): wrong})
+    found = hashlib.sha256(files[second]).hexdigest()
+    assert exc.value.diagnostics() == (
+        f"{second} changed since the inventory: expected sha256 {wrong}, found {found}; "
+        "not quarantined; run the inventory again"
+    )
+    assert all(p.read_bytes() == data for p, data in files.items())  # both put back
+    assert vault.list() == [] and not list((tmp_path / "m").glob(f"*{NOTE_SUFFIX}"))
+    assert sorted(os.listdir(tmp_path / "m")) == ["f0.bin", "f1.bin"]
+
+
+def test_a_file_with_its_expected_digest_is_hashed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _files(tmp_path / "m", n=1)
+    (path,) = files
+    hashed: list[str] = []
+    real = journal.sha256_file
+
+    def counting(p: Path) -> str:
+        hashed.append(str(p))
+        return real(p)
+
+    monkeypatch.setattr("modelward.policy.vault.sha256_file", counting)
+    monkeypatch.setattr(journal, "sha256_file", counting)
+    vault = Vault.open(tmp_path / "vault")
+    sha = hashlib.sha256(files[path]).hexdigest()
+    entry = vault.quarantine([path], "r", "rule", expected={str(path): sha.upper()})
+    assert entry.files[0].sha256 == sha
+    assert len(hashed) == 1 and hashed[0].endswith(".modelward-part")  # the moved bytes only
+    vault.restore(entry.id)
+    assert path.read_bytes() == files[path]
