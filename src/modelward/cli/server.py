@@ -83,8 +83,8 @@ def migrate_command(
     config: Path | None = _CONFIG,
 ) -> None:
     """Apply the database migrations (run once per upgrade before starting new server versions)."""
+    from modelward.server.app import database_errors, open_database, redact_url
     from modelward.server.settings import load_settings
-    from modelward.store.db import Database
 
     parent = ctx.obj or {}
     settings = load_settings(
@@ -94,17 +94,15 @@ def migrate_command(
     )
     from modelward.store.migrate import upgrade
 
-    db = Database(settings.effective_database_url)
+    url = settings.effective_database_url
+    if url.startswith("sqlite"):  # the embedded database lives in the data folder
+        from modelward.server.app import make_folder
+
+        make_folder(settings.data_dir, "data folder")
+    db = open_database(url)
     try:
-        upgrade(db)
+        with database_errors(url):
+            upgrade(db)
     finally:
         db.dispose()
-    echo(f"database at {_redact(settings.effective_database_url)} is up to date")
-
-
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if at and ":" in creds:
-        return f"{scheme}{sep}{creds.split(':')[0]}:***@{host}"
-    return url
+    echo(f"database at {redact_url(url)} is up to date")

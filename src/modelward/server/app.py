@@ -6,22 +6,27 @@ so several replicas can run behind a load balancer (secrets they share are kept 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import url as sa_url
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelward import __version__
+from modelward.errors import UsageError
 from modelward.hub.service import Hub, HubSettings, Signer
 from modelward.server import errors
 from modelward.server.auth import TOKEN_PREFIX, create_token, hash_token, new_token
@@ -164,15 +169,25 @@ class BodyLimit:
         return JSONResponse(body, status_code=413, headers={"Connection": "close"})
 
 
+class StartupError(UsageError):
+    """The server cannot start (database, data folder): one line saying what and where."""
+
+
 def build_state(settings: ServerSettings, startup: Startup | None = None) -> dict[str, Any]:
     """Open (and migrate) the database and blob store, load shared secrets, bootstrap the admin."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.effective_database_url)
-    migrate(db, settings)
-    blobs = open_blob_store(settings)
-    signer = load_signer(db)
-    hub = Hub(db, blobs, HubSettings(), signer)
-    token = bootstrap_admin(db, settings)
+    make_folder(settings.data_dir, "data folder")
+    db = open_database(settings.effective_database_url)
+    try:
+        with database_errors(db.url):
+            migrate(db, settings)
+            blobs = open_blob_store(settings)
+            signer = load_signer(db)
+            hub = Hub(db, blobs, HubSettings(), signer)
+            token = bootstrap_admin(db, settings)
+            url_key = shared_secret(db, "url-signing", lambda: secrets.token_hex(32))
+    except BaseException:
+        db.dispose()  # the app will not start: close the pool now
+        raise
     if startup is not None:
         startup.admin_token = token
     return {
@@ -180,9 +195,74 @@ def build_state(settings: ServerSettings, startup: Startup | None = None) -> dic
         "db": db,
         "blobs": blobs,
         "hub": hub,
-        "url_key": shared_secret(db, "url-signing", lambda: secrets.token_hex(32)),
+        "url_key": url_key,
         "token_verifiers": [],
     }
+
+
+def make_folder(path: Path, what: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(f"cannot create the {what} {path}: {exc.strerror or exc}") from None
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password shown as ``***`` (and said so), for messages and logs."""
+    try:
+        parsed = sa_url.make_url(url)
+    except sa_exc.ArgumentError:
+        return (
+            url if "@" not in url else url.split("://", 1)[0] + "://***@" + url.rpartition("@")[2]
+        )
+    if parsed.password is None:
+        return url
+    return parsed.render_as_string(hide_password=True) + " (password redacted)"
+
+
+def open_database(url: str) -> Database:
+    """The database at ``url``; a bad URL or a missing driver is a :class:`StartupError`."""
+    shown = redact_url(url)
+    try:
+        return Database(url)
+    except sa_exc.NoSuchModuleError:
+        kind = url.partition("://")[0]
+        raise StartupError(
+            f"cannot use the database at {shown}: {kind!r} is not a database modelward supports "
+            "(sqlite:///PATH or postgresql+psycopg://USER@HOST/DB)"
+        ) from None
+    except ModuleNotFoundError as exc:
+        raise StartupError(
+            f"cannot use the database at {shown}: its driver {exc.name} is not installed "
+            "(supported: sqlite:///PATH, postgresql+psycopg://USER@HOST/DB)"
+        ) from None
+    except (sa_exc.ArgumentError, ValueError) as exc:
+        raise StartupError(f"cannot use the database URL {shown}: {exc}") from None
+
+
+@contextlib.contextmanager
+def database_errors(url: str) -> Iterator[None]:
+    """Turn a database that cannot be reached or used into one clear :class:`StartupError`."""
+    shown = redact_url(url)
+    try:
+        yield
+    except sa_exc.DBAPIError as exc:
+        reason = _db_reason(exc)
+        if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+            verb = "open" if url.startswith("sqlite") else "reach"
+            raise StartupError(f"cannot {verb} the database at {shown}: {reason}") from None
+        raise StartupError(f"the database at {shown} failed: {reason}") from None
+
+
+def _db_reason(exc: sa_exc.DBAPIError) -> str:
+    """The driver's own words, first line, without the driver's prefixes: 'connection refused'."""
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "") or repr(exc)
+    first = first.rpartition(" failed: ")[2]
+    first = re.sub(r"^(FATAL|ERROR):\s*", "", first).strip()
+    if first.lower() == "connection refused":
+        first = "connection refused"
+    return first[:300]
 
 
 def migrate(db: Database, settings: ServerSettings) -> None:
@@ -192,14 +272,10 @@ def migrate(db: Database, settings: ServerSettings) -> None:
     except ModuleNotFoundError:
         db.create_all()
         return
-    try:
-        if settings.auto_migrate or db.url.startswith("sqlite"):
-            upgrade(db)
-        else:
-            require_current(db)  # SchemaError: "run `modelward server migrate`"
-    except BaseException:
-        db.dispose()  # the app will not start: close the pool now
-        raise
+    if settings.auto_migrate or db.url.startswith("sqlite"):
+        upgrade(db)
+    else:
+        require_current(db)  # SchemaError: "run `modelward server migrate`"
 
 
 def open_blob_store(settings: ServerSettings) -> BlobStore:
