@@ -172,6 +172,8 @@ POINTS = [
     ("copy", 1),
     ("copy", 3),
     ("fsync", 2),
+    ("verify", 1),
+    ("verify", 3),
     ("rename", 1),
     ("rename", 3),
     ("delete", 1),
@@ -245,7 +247,8 @@ def test_crash_during_quarantine(layout: tuple[Path, Path], step: str, nth: int)
     code = _run(QUARANTINE, [str(vault_root), *map(str, files)], f"{step}@{nth}")
     cross = os.stat(models).st_dev != os.stat(vault_root.parent).st_dev
     reachable = not (
-        (step == "detach" and cross) or (step in ("copy", "fsync", "delete") and not cross)
+        (step == "detach" and cross)
+        or (step in ("copy", "fsync", "verify", "delete") and not cross)
     )
     assert code == (journal.FAULT_EXIT if reachable else 0)
     where = _check_one_place(files, vault_root)

@@ -24,12 +24,9 @@ def _files(folder: Path, n: int = 2) -> dict[Path, bytes]:
     return out
 
 
-@pytest.fixture(params=["same-fs", "cross-fs"])
-def cross(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    """Run a test as it is, and with every rename into a move's temp file failing with EXDEV
-    (what a move to another filesystem meets, both ways), so the copy path runs on any machine."""
-    if request.param == "same-fs":
-        return False
+def _simulate_exdev(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every rename into a move's temp file fails with EXDEV (what a move to another filesystem
+    meets, both ways), so the copy path runs on any machine."""
     real = os.rename
 
     def rename(src: str | Path, dst: str | Path) -> None:
@@ -38,7 +35,14 @@ def cross(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bo
         real(src, dst)
 
     monkeypatch.setattr(journal.os, "rename", rename)
-    return True
+
+
+@pytest.fixture(params=["same-fs", "cross-fs"])
+def cross(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Run a test as it is, and as a move across filesystems."""
+    if request.param == "cross-fs":
+        _simulate_exdev(monkeypatch)
+    return request.param == "cross-fs"
 
 
 def test_the_expected_digest_is_checked_on_the_moved_bytes(tmp_path: Path, cross: bool) -> None:
@@ -79,3 +83,54 @@ def test_a_file_with_its_expected_digest_is_hashed_once(
     assert len(hashed) == 1 and hashed[0].endswith(".modelward-part")  # the moved bytes only
     vault.restore(entry.id)
     assert path.read_bytes() == files[path]
+
+
+def _corrupt_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every copy across filesystems gets one bit flipped on its way to the disk (after the copy
+    hashed what it read from the source)."""
+    real = journal._copy
+
+    def corrupting(src: Path, temp: Path) -> str:
+        digest = real(src, temp)
+        with open(temp, "r+b") as fh:
+            byte = fh.read(1)
+            fh.seek(0)
+            fh.write(bytes([byte[0] ^ 1]))
+        return digest
+
+    monkeypatch.setattr(journal, "_copy", corrupting)
+
+
+def test_a_copy_that_does_not_read_back_is_removed_and_the_original_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _simulate_exdev(monkeypatch)
+    files = _files(tmp_path / "m", n=3)
+    vault = Vault.open(tmp_path / "vault")
+    _corrupt_copies(monkeypatch)
+    with pytest.raises(journal.VaultError) as exc:
+        vault.quarantine(list(files), "r", "rule")
+    msg = exc.value.diagnostics()
+    assert "does not read back as written" in msg and "every file was put back" in msg
+    assert all(p.read_bytes() == data for p, data in files.items())
+    assert sorted(os.listdir(tmp_path / "m")) == ["f0.bin", "f1.bin", "f2.bin"]
+    assert vault.list() == [] and not list((vault.root / "journal").iterdir())
+    assert not [p for p in (vault.root / "entries").rglob("*") if p.is_file()]
+
+
+def test_a_restore_whose_copy_does_not_read_back_keeps_the_vault_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _simulate_exdev(monkeypatch)
+    files = _files(tmp_path / "m", n=2)
+    vault = Vault.open(tmp_path / "vault")
+    entry = vault.quarantine(list(files), "r", "rule")
+    with monkeypatch.context() as m:
+        _corrupt_copies(m)
+        with pytest.raises(journal.CopyCorrupt, match="does not read back as written"):
+            vault.restore(entry.id)
+    for p in files:  # nothing half-restored; the vault copy is whole
+        assert not os.path.lexists(p)
+    assert not [n for n in os.listdir(tmp_path / "m") if n.endswith(".modelward-part")]
+    Vault.open(vault.root)  # the journal finishes the restore once copies read back
+    assert all(p.read_bytes() == data for p, data in files.items())

@@ -6,7 +6,9 @@ carries on from there, so the vault's recovery only has to call it again.
 A move from ``src`` to ``dst`` always goes through ``temp`` (``dst``'s folder, hidden name):
 
 - within a filesystem ``src`` is renamed to ``temp`` (atomic: the bytes are in exactly one place);
-- across filesystems ``src`` is copied to ``temp`` and fsynced, and ``src`` stays where it is;
+- across filesystems ``src`` is copied to ``temp`` (hashing what is read) and fsynced, then the
+  copy is read back from the disk (its cached pages dropped first) and hashed again, and ``src``
+  stays where it is; a copy that does not read back as written is removed (:class:`CopyCorrupt`);
 
 then ``temp`` is hashed (a file changed since it was hashed is caught here and the move is undone),
 renamed to ``dst``, the folder fsynced, and only then is ``src`` deleted (across filesystems).
@@ -16,6 +18,7 @@ deleted only once ``dst`` exists.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -47,6 +50,10 @@ class ContentChanged(VaultError):
         self.path = path
         self.expected = expected
         self.found = found
+
+
+class CopyCorrupt(VaultError):
+    """A cross-filesystem copy did not read back as written; it was removed, the original kept."""
 
 
 def crash_point(name: str) -> None:
@@ -146,11 +153,44 @@ def _copy(src: Path, temp: Path) -> str:
     return digest.hexdigest()
 
 
+def _read_back(path: Path) -> str:
+    """The SHA-256 of ``path`` as stored: its cached pages are dropped first (where the system
+    allows, after the fsync that made them clean) so the bytes come from the disk."""
+    digest = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        if hasattr(os, "posix_fadvise"):
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        while chunk := os.read(fd, CHUNK):
+            digest.update(chunk)
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
+
+
+def _verify_copy(src: Path, temp: Path, sha256: str) -> None:
+    """Read the fsynced copy back; remove it (``src`` untouched) when it is not ``sha256``."""
+    back = _read_back(temp)
+    crash_point("verify")
+    if back == sha256:
+        return
+    os.unlink(temp)
+    fsync_dir(temp.parent)
+    raise CopyCorrupt(
+        f"the copy of {src} in {temp.parent} does not read back as written (SHA-256 {back}, "
+        f"expected {sha256}): the copy was removed and {src} was left where it was; "
+        f"check the disk that holds {temp.parent}"
+    )
+
+
 def resume_move(src: Path, dst: Path, sha256: str) -> None:
     """Move ``src`` to ``dst`` (both regular files), verifying ``sha256``; resumable at any step.
 
     Raises :class:`ContentChanged` (with ``src`` back in place) when the content is not the one
-    expected, and :class:`VaultError` when neither end holds the file.
+    expected, :class:`CopyCorrupt` (``src`` in place, the copy removed) when a copy across
+    filesystems does not read back as written, and :class:`VaultError` when neither end holds
+    the file.
     """
     temp = temp_for(dst)
     if exists(dst):
@@ -182,6 +222,8 @@ def resume_move(src: Path, dst: Path, sha256: str) -> None:
             if exc.errno != errno.EXDEV:
                 raise
             got = _copy(src, temp)
+            if got == sha256:
+                _verify_copy(src, temp, sha256)  # before anything can delete src
     else:
         got = sha256_file(temp)
     if got != sha256:

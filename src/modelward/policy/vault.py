@@ -36,6 +36,7 @@ from typing import Any
 
 from modelward.policy.journal import (
     ContentChanged,
+    CopyCorrupt,
     VaultError,
     crash_point,
     exists,
@@ -402,7 +403,7 @@ class Vault:
             if kind == "quarantine" and op.get("phase") == "forward":
                 try:
                     self._forward(entry)
-                except (ContentChanged, OSError) as exc:
+                except (ContentChanged, CopyCorrupt, OSError) as exc:
                     op["phase"] = "backward"
                     write_json(self._journal(entry.id), op)
                     self._backward(entry, rollback=True)
