@@ -134,3 +134,19 @@ def test_a_restore_whose_copy_does_not_read_back_keeps_the_vault_copy(
     assert not [n for n in os.listdir(tmp_path / "m") if n.endswith(".modelward-part")]
     Vault.open(vault.root)  # the journal finishes the restore once copies read back
     assert all(p.read_bytes() == data for p, data in files.items())
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown needs root")
+def test_restore_brings_back_the_owner(tmp_path: Path, cross: bool) -> None:
+    files = _files(tmp_path / "m", n=2)
+    for p in files:
+        os.chown(p, 1234, 5678)
+    vault = Vault.open(tmp_path / "vault")
+    entry = vault.quarantine(list(files), "r", "rule")
+    assert {(f.uid, f.gid) for f in entry.files} == {(1234, 5678)}
+    for f in entry.files:  # the vault's copy is whatever the move made it; restore must fix it
+        os.chown(vault.root / f.stored, 0, 0)
+    vault.restore(entry.id)
+    for p, data in files.items():
+        st = os.stat(p)
+        assert (st.st_uid, st.st_gid) == (1234, 5678) and p.read_bytes() == data
