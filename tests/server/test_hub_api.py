@@ -491,3 +491,35 @@ def test_detected_and_declared_license(live_server: Any, tmp_path: Path) -> None
     assert info.modelward["license"] == lic  # type: ignore[attr-defined]
     assert info.card_data is not None and info.card_data["license"] == "mit"
     assert "license:mit" in (info.tags or [])
+
+
+# ------------------------------------------------------------------------------------------- tags
+def test_tags_longer_than_80_characters_are_refused(
+    client: Any, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    """Ollama refuses a tag over 80 characters: the hub says so instead of storing an unpullable one."""
+    folder = make_model_dir(tmp_path)
+    for tag in ("t" * 81, "t" * 300):
+        err = _error(
+            _push(client, tokens["publisher"], "acme/tags", folder, tag=tag), 400, "invalid_name"
+        )
+        assert f"{len(tag)} characters long, more than 80" in err["message"]
+        assert "pullable by every client" in err["message"]
+    assert client.get(f"{API}/review", headers=auth()).json()["revisions"] == []
+    rev = _push(client, tokens["publisher"], "acme/tags", folder, tag="t" * 80)
+    assert rev.status_code == 201, rev.text
+    commit = rev.json()["commit"]
+    rv = auth(tokens["reviewer"])
+    ok = client.post(
+        f"{API}/repos/acme/tags/revisions/{commit}/approve", json={"reason": "ok"}, headers=rv
+    )
+    assert ok.status_code == 200, ok.text
+    r = client.post(
+        f"{API}/repos/acme/tags/revisions/{commit}/tags",
+        json={"tag": "u" * 81, "reason": "release"},
+        headers=rv,
+    )
+    assert "81 characters long, more than 80" in _error(r, 400, "invalid_name")["message"]
+    body = {"endpoint": "http://127.0.0.1:9", "repo_id": "a/b", "repo": "acme/b", "tag": "v" * 81}
+    r = client.post(f"{API}/import", json=body, headers=auth())  # refused before any download
+    assert "81 characters long" in _error(r, 400, "invalid_name")["message"]

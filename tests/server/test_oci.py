@@ -670,3 +670,41 @@ def test_stale_upload_sessions_are_dropped(client: Any, app: Any) -> None:
     assert client.post("/v2/acme/stale/blobs/uploads/", headers=h).status_code == 202
     r = client.patch(old.headers["location"], content=b"x", headers=h)
     assert r.status_code == 404 and r.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
+
+
+def test_push_with_a_tag_longer_than_ollama_allows(client: Any, hub: Any) -> None:
+    """80 characters is the most Ollama pulls; 81 is refused (OCI's 128 would not be pullable)."""
+    cfg, data = b"{}", b"abc"
+    for blob in (cfg, data):
+        r = client.post(
+            f"/v2/acme/x/blobs/uploads/?digest=sha256:{sha(blob)}", content=blob, headers=auth()
+        )
+        assert r.status_code == 201, r.text
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": oci.OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": "sha256:" + sha(cfg),
+                "size": len(cfg),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/octet-stream",
+                    "digest": "sha256:" + sha(data),
+                    "size": len(data),
+                    "annotations": {"org.opencontainers.image.title": "a.bin"},
+                }
+            ],
+        }
+    ).encode()
+    h = {"Content-Type": oci.OCI_MANIFEST, **auth()}
+    r = client.put(f"/v2/acme/x/manifests/{'t' * 81}", content=manifest, headers=h)
+    assert r.status_code == 400, r.text
+    assert r.json()["errors"][0]["code"] == "NAME_INVALID"
+    message = r.json()["error"]["message"]
+    assert "81 characters long, more than 80" in message and "Ollama" in message
+    assert hub.list_repos(approved_only=False) == []
+    r = client.put(f"/v2/acme/x/manifests/{'t' * 80}", content=manifest, headers=h)
+    assert r.status_code == 201, r.text

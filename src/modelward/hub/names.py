@@ -26,7 +26,9 @@ from modelward.errors import InvalidName
 # OCI distribution-spec path component, lowercase only (HF accepts it too). Ollama additionally
 # forbids dots in the namespace and wants exactly two segments of at most 80 characters.
 _COMPONENT = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*\Z")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
+MAX_TAG = 80
+"""Ollama's limit on a tag (OCI allows 128): a longer tag could not be pulled by every client."""
 _MAX_PATH_BYTES = 1024
 _WINDOWS_DEVICES = frozenset(
     {"con", "prn", "aux", "nul", "conin$", "conout$", "clock$"}
@@ -113,10 +115,19 @@ def validate_repo(repo: str) -> str:
 
 
 def validate_tag(tag: str) -> str:
-    """Return ``tag`` if it is a valid OCI tag that is not a 40-hex commit id."""
+    """Return ``tag`` if every client can pull it: an OCI tag of at most 80 characters (Ollama's
+    limit) that is not a 40-hex commit id."""
+    if len(tag) > MAX_TAG:
+        raise InvalidName(
+            f"tag {tag[:24]!r}... is {len(tag)} characters long, more than {MAX_TAG}: Ollama "
+            "refuses longer tags, and a tag must be pullable by every client (OCI allows 128)",
+            name=tag[:200],
+            limit=MAX_TAG,
+        )
     if not _TAG.match(tag) or is_commit(tag):
         raise InvalidName(
-            f"tag {tag!r} must be 1-128 letters, digits, '_', '.' or '-' (not a 40-hex commit id)",
+            f"tag {tag!r} must be 1-{MAX_TAG} letters, digits, '_', '.' or '-', starting with a "
+            "letter, digit or '_' (not a 40-hex commit id)",
             name=tag,
         )
     if windows_device(tag) or tag.endswith("."):

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from modelward.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, UsageError
 from modelward.hub.ingest import IngestPlan, from_upstream
-from modelward.hub.names import validate_repo
+from modelward.hub.names import validate_repo, validate_tag
 from modelward.hub.revision import RevisionView
 from modelward.hub.service import Hub, NewFile
 from modelward.server.auth import ROLES, Principal, create_token, require
@@ -53,7 +53,7 @@ class FileIn(BaseModel):
 class RevisionIn(BaseModel):
     files: list[FileIn] = Field(max_length=100_000)
     provenance: dict[str, Any] = Field(default_factory=dict)
-    tag: str | None = Field(default=None, max_length=200)
+    tag: str | None = Field(default=None, max_length=1000)  # validate_tag: 80
 
 
 class DecisionIn(BaseModel):
@@ -62,7 +62,7 @@ class DecisionIn(BaseModel):
 
 
 class TagIn(BaseModel):
-    tag: str = Field(max_length=200)
+    tag: str = Field(max_length=1000)  # validate_tag says why more than 80 is refused
     reason: str = Field(min_length=1, max_length=10_000)
 
 
@@ -71,7 +71,7 @@ class ImportIn(BaseModel):
     repo_id: str = Field(max_length=200)
     repo: str = Field(max_length=200)
     revision: str | None = Field(default=None, max_length=200)
-    tag: str | None = Field(default=None, max_length=200)
+    tag: str | None = Field(default=None, max_length=1000)  # validate_tag: 80
     token: str | None = Field(default=None, max_length=2000)
 
 
@@ -286,6 +286,8 @@ def audit(
 def import_upstream(body: ImportIn, request: Request, who: Publisher) -> dict[str, Any]:
     """Fetch a repo from a Hugging Face-compatible endpoint (huggingface_hub), store it, scan it."""
     repo = validate_repo(body.repo)
+    if body.tag is not None:
+        validate_tag(body.tag)
     hub = _hub(request)
     settings = request.app.state.settings
     allowed = settings.import_endpoints
