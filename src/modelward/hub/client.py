@@ -95,8 +95,21 @@ _BY_STATUS: dict[int, type[HubError]] = {
 }
 
 
+_BY_HF_CODE: dict[str, str] = {
+    "RepoNotFound": "repo_not_found",
+    "RevisionNotFound": "revision_not_found",
+    "EntryNotFound": "entry_not_found",
+    "GatedRepo": "not_approved",
+}
+"""The Hugging Face ``X-Error-Code`` values the hub sends, as the hub's own codes."""
+
+
 def error_from_response(response: httpx.Response, had_token: bool) -> HubError:
-    """The :class:`HubError` an error response stands for (its envelope, else its status)."""
+    """The :class:`HubError` an error response stands for.
+
+    Its JSON envelope, else (a HEAD answer has no body) its ``X-Error-Code`` and
+    ``X-Error-Message`` headers, else its status.
+    """
     status = response.status_code
     code = ""
     message = ""
@@ -111,6 +124,11 @@ def error_from_response(response: httpx.Response, had_token: bool) -> HubError:
         message = str(err.get("message") or "")
         if isinstance(err.get("detail"), dict):
             detail = dict(err["detail"])
+    if not message:
+        message = response.headers.get("x-error-message", "").strip()[:1000]
+        header_code = response.headers.get("x-error-code", "").strip()
+        if not code and status != 401:  # a 401 says RepoNotFound for huggingface_hub's sake
+            code = _BY_HF_CODE.get(header_code, "")
     if not message:
         text = "" if response.request.method == "HEAD" else response.text.strip()[:300]
         message = f"HTTP {status} from {response.request.method} {response.request.url}" + (
