@@ -148,3 +148,35 @@ def test_single_file_dry_run_and_other_actions(tmp_path: Path) -> None:
     (line,) = quarantine_decisions([_decision(link)], {"artifacts": []}, vault, apply=True)
     assert line.startswith("could not quarantine") and "symbolic link" in line
     assert loose.read_bytes() == b"x"
+
+
+def test_huggingface_snapshot_links_get_a_note(tmp_path: Path) -> None:
+    repo = tmp_path / "hub" / "models--org--m"
+    rev = "0123456789abcdef0123456789abcdef01234567"
+    blob = repo / "blobs" / ("d" * 64)
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(b"weights")
+    snap = repo / "snapshots" / rev / "pytorch_model.bin"
+    snap.parent.mkdir(parents=True)
+    snap.symlink_to(Path("../../blobs") / blob.name)
+    meta = {
+        "huggingface": {
+            "path_in_repo": "pytorch_model.bin",
+            "revisions": [
+                {"revision": rev, "path": "pytorch_model.bin", "refs": ["main"]},
+                {"revision": rev, "path": "../../../../escape", "refs": []},  # hostile: ignored
+            ],
+        }
+    }
+    art = _art(blob, "huggingface", meta, repo="org/m", revision=rev, name="pytorch_model.bin")
+    vault = Vault.open(tmp_path / "vault")
+    (line,) = quarantine_decisions([_decision(blob)], {"artifacts": [art]}, vault, apply=True)
+    assert line.startswith(f"quarantined {blob} as ")
+    (entry,) = vault.list()
+    assert entry.files[0].aliases == (str(snap),)
+    note = Path(str(snap) + NOTE_SUFFIX)
+    assert f"restore {entry.id}" in note.read_text()
+    assert Path(str(blob) + NOTE_SUFFIX).is_file()
+    assert not list(tmp_path.rglob("escape*"))
+    vault.restore(entry.id)
+    assert snap.read_bytes() == b"weights" and not note.exists()

@@ -8,7 +8,9 @@ leave the same weights reachable under another name. So the subject grows to its
   from the manifests on disk: config, layers; digests checked against Ollama's own pattern);
 - a **Hugging Face** cache file: every inventoried file of the same repo and revision that no other
   revision uses. The snapshot's relative links are left as they are (dangling while quarantined:
-  a loader fails with "file not found"; a restore brings them back to life);
+  a loader fails with "file not found"; a restore brings them back to life), and a note is left
+  beside each of them too (``snapshots/<rev>/<file>.modelward-quarantine.txt``: the path the user
+  knows), not only beside the blob;
 - anything else: the file alone.
 
 The decision's own file must still be the one it was about: when the decision carries a SHA-256,
@@ -139,6 +141,39 @@ def _hf_group(art: Mapping[str, Any], arts: Iterable[Mapping[str, Any]]) -> list
     return sorted(group)
 
 
+def _hf_links(art: Mapping[str, Any]) -> list[str]:
+    """The snapshot paths a Hugging Face blob is known by (``<repo>/snapshots/<rev>/<path>``):
+    the links the user's code opens. The vault keeps only those that are links to the blob."""
+    blob = Path(os.path.abspath(art["path"]))
+    if blob.parent.name != "blobs":
+        return []
+    snapshots = blob.parent.parent / "snapshots"
+    out = []
+    for rev in _meta(art, "huggingface").get("revisions") or []:
+        if not isinstance(rev, Mapping):
+            continue
+        revision, rel = rev.get("revision"), rev.get("path")
+        if not isinstance(revision, str) or not isinstance(rel, str) or not revision or not rel:
+            continue
+        link = os.path.normpath(snapshots / revision / rel)
+        if link.startswith(f"{snapshots}{os.sep}"):
+            out.append(link)
+    return out
+
+
+def model_links(group: Sequence[Path], arts: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """For each file of ``group`` (a Hugging Face blob), the snapshot links the user knows it by."""
+    by_path = {os.path.abspath(a["path"]): a for a in arts}
+    out = {}
+    for p in group:
+        art = by_path.get(os.path.abspath(p))
+        if art is not None and _source(art).get("kind") == "huggingface":
+            links = _hf_links(art)
+            if links:
+                out[os.path.abspath(p)] = links
+    return out
+
+
 def model_group(art: Mapping[str, Any], arts: Sequence[Mapping[str, Any]]) -> list[Path]:
     """Every file that goes into the vault together with the artifact ``art``."""
     kind = _source(art).get("kind")
@@ -207,7 +242,13 @@ def enforce_quarantine(
             continue
         assert vault is not None
         try:
-            entry = vault.quarantine(group, d.message, d.rule, expected=_expected(d))
+            entry = vault.quarantine(
+                group,
+                d.message,
+                d.rule,
+                expected=_expected(d),
+                aliases=model_links(group, arts),
+            )
         except VaultError as exc:
             out.lines.append(f"could not quarantine {what}: {exc.diagnostics()}")
             out.failed += 1

@@ -83,7 +83,10 @@ def fsync_dir(folder: Path) -> None:
 def write_durably(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace ``path`` with ``data``: write a temp file, fsync, rename, fsync the folder."""
     temp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temp)  # left by a crash; never opened through a link someone put there
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(temp, flags, mode)
     try:
         view = memoryview(data)
         while view:

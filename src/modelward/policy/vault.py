@@ -12,8 +12,11 @@ An operation (quarantine, restore, purge) is journaled first; :meth:`Vault.recov
 :meth:`Vault.open`) finishes every journaled operation, or rolls a quarantine back when a file's
 content changed under it, so every file is either where it was, byte-identical, or complete in the
 vault. Moves are :func:`~modelward.policy.journal.resume_move` (rename, or copy + fsync + verify +
-rename + delete across filesystems). The note ``<original>.modelward-quarantine.txt`` is written
-last, so nothing that looks like the model is left at its path.
+rename + delete across filesystems, the copy read back before the delete). The note
+``<original>.modelward-quarantine.txt`` is written last, so nothing that looks like the model is
+left at its path; a file reached through links (a Hugging Face snapshot's link to its blob) gets a
+note beside each link too. A restore removes every note; a purge keeps them, rewritten to say the
+files were purged (when, by whom) and can no longer be restored.
 
 Symbolic links are refused: quarantining a link would leave the model it points at, and following it
 would move a file outside the path the decision named. Quarantine the target's own path instead.
@@ -99,9 +102,17 @@ class StoredFile:
     gid: int
     atime_ns: int
     mtime_ns: int
+    aliases: tuple[str, ...] = ()
+    """Other paths the user reaches the file by (a Hugging Face snapshot's link to a blob): a
+    note is left beside each of them too."""
+
+    @property
+    def note_paths(self) -> list[Path]:
+        """Where the notes about this file go: beside it, and beside each of its aliases."""
+        return [note_path(Path(p)) for p in (self.original_path, *self.aliases)]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "original_path": self.original_path,
             "stored": self.stored,
             "sha256": self.sha256,
@@ -112,6 +123,9 @@ class StoredFile:
             "atime_ns": self.atime_ns,
             "mtime_ns": self.mtime_ns,
         }
+        if self.aliases:
+            out["aliases"] = list(self.aliases)
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> StoredFile:
@@ -125,6 +139,7 @@ class StoredFile:
             gid=int(d["gid"]),
             atime_ns=int(d["atime_ns"]),
             mtime_ns=int(d["mtime_ns"]),
+            aliases=tuple(str(a) for a in d.get("aliases") or ()),
         )
 
 
@@ -177,12 +192,17 @@ class Entry:
             raise VaultError(f"a vault entry is malformed: {exc!r}") from None
 
 
-def _note(entry: Entry, f: StoredFile, root: Path) -> bytes:
+def _note(entry: Entry, f: StoredFile, root: Path, at: Path) -> bytes:
+    """The note left at ``at`` (the file's path, or one of its aliases)."""
     others = [g.original_path for g in entry.files if g is not f]
     lines = [
         "This file was quarantined by modelward.",
         "",
         f"File:       {f.original_path}",
+    ]
+    if note_path(Path(f.original_path)) != at:
+        lines.append(f"Link:       {str(at)[: -len(NOTE_SUFFIX)]} (pointed at the file)")
+    lines += [
         f"SHA-256:    {f.sha256}",
         f"Reason:     {entry.reason}",
         f"Rule:       {entry.rule}",
@@ -201,6 +221,43 @@ def _note(entry: Entry, f: StoredFile, root: Path) -> bytes:
         "",
     ]
     return "\n".join(lines).encode()
+
+
+def _purged_note(entry: Entry, f: StoredFile, root: Path, when: str, who: str | None) -> bytes:
+    """What a note says once its entry is purged: the file is gone for good."""
+    by = f" by {who}" if who else ""
+    lines = [
+        f"This file was quarantined by modelward, then purged on {when}{by}:",
+        "it was deleted for good and can no longer be restored.",
+        "",
+        f"File:       {f.original_path}",
+        f"SHA-256:    {f.sha256}",
+        f"Reason:     {entry.reason}",
+        f"Rule:       {entry.rule}",
+        f"Quarantined: {entry.quarantined_at}",
+        f"Purged:     {when}{by}",
+        f"Entry id:   {entry.id} (no longer in the vault {root})",
+        "",
+        "This note is kept as the record of what happened; delete it when you no longer need it.",
+        "",
+    ]
+    return "\n".join(lines).encode()
+
+
+def _who() -> str | None:
+    """Who is purging: the user (and who ran sudo), when the system says."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        return None
+    sudo = os.environ.get("SUDO_USER")
+    return f"{user} (sudo by {sudo})" if sudo and sudo != user else user
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class Vault:
@@ -274,12 +331,16 @@ class Vault:
         decision_rule: str,
         *,
         expected: Mapping[str, str] | None = None,
+        aliases: Mapping[str, Sequence[str]] | None = None,
     ) -> Entry:
         """Move ``paths`` (one file, or every file of a model) into the vault as one entry.
 
         ``expected`` maps a path (absolute) to the SHA-256 the caller's decision was about: that
         file is not hashed beforehand; the bytes actually moved are checked against it, and when
         they differ every file is put back and :class:`StaleContent` raised.
+
+        ``aliases`` maps a path (absolute) to the other paths the user knows it by (the links of
+        a Hugging Face snapshot to its blob): a note is left beside each of them as well.
         """
         if not paths:
             raise VaultError("nothing to quarantine")
@@ -288,12 +349,17 @@ class Vault:
             raise VaultError("the same file is named twice")
         want = {os.path.abspath(p): d.lower() for p, d in (expected or {}).items()}
         entry_id = secrets.token_hex(6)
+        links = {os.path.abspath(p): v for p, v in (aliases or {}).items()}
         files = [
-            self._stored(path, f"entries/{entry_id}/files/{n}", want.get(str(path)))
+            self._stored(
+                path,
+                f"entries/{entry_id}/files/{n}",
+                want.get(str(path)),
+                _aliases(path, links.get(str(path), ())),
+            )
             for n, path in enumerate(originals)
         ]
-        now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-        entry = Entry(entry_id, tuple(files), reason, decision_rule, now)
+        entry = Entry(entry_id, tuple(files), reason, decision_rule, _now())
         op = {"op": "quarantine", "phase": "forward", "entry": entry.to_dict()}
         with self._locked():
             (self.root / "entries" / entry_id / "files").mkdir(mode=0o700, parents=True)
@@ -315,7 +381,9 @@ class Vault:
         return entry
 
     @staticmethod
-    def _stored(path: Path, stored: str, sha256: str | None) -> StoredFile:
+    def _stored(
+        path: Path, stored: str, sha256: str | None, aliases: tuple[str, ...] = ()
+    ) -> StoredFile:
         """The record of a file about to be quarantined (hashed here unless ``sha256`` is given)."""
         try:
             st = os.lstat(path)
@@ -328,8 +396,9 @@ class Vault:
             )
         if not stat.S_ISREG(st.st_mode):
             raise VaultError(f"{path} is not a regular file")
-        if exists(note_path(path)):
-            raise VaultError(f"{note_path(path)} already exists; move it away first")
+        for note in [note_path(Path(p)) for p in (str(path), *aliases)]:
+            if exists(note):
+                raise VaultError(f"{note} already exists; move it away first")
         return StoredFile(
             original_path=str(path),
             stored=stored,
@@ -340,6 +409,7 @@ class Vault:
             gid=st.st_gid,
             atime_ns=st.st_atime_ns,
             mtime_ns=st.st_mtime_ns,
+            aliases=aliases,
         )
 
     def restore(self, entry_id: str) -> Entry:
@@ -366,12 +436,21 @@ class Vault:
         return entry
 
     def purge(self, entry_id: str, *, confirm: bool = False) -> Entry:
-        """Delete the vault's copy of an entry for good (``confirm`` must be true)."""
+        """Delete the vault's copy of an entry for good (``confirm`` must be true).
+
+        The notes left where the files were are kept, rewritten to say the entry was purged (when
+        and by whom) and can no longer be restored."""
         if not confirm:
             raise VaultError(f"purging {entry_id} deletes its files for good; confirm it")
         with self._locked():
             entry = self.show(entry_id)
-            op = {"op": "purge", "phase": "forward", "entry": entry.to_dict()}
+            op = {
+                "op": "purge",
+                "phase": "forward",
+                "entry": entry.to_dict(),
+                "purged_at": _now(),
+                "purged_by": _who(),
+            }
             write_json(self._journal(entry_id), op)
             crash_point("journal")
             self._run(op)
@@ -420,7 +499,7 @@ class Vault:
                 self._backward(entry, rollback=False)
                 return f"restored {entry.id}"
             if kind == "purge":
-                self._purge(entry)
+                self._purge(entry, str(op.get("purged_at") or _now()), op.get("purged_by"))
                 return f"purged {entry.id}"
         except OSError as exc:
             raise VaultError(
@@ -433,10 +512,10 @@ class Vault:
         for f in entry.files:
             resume_move(Path(f.original_path), self.root / f.stored, f.sha256)
         for f in entry.files:
-            note = note_path(Path(f.original_path))
-            if not note.is_file():
-                write_durably(note, _note(entry, f, self.root), 0o644)
-                crash_point("note")
+            for note in f.note_paths:
+                if not note.is_file():
+                    write_durably(note, _note(entry, f, self.root, note), 0o644)
+                    crash_point("note")
         write_json(self.root / "entries" / entry.id / "entry.json", entry.to_dict())
         crash_point("entry")
         remove_durably(self._journal(entry.id))
@@ -456,13 +535,20 @@ class Vault:
                 moved = True
             if moved or not rollback or (exists(original) and sha256_file(original) == f.sha256):
                 _restore_stat(original, f)
-            remove_durably(note_path(original))
+            for note in f.note_paths:
+                remove_durably(note)
         self._drop(entry)
 
-    def _purge(self, entry: Entry) -> None:
+    def _purge(self, entry: Entry, when: str, who: Any) -> None:
         for f in entry.files:
             remove_durably(self.root / f.stored)
             crash_point("delete")
+        for f in entry.files:  # keep the notes (the record), saying the files are gone for good
+            for note in f.note_paths:
+                if os.path.isfile(note) and not os.path.islink(note):
+                    text = _purged_note(entry, f, self.root, when, str(who) if who else None)
+                    write_durably(note, text, 0o644)
+                    crash_point("note")
         self._drop(entry)
 
     def _drop(self, entry: Entry) -> None:
@@ -471,6 +557,16 @@ class Vault:
         shutil.rmtree(folder, ignore_errors=True)
         fsync_dir(self.root / "entries")
         remove_durably(self._journal(entry.id))
+
+
+def _aliases(path: Path, links: Sequence[str]) -> tuple[str, ...]:
+    """The aliases of ``path`` that still lead to it: links whose target is ``path``."""
+    out = []
+    real = os.path.realpath(path)
+    for link in dict.fromkeys(os.path.abspath(a) for a in links):
+        if link != str(path) and os.path.islink(link) and os.path.realpath(link) == real:
+            out.append(link)
+    return tuple(out)
 
 
 def _restore_stat(path: Path, f: StoredFile) -> None:
