@@ -291,7 +291,7 @@ class Agent:
         """
         if not policy.enforce:
             return [], set()
-        from modelward.policy.enforce import model_group
+        from modelward.policy.enforce import expected_digest, model_group, model_links
         from modelward.policy.journal import VaultError
         from modelward.policy.stop import stop_decisions
         from modelward.policy.vault import Vault
@@ -311,7 +311,14 @@ class Agent:
                 group = [p for p in group if p not in moved]
                 try:
                     vault = vault or Vault.open(self.options.vault)
-                    entry = vault.quarantine([Path(p) for p in group], d.message, d.rule)
+                    files = [Path(p) for p in group]
+                    entry = vault.quarantine(
+                        files,
+                        d.message,
+                        d.rule,
+                        expected=expected_digest(d),  # not a file replaced since the inventory
+                        aliases=model_links(files, arts),  # notes beside HF snapshot links too
+                    )
                     moved.update(group)
                     ok, detail = True, f"quarantined {len(group)} file(s) as {entry.id}"
                 except VaultError as exc:

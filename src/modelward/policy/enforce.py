@@ -192,7 +192,7 @@ class Outcome:
     failed: int = 0
 
 
-def _expected(d: Decision) -> dict[str, str]:
+def expected_digest(d: Decision) -> dict[str, str]:
     """The SHA-256 the decision was about, keyed by its path (none when it has no digest)."""
     sha = (d.subject.sha256 or "").lower().removeprefix("sha256:")
     if d.subject.path and _SHA256.fullmatch(sha):
@@ -246,7 +246,7 @@ def enforce_quarantine(
                 group,
                 d.message,
                 d.rule,
-                expected=_expected(d),
+                expected=expected_digest(d),
                 aliases=model_links(group, arts),
             )
         except VaultError as exc:
