@@ -523,3 +523,76 @@ def test_tags_longer_than_80_characters_are_refused(
     body = {"endpoint": "http://127.0.0.1:9", "repo_id": "a/b", "repo": "acme/b", "tag": "v" * 81}
     r = client.post(f"{API}/import", json=body, headers=auth())  # refused before any download
     assert "81 characters long" in _error(r, 400, "invalid_name")["message"]
+
+
+# ----------------------------------------------------------------------------- import size limit
+class _Recorder:
+    """An ASGI app that records the paths it is asked for, then lets ``app`` answer."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.state = app.state
+        self.paths: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.paths.append(f"{scope['method']} {scope['path']}")
+        await self.app(scope, receive, send)
+
+
+def test_import_over_the_size_limit_is_refused_before_downloading(
+    settings: Any, tmp_path: Path
+) -> None:
+    """The upstream's listing (model_info with file sizes) is checked first: 413, no file fetched."""
+    from fastapi.testclient import TestClient
+
+    from modelward.server.app import create_app
+    from modelward.server.settings import ServerSettings
+
+    upstream_app = create_app(
+        ServerSettings(
+            data_dir=tmp_path / "upstream",
+            database_url=f"sqlite:///{tmp_path / 'upstream.db'}",
+            admin_token=ADMIN_TOKEN,
+        )
+    )
+    recorder = _Recorder(upstream_app)
+    live, server, thread = start_live(recorder)
+    importer = create_app(settings.model_copy(update={"max_upload_bytes": 1000}))
+    try:
+        folder = make_model_dir(tmp_path, "big", weights=b"\0" * 4096)  # model.safetensors > 1000
+        publish(upstream_app.state.hub, "team/big", folder)
+        body = {
+            "endpoint": live.url,
+            "repo_id": "team/big",
+            "repo": "acme/big",
+            "token": live.token("reader"),
+        }
+        with TestClient(importer) as c:
+            r = c.post(f"{API}/import", json=body, headers=auth())
+            err = _error(r, 413, "too_large")
+            assert "model.safetensors has" in err["message"]
+            assert "limit of 1000 bytes" in err["message"]
+            assert "nothing was downloaded" in err["message"]
+            assert err["detail"]["path"] == "model.safetensors"
+            assert not [p for p in recorder.paths if "/resolve/" in p], recorder.paths
+            assert importer.state.hub.list_repos(approved_only=False) == []
+            assert list(importer.state.hub.blobs.iter_digests()) == []
+            assert list((settings.data_dir / "tmp").iterdir()) == []
+            # small enough: the same import goes through, fetching the checked commit
+            small = make_model_dir(tmp_path, "small")
+            rev = publish(upstream_app.state.hub, "team/small", small)
+            ok = c.post(
+                f"{API}/import",
+                json={**body, "repo_id": "team/small", "repo": "acme/small", "revision": "main"},
+                headers=auth(),
+            )
+            assert ok.status_code == 201, ok.text
+            prov = ok.json()["provenance"]
+            assert prov["revision"] == rev.commit and prov["ref"] == "main"
+            assert ok.json()["commit"] == rev.commit
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        upstream_app.state.db.dispose()
+        importer.state.db.dispose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import tempfile
 from typing import Annotated, Any, Final
 
@@ -22,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from modelward.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, UsageError
 from modelward.hub.ingest import IngestPlan, from_upstream
-from modelward.hub.names import validate_repo, validate_tag
+from modelward.hub.names import is_commit, validate_repo, validate_tag
 from modelward.hub.revision import RevisionView
 from modelward.hub.service import Hub, NewFile
 from modelward.server.auth import ROLES, Principal, create_token, require
@@ -302,16 +303,65 @@ def import_upstream(body: ImportIn, request: Request, who: Publisher) -> dict[st
         )
     tmp_root = settings.data_dir / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
+    commit = _check_upstream_sizes(body, _limit(request), shutil.disk_usage(tmp_root).free)
     with tempfile.TemporaryDirectory(prefix="import-", dir=tmp_root) as tmp:
-        try:
-            plan = from_upstream(body.endpoint, body.repo_id, tmp, body.revision, body.token)
+        try:  # by the commit whose sizes were checked: its files cannot change meanwhile
+            plan = from_upstream(
+                body.endpoint, body.repo_id, tmp, commit or body.revision, body.token
+            )
         except UsageError as exc:  # a bad endpoint URL or upstream repo id: the caller's input
             raise BadRequest(str(exc)) from None
         _store_plan(hub, plan, _limit(request))
         files = [NewFile(f.path, f.sha256, f.size) for f in plan.files]
         prov = {**plan.provenance, "uploader": who.name}
+        if commit and body.revision and body.revision != prov.get("revision"):
+            prov["ref"] = body.revision
         view = hub.create_revision(repo, files, prov, who.name, tag=body.tag)
     return _revision_doc(view, full=True)
+
+
+def _check_upstream_sizes(body: ImportIn, limit: int, free: int) -> str | None:
+    """Refuse (413) an upstream repo with a file over ``limit`` bytes, or more bytes in all than
+    ``free``, from the upstream's file listing, before anything is downloaded.
+
+    Returns the commit id the listing is of (the import then fetches exactly that commit), or
+    None when the upstream gave no usable listing: the import's own request then reports what is
+    wrong with the upstream, and sizes are still checked as the files are stored.
+    """
+    from huggingface_hub import HfApi
+
+    auth: str | bool = body.token if body.token else False
+    try:
+        info = HfApi(endpoint=body.endpoint.rstrip("/")).model_info(
+            body.repo_id, revision=body.revision, token=auth, files_metadata=True
+        )
+    except Exception:  # from_upstream makes the same request and reports its failure clearly
+        return None
+    sha = getattr(info, "sha", None)
+    siblings = getattr(info, "siblings", None) or []
+    total = 0
+    for sib in siblings:
+        size = getattr(sib, "size", None)
+        name = str(getattr(sib, "rfilename", ""))[:300]
+        if not isinstance(size, int):
+            continue
+        if size > limit:
+            raise TooLarge(
+                f"{body.repo_id} at {body.endpoint}: {name} has {size} bytes, more than the "
+                f"server's limit of {limit} bytes (max_upload_bytes); nothing was downloaded",
+                limit=limit,
+                path=name,
+                size=size,
+            )
+        total += size
+    if total > free:
+        raise TooLarge(
+            f"{body.repo_id} at {body.endpoint} has {total} bytes in all, more than the {free} "
+            "bytes free in the server's data folder; nothing was downloaded",
+            size=total,
+            free=free,
+        )
+    return sha if isinstance(sha, str) and is_commit(sha) else None
 
 
 def _store_plan(hub: Hub, plan: IngestPlan, limit: int) -> None:
