@@ -596,3 +596,28 @@ def test_import_over_the_size_limit_is_refused_before_downloading(
         thread.join(10)
         upstream_app.state.db.dispose()
         importer.state.db.dispose()
+
+
+def test_an_upstream_that_sends_more_than_it_announced_is_stopped(
+    upstream: Any, tmp_path: Path
+) -> None:
+    """The download stops as soon as more bytes come than the listing announced (here: the
+    caller's cap is below the real size, as when an upstream's listing lies): 413, and nothing
+    of the repository is kept beyond the bytes already received."""
+    from modelward.errors import TooLarge
+    from modelward.hub.ingest import from_upstream
+
+    folder = make_model_dir(tmp_path, "lying", weights=b"\1" * 300_000)
+    publish(upstream.hub, "team/lying", folder)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(TooLarge, match="sent more than the 100000 bytes it announced"):
+        from_upstream(
+            upstream.url, "team/lying", dest, token=upstream.token("reader"), max_bytes=100_000
+        )
+    written = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file() and not p.is_symlink())
+    assert written < 300_000  # stopped within a chunk of the cap, not after the whole file
+    plan = from_upstream(
+        upstream.url, "team/lying", tmp_path / "ok", token=upstream.token("reader"), max_bytes=10**6
+    )
+    assert any(f.path == "model.safetensors" for f in plan.files)

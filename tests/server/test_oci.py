@@ -602,7 +602,9 @@ def _oci_tokens(app: Any) -> dict[str, str]:
 
 def _challenged(r: Any, method: str, path: str) -> None:
     assert r.status_code == 401, (method, path, r.status_code, r.text)
-    if path != "/v2/token":  # the realm itself: its 401 says what to send instead
+    if path == "/v2/token":  # the token service itself asks for Basic credentials
+        assert r.headers["www-authenticate"] == 'Basic realm="modelward"', (method, path)
+    else:
         assert r.headers["www-authenticate"].startswith("Bearer realm="), (method, path)
     if method != "HEAD":
         assert r.json()["error"]["code"] == "unauthorized", (method, path)

@@ -33,6 +33,7 @@ from modelward.errors import (
     InvalidName,
     RepoNotFound,
     RevisionNotFound,
+    TooLarge,
     Unauthorized,
     UsageError,
 )
@@ -555,10 +556,14 @@ def from_upstream(
     revision: str | None = None,
     token: str | None = None,
     progress: Progress | None = None,
+    max_bytes: int | None = None,
 ) -> IngestPlan:
     """Fetch ``repo_id`` at ``revision`` from a Hugging Face-compatible ``endpoint`` into ``dest``.
 
     ``dest`` is a folder the caller owns and deletes after uploading (the plan's files live in it).
+    ``max_bytes`` stops the download (:class:`TooLarge`) as soon as more bytes than that have come
+    (the size the upstream's listing announced, or the room the caller has): an upstream whose
+    listing lies cannot fill the disk.
     ``token`` goes only to ``endpoint``; without one, no token is sent (never the user's own
     ``HF_TOKEN``: it belongs to huggingface.co, not to an arbitrary endpoint).
     """
@@ -567,7 +572,9 @@ def from_upstream(
         raise UsageError(f"upstream endpoint {endpoint!r} must be an http:// or https:// URL")
     _hf_repo_id(repo_id)
     where = redact_url(endpoint)
-    snapshot = _download(endpoint.rstrip("/"), repo_id, revision, token, Path(dest), where)
+    snapshot = _download(
+        endpoint.rstrip("/"), repo_id, revision, token, Path(dest), where, max_bytes
+    )
     commit = snapshot.name
     repo_folder = snapshot.parent.parent
     cands, skipped = _snapshot_candidates(repo_folder, commit)
@@ -587,7 +594,13 @@ def from_upstream(
 
 
 def _download(
-    endpoint: str, repo_id: str, revision: str | None, token: str | None, dest: Path, where: str
+    endpoint: str,
+    repo_id: str,
+    revision: str | None,
+    token: str | None,
+    dest: Path,
+    where: str,
+    max_bytes: int | None = None,
 ) -> Path:
     """Resolve ``revision`` to a commit id upstream, check it, then fetch that commit.
 
@@ -616,8 +629,9 @@ def _download(
                 f"upstream {where} names {shown} as the commit of {repo_id}, not a 40-hex id",
                 upstream=where,
             )
+        capped = None if max_bytes is None else _byte_cap(max_bytes, f"{repo_id} at {where}")
         path = snapshot_download(
-            repo_id, revision=sha, cache_dir=dest, endpoint=endpoint, token=auth
+            repo_id, revision=sha, cache_dir=dest, endpoint=endpoint, token=auth, tqdm_class=capped
         )
     except RevisionNotFoundError:
         raise RevisionNotFound(
@@ -674,6 +688,36 @@ def _download(
     if not isinstance(path, str):  # dry_run=False always returns the folder
         raise UpstreamError(f"unexpected answer from huggingface_hub for {repo_id}")
     return Path(path)
+
+
+def _byte_cap(limit: int, what: str) -> Any:
+    """A progress-bar class for ``snapshot_download`` that stops the download past ``limit`` bytes.
+
+    huggingface_hub has no byte limit of its own; it reports every chunk it writes to the byte bars
+    it makes with the ``tqdm_class`` it is given (2.x: one bar counting transfers, one counting
+    what is written), so a bar that raises once its count passes the limit ends the download
+    within one chunk of it. Each bar counts on its own (both see the same bytes).
+    """
+    from huggingface_hub.utils.tqdm import tqdm as hf_tqdm
+
+    class _Capped(hf_tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._mw_bytes = kwargs.get("unit") == "B"
+            self._mw_seen = 0
+            super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+        def update(self, n: float | None = 1) -> bool | None:
+            if self._mw_bytes and n:
+                self._mw_seen += int(n)
+                if self._mw_seen > limit:
+                    raise TooLarge(
+                        f"{what}: the upstream sent more than the {limit} bytes it announced; "
+                        "the import was stopped and nothing was stored",
+                        limit=limit,
+                    )
+            return super().update(n)  # type: ignore[no-any-return]
+
+    return _Capped
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:

@@ -303,11 +303,17 @@ def import_upstream(body: ImportIn, request: Request, who: Publisher) -> dict[st
         )
     tmp_root = settings.data_dir / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
-    commit = _check_upstream_sizes(body, _limit(request), shutil.disk_usage(tmp_root).free)
+    free = shutil.disk_usage(tmp_root).free
+    commit, announced = _check_upstream_sizes(body, _limit(request), free)
     with tempfile.TemporaryDirectory(prefix="import-", dir=tmp_root) as tmp:
         try:  # by the commit whose sizes were checked: its files cannot change meanwhile
-            plan = from_upstream(
-                body.endpoint, body.repo_id, tmp, commit or body.revision, body.token
+            plan = from_upstream(  # stopped past the announced bytes: a listing may lie
+                body.endpoint,
+                body.repo_id,
+                tmp,
+                commit or body.revision,
+                body.token,
+                max_bytes=announced if announced is not None else free,
             )
         except UsageError as exc:  # a bad endpoint URL or upstream repo id: the caller's input
             raise BadRequest(str(exc)) from None
@@ -320,13 +326,14 @@ def import_upstream(body: ImportIn, request: Request, who: Publisher) -> dict[st
     return _revision_doc(view, full=True)
 
 
-def _check_upstream_sizes(body: ImportIn, limit: int, free: int) -> str | None:
+def _check_upstream_sizes(body: ImportIn, limit: int, free: int) -> tuple[str | None, int | None]:
     """Refuse (413) an upstream repo with a file over ``limit`` bytes, or more bytes in all than
     ``free``, from the upstream's file listing, before anything is downloaded.
 
-    Returns the commit id the listing is of (the import then fetches exactly that commit), or
-    None when the upstream gave no usable listing: the import's own request then reports what is
-    wrong with the upstream, and sizes are still checked as the files are stored.
+    Returns the commit id the listing is of (the import then fetches exactly that commit) and the
+    bytes it announces (the download stops past them), or ``(None, None)`` when the upstream gave
+    no usable listing: the import's own request then reports what is wrong with the upstream, and
+    the download stops when the data folder's free space is used up.
     """
     from huggingface_hub import HfApi
 
@@ -336,7 +343,7 @@ def _check_upstream_sizes(body: ImportIn, limit: int, free: int) -> str | None:
             body.repo_id, revision=body.revision, token=auth, files_metadata=True
         )
     except Exception:  # from_upstream makes the same request and reports its failure clearly
-        return None
+        return None, None
     sha = getattr(info, "sha", None)
     siblings = getattr(info, "siblings", None) or []
     total = 0
@@ -361,7 +368,9 @@ def _check_upstream_sizes(body: ImportIn, limit: int, free: int) -> str | None:
             size=total,
             free=free,
         )
-    return sha if isinstance(sha, str) and is_commit(sha) else None
+    if not (isinstance(sha, str) and is_commit(sha)):
+        return None, None
+    return sha, total
 
 
 def _store_plan(hub: Hub, plan: IngestPlan, limit: int) -> None:

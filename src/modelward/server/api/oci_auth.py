@@ -132,7 +132,18 @@ def ping(request: Request) -> Response:
 
 @router.get("/v2/token")
 def token(request: Request) -> JSONResponse:
-    """Docker/Ollama token endpoint: ``Basic any:<token>``, ``Bearer <token>`` or an Ollama key."""
+    """Docker/Ollama token endpoint: ``Basic any:<token>``, ``Bearer <token>`` or an Ollama key.
+
+    A 401 asks for Basic credentials (``WWW-Authenticate: Basic``), as a registry's token
+    service does: docker, oras and Ollama then retry with the user's credentials."""
+    try:
+        return _issue(request)
+    except Unauthorized as exc:
+        exc.headers = {"WWW-Authenticate": 'Basic realm="modelward"', **API_VERSION}  # type: ignore[attr-defined]
+        raise
+
+
+def _issue(request: Request) -> JSONResponse:
     header = request.headers.get("authorization", "").strip()
     key = url_key(request)
     scheme = header.partition(" ")[0].lower()
