@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelward.errors import UsageError
 from modelward.inventory import host
-from modelward.inventory.stores import StoreItem, stores
+from modelward.inventory.stores import Store, StoreItem, stores
+from modelward.inventory.stores.base import Spotter, spotter
 from modelward.models import (
     UNKNOWN_LICENSE,
     Artifact,
@@ -136,6 +137,8 @@ def _homes_among(roots: list[Path]) -> list[Path]:
 class _Items:
     by_path: dict[str, StoreItem] = field(default_factory=dict)
     roots: list[Path] = field(default_factory=list)
+    parsed: set[str] = field(default_factory=set)
+    """Real paths of the store roots parsed."""
 
     def add(self, item: StoreItem) -> None:
         key = os.path.realpath(item.path)
@@ -145,26 +148,50 @@ class _Items:
 
 
 def _store_items(roots: list[Path], env: dict[str, str], errors: list[CollectError]) -> _Items:
+    """The stores of the roots that are homes, then those that lie at or below any root: named
+    by the current user's environment or home (``HF_HUB_CACHE=/data/hf/hub`` with root ``/data``),
+    or a root that is a store itself. Stores further below are spotted by the walk."""
     items = _Items()
     homes = host.known_homes()
-    me = os.path.realpath(Path.home())
-    seen: set[str] = set()
+    me_home = Path.home()
+    me = os.path.realpath(me_home)
+    plain: list[str] = []
     for root in roots:
         real = os.path.realpath(root)
         if real not in homes:
-            continue  # a plain folder: only its loose files
+            plain.append(real)
+            continue
         for store in stores():
             for loc in store.locations(homes[real], env if real == me else {}):
-                key = os.path.realpath(loc)
-                if key in seen or not loc.is_dir():
-                    continue
-                seen.add(key)
-                items.roots.append(loc)
-                result = store.collect(loc)
-                errors.extend(result.errors)
-                for item in result.items:
-                    items.add(item)
+                _parse_store(store, loc, items, errors)
+    if not plain:
+        return items
+    for store in stores():
+        for loc in store.locations(me_home, env):
+            if any(_within(os.path.realpath(loc), r) for r in plain):
+                _parse_store(store, loc, items, errors)
+        spot = spotter(store)
+        for real in plain:
+            if spot is not None and spot(real, os.path.basename(real)) == real:
+                _parse_store(store, Path(real), items, errors)
     return items
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _parse_store(store: Store, loc: Path, items: _Items, errors: list[CollectError]) -> None:
+    """Parse the store at ``loc`` once (by real path); a folder that does not exist is no store."""
+    key = os.path.realpath(loc)
+    if key in items.parsed or not loc.is_dir():
+        return
+    items.parsed.add(key)
+    items.roots.append(loc)
+    result = store.collect(loc)
+    errors.extend(result.errors)
+    for item in result.items:
+        items.add(item)
 
 
 def _loose_items(
@@ -175,18 +202,20 @@ def _loose_items(
     errors: list[CollectError],
     progress: Progress | None,
 ) -> None:
-    from modelward.inventory.walk import find_model_files
-
     def on_error(path: str, message: str) -> None:
         errors.append(CollectError(path, message))
 
     local_dirs: dict[str, Path | None] = {}
-    found = find_model_files(roots, skip=skip, on_error=on_error, size_floor=options.size_floor)
+    spotters = [(store, spot) for store in stores() if (spot := spotter(store)) is not None]
+    spotted: dict[str, Store] = {}
+    found = _walk_spotting(roots, skip, on_error, options.size_floor, spotters, spotted)
     for n, (path, _st) in enumerate(found, 1):
         items.add(StoreItem(path=path, source=Source("file")))
         _note_local_dir(os.path.dirname(path), roots, local_dirs)
         if progress is not None and n % 256 == 0:
             progress("walk", n, 0)
+    for store_root, store in sorted(spotted.items()):
+        _parse_store(store, Path(store_root), items, errors)
     folders = {d for d in local_dirs.values() if d is not None}
     if folders:
         from modelward.inventory.stores.huggingface import local_dir_items
@@ -196,6 +225,63 @@ def _loose_items(
             errors.extend(result.errors)
             for item in result.items:
                 items.add(item)
+
+
+def _walk_spotting(
+    roots: list[Path],
+    skip: set[str],
+    on_error: Callable[[str, str], None],
+    size_floor: int,
+    spotters: list[tuple[Store, Spotter]],
+    spotted: dict[str, Store],
+) -> Iterator[tuple[str, os.stat_result]]:
+    """:func:`~modelward.inventory.walk.find_model_files`, asking the stores about each folder it
+    is about to enter: a folder a store claims (it, or its parent, is a store root) is not walked
+    and the store root goes to ``spotted`` (one tree walk, not two; no extra listing of folders).
+
+    The hook is the walker's ``_push`` (walk.py has no public one yet): the same walker, limits,
+    pseudo-filesystem and mount rules as ``find_model_files`` with its defaults.
+    """
+    from modelward.inventory import walk
+
+    def claim(path: str, name: str) -> bool:
+        for store, spot in spotters:
+            try:
+                root = spot(path, name)
+            except (OSError, ValueError):  # a name the platform cannot stat: not a store
+                continue
+            if root is not None:
+                spotted.setdefault(os.path.realpath(root), store)
+                return True
+        return False
+
+    class Spotting(walk._Walker):
+        def _push(
+            self,
+            stack: list[tuple[str, int]],
+            path: str,
+            name: str,
+            depth: int,
+            top_dev: int,
+            entry: os.DirEntry[str],
+        ) -> None:
+            if (
+                path in self.special
+                or name == ".git"
+                or name in walk.VCS_FOLDERS
+                or not claim(path, name)
+            ):
+                super()._push(stack, path, name, depth, top_dev, entry)
+
+    walker = Spotting(
+        skip,
+        on_error,
+        size_floor,
+        walk.DEFAULT_MAX_DEPTH,
+        one_fs=False,
+        skip_pseudo=True,
+    )
+    return walker.walk(roots)
 
 
 def _note_local_dir(folder: str, roots: list[Path], seen: dict[str, Path | None]) -> None:

@@ -48,6 +48,7 @@ MODEL_SUFFIXES = frozenset(
 )  # fmt: skip
 CONFIG_NAMES = frozenset({"config.json", "tokenizer_config.json", "chat_template.json"})
 REPO_TYPES = {"models": "", "datasets": "datasets/", "spaces": "spaces/"}
+_REPO_PREFIXES = tuple(f"{t}--" for t in REPO_TYPES)
 MAX_REF = 4096
 MAX_CARD = 256 << 10
 MAX_METADATA = 4096
@@ -132,7 +133,8 @@ class _Hit:
 
 
 class HuggingFaceStore:
-    """The hub cache (``HF_HUB_CACHE``, ``$HF_HOME/hub``, legacy variables, ``~/.cache/huggingface/hub``)."""
+    """The hub cache (``HF_HUB_CACHE``, ``$HF_HOME/hub``, legacy variables, ``~/.cache/huggingface/hub``),
+    or one repo folder of a cache found anywhere (:meth:`spot`)."""
 
     kind = "huggingface"
 
@@ -155,8 +157,23 @@ class HuggingFaceStore:
         out.append(home / ".cache" / "huggingface" / "hub")  # Linux, macOS and Windows alike
         return list(dict.fromkeys(out))
 
+    def spot(self, folder: str, name: str) -> str | None:
+        """A repo folder (``models--org--name``, ``datasets--``, ``spaces--``) with ``blobs`` or
+        ``snapshots``, anywhere: the folder itself (:meth:`collect` parses one repo as well as a
+        cache). A folder merely named like one is walked as any other."""
+        if not name.startswith(_REPO_PREFIXES) or repo_id(name) is None:
+            return None
+        for part in ("snapshots", "blobs"):
+            if os.path.isdir(os.path.join(folder, part)):
+                return folder
+        return None
+
     def collect(self, root: Path) -> StoreResult:
         result = StoreResult()
+        ident = repo_id(root.name)
+        if ident is not None and self.spot(str(root), root.name) is not None:
+            _collect_repo(str(root), REPO_TYPES[ident[0]] + ident[1], ident[0], result)
+            return result
         try:
             with os.scandir(root) as it:
                 repos = sorted((e.name, e.path) for e in it if repo_id(e.name) and _is_dir(e))

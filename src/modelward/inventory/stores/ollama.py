@@ -204,6 +204,15 @@ class OllamaStore:
         out.append(Path("/var/lib/ollama/.ollama/models"))  # some distribution packages
         return list(dict.fromkeys(out))
 
+    def spot(self, folder: str, name: str) -> str | None:
+        """The ``models`` folder (any name: ``/srv/ollama/models``, ``.ollama/models``) holding
+        ``folder`` when ``folder`` is its ``manifests`` or ``blobs`` and the other one is there too."""
+        if name not in ("manifests", "blobs"):
+            return None
+        parent = os.path.dirname(folder)
+        other = "blobs" if name == "manifests" else "manifests"
+        return parent if os.path.isdir(os.path.join(parent, other)) else None
+
     def collect(self, root: Path) -> StoreResult:
         walk = _Walk(root=root, blobs=_list_blobs(root))
         for path, parts in _manifest_files(root, walk.result.errors):
