@@ -239,8 +239,8 @@ def _walk_spotting(
     is about to enter: a folder a store claims (it, or its parent, is a store root) is not walked
     and the store root goes to ``spotted`` (one tree walk, not two; no extra listing of folders).
 
-    The hook is the walker's ``_push`` (walk.py has no public one yet): the same walker, limits,
-    pseudo-filesystem and mount rules as ``find_model_files`` with its defaults.
+    The walker's ``claim`` hook: the same walker, limits, pseudo-filesystem and mount rules as
+    a plain ``find_model_files``.
     """
     from modelward.inventory import walk
 
@@ -255,33 +255,9 @@ def _walk_spotting(
                 return True
         return False
 
-    class Spotting(walk._Walker):
-        def _push(
-            self,
-            stack: list[tuple[str, int]],
-            path: str,
-            name: str,
-            depth: int,
-            top_dev: int,
-            entry: os.DirEntry[str],
-        ) -> None:
-            if (
-                path in self.special
-                or name == ".git"
-                or name in walk.VCS_FOLDERS
-                or not claim(path, name)
-            ):
-                super()._push(stack, path, name, depth, top_dev, entry)
-
-    walker = Spotting(
-        skip,
-        on_error,
-        size_floor,
-        walk.DEFAULT_MAX_DEPTH,
-        one_fs=False,
-        skip_pseudo=True,
+    return walk.find_model_files(
+        roots, skip=skip, on_error=on_error, size_floor=size_floor, claim=claim
     )
-    return walker.walk(roots)
 
 
 def _note_local_dir(folder: str, roots: list[Path], seen: dict[str, Path | None]) -> None:

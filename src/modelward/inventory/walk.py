@@ -74,6 +74,8 @@ VCS_FOLDERS = frozenset({".hg", ".svn", ".bzr"})
 """Version-control internals: skipped (``.git`` too, except ``.git/lfs`` whose objects are models)."""
 
 OnError = Callable[[str, str], None]
+Claim = Callable[[str, str], bool]
+"""``claim(path, name)``: whether another reader takes this folder (it is then not walked)."""
 
 _DIR_FLAGS = (
     os.O_RDONLY
@@ -196,7 +198,9 @@ class _Walker:
         max_depth: int,
         one_fs: bool,
         skip_pseudo: bool,
+        claim: Claim | None = None,
     ) -> None:
+        self.claim = claim
         self.on_error = on_error
         self.size_floor = size_floor
         self.max_depth = max_depth
@@ -383,6 +387,8 @@ class _Walker:
             return
         if name in VCS_FOLDERS:
             return
+        if self.claim is not None and path not in self.special and self.claim(path, name):
+            return  # somebody else (a model store) reads this folder
         if depth > self.max_depth:
             self.on_error(path, f"deeper than {self.max_depth} folders; not walked")
             return
@@ -467,6 +473,7 @@ def find_model_files(
     max_depth: int = DEFAULT_MAX_DEPTH,
     one_fs: bool = False,
     skip_pseudo: bool = True,
+    claim: Claim | None = None,
 ) -> Iterator[tuple[str, os.stat_result]]:
     """Yield ``(real path, stat)`` of each regular file under ``roots`` that may be a model.
 
@@ -476,9 +483,11 @@ def find_model_files(
     ``one_fs``: do not cross into other mounted filesystems.
     ``skip_pseudo``: skip ``/proc``, ``/sys``, ``/dev`` (but walk ``/dev/shm``) and mounts of
     kernel or desktop pseudo-filesystems (:data:`PSEUDO_FS_TYPES`).
+    ``claim(path, name)``: asked about each folder before it is entered (not mount points nor
+    version-control folders); a folder it claims (True) is not walked: a model store reads it.
 
     Each file is yielded once, even when reached through several links. A root that is a file is
     yielded as is. Errors go to ``on_error(path, message)``; the walk goes on.
     """
-    walker = _Walker(skip, on_error, size_floor, max_depth, one_fs, skip_pseudo)
+    walker = _Walker(skip, on_error, size_floor, max_depth, one_fs, skip_pseudo, claim)
     return walker.walk(roots)
