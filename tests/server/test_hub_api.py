@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.inventory.test_license import APACHE
 from tests.server.conftest import ADMIN_TOKEN, auth, make_model_dir, publish, start_live
 
 API = "/api/v1/hub"
@@ -298,10 +299,21 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
         "publisher",
     ),
     ("POST", "/tokens", {"role": "reader"}, "admin"),
+    ("GET", "/tokens", None, "admin"),
+    ("DELETE", "/tokens/{token_id}", None, "admin"),
     ("POST", "/ollama-keys", {"public_key": "x", "name": "n"}, "admin"),
+    ("GET", "/ollama-keys", None, "admin"),
+    ("DELETE", "/ollama-keys/{key}", None, "admin"),
     ("POST", "/gc", {}, "admin"),
 ]
-ROUTE_PARAMS = {"sha256": DIGEST, "ns": "acme", "name": "x", "rev": "main"}
+ROUTE_PARAMS = {
+    "sha256": DIGEST,
+    "ns": "acme",
+    "name": "x",
+    "rev": "main",
+    "token_id": "999999",  # unknown: the admin's request is a 404, nothing is revoked
+    "key": "SHA256:unknown",
+}
 
 
 def test_the_role_matrix_lists_every_route(app: Any) -> None:
@@ -456,18 +468,6 @@ def test_import_from_an_upstream_modelward(client: Any, upstream: Any, tmp_path:
 
 
 # ---------------------------------------------------------------------------------------- license
-APACHE_2_TEXT = """\
-                                 Apache License
-                           Version 2.0, January 2004
-                        http://www.apache.org/licenses/
-
-   TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION
-
-   1. Definitions.
-
-      "License" shall mean the terms and conditions for use, reproduction,
-      and distribution as defined by Sections 1 through 9 of this document.
-"""
 
 
 def test_detected_and_declared_license(live_server: Any, tmp_path: Path) -> None:
@@ -477,7 +477,7 @@ def test_detected_and_declared_license(live_server: Any, tmp_path: Path) -> None
 
     folder = make_model_dir(tmp_path)
     (folder / "README.md").write_text("---\nlicense: mit\n---\n# a model with two licenses\n")
-    (folder / "LICENSE").write_text(APACHE_2_TEXT)
+    (folder / "LICENSE").write_text(APACHE)
     rev = publish(live_server.hub, "acme/licensed", folder)
     r = httpx.get(
         f"{live_server.url}{API}/repos/acme/licensed/revisions/{rev.commit}", headers=auth()

@@ -98,15 +98,15 @@ def test_token_endpoint_basic_and_revocation(client: Any, app: Any) -> None:
     bad = "Basic " + base64.b64encode(b"any:mw_nope").decode()
     assert client.get("/v2/token", headers={"Authorization": bad}).status_code == 401
     assert client.get("/v2/token").status_code == 401
-    # revoking the API token ends the registry tokens made from it
-    from modelward.server.auth import hash_token
-    from modelward.store.db import Token, utcnow
+    # revoking the API token (as `modelward hub token revoke` does) ends the registry tokens
+    # made from it, on their next request
+    from modelward.server.auth import id_of_token
 
-    with app.state.db.session() as s:
-        row = s.query(Token).filter(Token.token_hash == hash_token(reader)).one()
-        row.revoked_at = utcnow()
+    r = client.delete(f"/api/v1/hub/tokens/{id_of_token(app.state.db, reader)}", headers=auth())
+    assert r.status_code == 200 and r.json()["revoked"] is True
     r = client.get("/v2/", headers={"Authorization": f"Bearer {tok}"})
     assert r.status_code == 401 and "www-authenticate" in r.headers
+    assert client.get("/v2/token", headers={"Authorization": basic}).status_code == 401
 
 
 # --------------------------------------------------------------------------- oras

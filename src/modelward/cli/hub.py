@@ -58,21 +58,28 @@ import_app = remote.group(
 token_app = remote.group(
     "token",
     (
-        "Create API tokens (admin only). Roles: admin (everything), reviewer (approve, reject, "
-        "revoke), publisher (push, import), reader (pull approved models).\n\n"
+        "Create, list and revoke API tokens (admin only). Roles: admin (everything), reviewer "
+        "(approve, reject, revoke), publisher (push, import), reader (pull approved models). "
+        "A token is shown once, when it is created; the hub keeps only its hash. Revoking one "
+        "ends it at once, and the registry tokens that `oras`/`docker login` got with it.\n\n"
         "\b\nExamples:\n"
         "  modelward hub token create --role reader --name ci-pull\n"
-        "  modelward hub token create --role publisher --name platform --format json"
+        "  modelward hub token create --role publisher --name platform --format json\n"
+        "  modelward hub token list\n"
+        '  modelward hub token revoke 7 --reason "laptop stolen"'
     ),
 )
 ollama_key_app = remote.group(
     "ollama-key",
     (
-        "Register a machine's Ollama public key so `ollama pull` from it authenticates (admin only).\n\n"
+        "Register, list and revoke the Ollama public keys that let `ollama pull` from a machine "
+        "authenticate (admin only). A revoked key stays listed; it can be added again later.\n\n"
         "\b\nExamples:\n"
         "  modelward hub ollama-key add ~/.ollama/id_ed25519.pub --name alice-laptop\n"
         "  ssh build01 cat /usr/share/ollama/.ollama/id_ed25519.pub | "
-        "modelward hub ollama-key add - --name build01"
+        "modelward hub ollama-key add - --name build01\n"
+        "  modelward hub ollama-key list\n"
+        "  modelward hub ollama-key revoke SHA256:Xb3...Q  # or its id, as the list shows it"
     ),
 )
 app.add_typer(import_app, name="import")
@@ -592,8 +599,93 @@ def token_create_command(
     if format == "json":
         remote.print_json(doc)
         return
-    echo(f"{doc.get('role')} token {doc.get('name') or ''} (shown once, store it now):")
+    ident = f" (id {doc['id']})" if doc.get("id") is not None else ""
+    echo(f"{doc.get('role')} token {doc.get('name') or ''}{ident} (shown once, store it now):")
     echo(f"  {doc.get('token')}")
+
+
+_REVOKE_REASON = typer.Option(
+    "", "--reason", metavar="TEXT", help="Why (recorded in the audit log).", show_default=False
+)
+
+
+def _when(at: object) -> str:
+    """An ISO time as ``YYYY-MM-DD HH:MM`` (UTC) for tables."""
+    text = str(at or "")
+    return text[:16].replace("T", " ") if text else "-"
+
+
+def _status(doc: dict[str, Any]) -> str:
+    return f"revoked {_when(doc.get('revoked_at'))}" if doc.get("revoked") else "active"
+
+
+@token_app.command(
+    "list",
+    help="List the API tokens: id, role, name, who created each when, and which are revoked.",
+    epilog="""\b
+Examples:
+  modelward hub token list
+  modelward hub token list --format json | jq '.[] | select(.revoked | not) | .id'
+
+The tokens themselves are never shown (the hub keeps only their hashes): a lost token cannot be
+recovered, only revoked (`hub token revoke ID`) and replaced (`hub token create`).
+""",
+)
+def token_list_command(
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+    format: str = _FORMAT,
+) -> None:
+    rows: list[dict[str, Any]] = remote.call(format, _client(server, token), lambda h: h.tokens())
+
+    def table(rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            echo("No API tokens.")
+            return
+        echo(f"{'ID':>5}  {'ROLE':9}  {'CREATED':16}  {'STATUS':24}  NAME")
+        for r in rows:
+            echo(
+                f"{r.get('id'):>5}  {r.get('role', ''):9}  {_when(r.get('created_at')):16}  "
+                f"{_status(r):24}  {r.get('name')}  (created by {r.get('created_by') or '-'})"
+            )
+
+    remote.show(format, rows, table)
+
+
+@token_app.command(
+    "revoke",
+    help="Revoke an API token at once: every request with it gets 401 from now on.",
+    epilog="""\b
+Examples:
+  modelward hub token list                       # find the token's id
+  modelward hub token revoke 7 --reason "left the team"
+  modelward hub token revoke 7 --format json
+
+This also ends the registry tokens that `oras`/`docker login` got with it, and a web UI session
+logged in with it. Revoking a revoked token changes nothing. The last active admin token cannot
+be revoked (create another admin token first), so the hub cannot be locked out.
+""",
+    no_args_is_help=True,
+)
+def token_revoke_command(
+    token_id: int = typer.Argument(..., metavar="ID", help="The token's id (`hub token list`)."),
+    reason: str = _REVOKE_REASON,
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+    format: str = _FORMAT,
+) -> None:
+    doc: dict[str, Any] = remote.call(
+        format, _client(server, token), lambda h: h.revoke_token(token_id, reason)
+    )
+
+    def table(doc: dict[str, Any]) -> None:
+        what = f"{doc.get('role')} token {doc.get('id')} {doc.get('name')!r}"
+        if doc.get("already_revoked"):
+            echo(f"{what} was already revoked on {_when(doc.get('revoked_at'))}")
+        else:
+            echo(f"revoked {what}: requests with it get 401 from now on")
+
+    remote.show(format, doc, table)
 
 
 @ollama_key_app.command(
@@ -645,6 +737,77 @@ def ollama_key_add_command(
         remote.print_json(doc)
         return
     echo(f"registered Ollama key {key_name!r} ({role}) {doc.get('fingerprint', '')}".rstrip())
+
+
+@ollama_key_app.command(
+    "list",
+    help="List the registered Ollama keys: id, role, fingerprint, name, and which are revoked.",
+    epilog="""\b
+Examples:
+  modelward hub ollama-key list
+  modelward hub ollama-key list --format json | jq -r '.[] | select(.revoked | not) | .fingerprint'
+
+A key's fingerprint is what `ssh-keygen -lf ~/.ollama/id_ed25519.pub` prints on its machine.
+""",
+)
+def ollama_key_list_command(
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+    format: str = _FORMAT,
+) -> None:
+    rows: list[dict[str, Any]] = remote.call(
+        format, _client(server, token), lambda h: h.ollama_keys()
+    )
+
+    def table(rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            echo("No Ollama keys registered.")
+            return
+        echo(f"{'ID':>5}  {'ROLE':9}  {'FINGERPRINT':50}  {'STATUS':24}  NAME")
+        for r in rows:
+            echo(
+                f"{r.get('id'):>5}  {r.get('role', ''):9}  {r.get('fingerprint', ''):50}  "
+                f"{_status(r):24}  {r.get('name')}  (added by {r.get('created_by') or '-'})"
+            )
+
+    remote.show(format, rows, table)
+
+
+@ollama_key_app.command(
+    "revoke",
+    help="Revoke an Ollama key by id or fingerprint: `ollama pull` with it stops at once.",
+    epilog="""\b
+Examples:
+  modelward hub ollama-key list                  # find the key's id or fingerprint
+  modelward hub ollama-key revoke 3 --reason "laptop replaced"
+  modelward hub ollama-key revoke SHA256:Xb3...Q --format json
+
+The registry tokens Ollama got with the key stop working on its next request. The key stays
+listed, as revoked; `hub ollama-key add` registers it again (its earlier tokens stay dead).
+""",
+    no_args_is_help=True,
+)
+def ollama_key_revoke_command(
+    key: str = typer.Argument(
+        ..., metavar="ID|FINGERPRINT", help="The key's id or SHA256:... fingerprint."
+    ),
+    reason: str = _REVOKE_REASON,
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+    format: str = _FORMAT,
+) -> None:
+    doc: dict[str, Any] = remote.call(
+        format, _client(server, token), lambda h: h.revoke_ollama_key(key, reason)
+    )
+
+    def table(doc: dict[str, Any]) -> None:
+        what = f"Ollama key {doc.get('id')} {doc.get('name')!r} ({doc.get('fingerprint')})"
+        if doc.get("already_revoked"):
+            echo(f"{what} was already revoked on {_when(doc.get('revoked_at'))}")
+        else:
+            echo(f"revoked {what}: it no longer authenticates")
+
+    remote.show(format, doc, table)
 
 
 # ------------------------------------------------------------------------------------ gc, audit

@@ -375,6 +375,29 @@ class HubClient:
         doc: dict[str, Any] = self._json("POST", "ollama-keys", json=body)
         return doc
 
+    def tokens(self) -> list[dict[str, Any]]:
+        """Every API token (never the token itself): id, name, role, created, revoked."""
+        doc = self._json("GET", "tokens")
+        return list(doc.get("tokens", [])) if isinstance(doc, dict) else []
+
+    def revoke_token(self, token_id: int, reason: str = "") -> dict[str, Any]:
+        """Revoke API token ``token_id`` at once (``already_revoked`` says it was before)."""
+        params = {"reason": reason} if reason else {}
+        doc: dict[str, Any] = self._json("DELETE", f"tokens/{int(token_id)}", params=params)
+        return doc
+
+    def ollama_keys(self) -> list[dict[str, Any]]:
+        """Every registered Ollama key: id, name, role, fingerprint, created, revoked."""
+        doc = self._json("GET", "ollama-keys")
+        return list(doc.get("keys", [])) if isinstance(doc, dict) else []
+
+    def revoke_ollama_key(self, key: str, reason: str = "") -> dict[str, Any]:
+        """Revoke an Ollama key by id or fingerprint (``SHA256:...``)."""
+        params = {"reason": reason} if reason else {}
+        path = f"ollama-keys/{quote(key.strip(), safe='')}"
+        doc: dict[str, Any] = self._json("DELETE", path, params=params)
+        return doc
+
     def gc(self, apply: bool = False) -> dict[str, Any]:
         doc: dict[str, Any] = self._json("POST", "gc", json={"apply": apply})
         return doc

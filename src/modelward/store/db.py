@@ -158,8 +158,12 @@ class OllamaKey(Base):
     name: Mapped[str] = mapped_column(String(200))
     public_key: Mapped[str] = mapped_column(String(200), unique=True)  # base64 ssh-ed25519 blob
     role: Mapped[str] = mapped_column(String(16), default="reader")
+    # Registered (or registered again after a revocation) at: registry tokens name it, so a key
+    # revoked and registered again does not bring back the tokens issued before.
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200), default="")
+    # Set when an admin revokes the key: it no longer authenticates; the row stays for the record.
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ServerKey(Base):

@@ -1,8 +1,9 @@
 """The hub's JSON API under ``/api/v1/hub/``: uploads, revisions, review, imports, tokens, keys, gc.
 
 This is what ``modelward hub`` (:mod:`modelward.hub.client`) talks to. Every route checks its role
-(publisher: push and import; reviewer: queue and decisions; admin: tokens, Ollama keys, gc; any
-token: read) and every failure is the one JSON error envelope of :mod:`modelward.server.errors`.
+(publisher: push and import; reviewer: queue and decisions; admin: tokens and Ollama keys (create,
+list, revoke), gc; any token: read) and every failure is the one JSON error envelope of
+:mod:`modelward.server.errors`.
 Request bodies are pydantic models here, at the edge; the work is done by :class:`Hub`.
 """
 
@@ -14,22 +15,30 @@ import shutil
 import tempfile
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from modelward.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge, UsageError
+from modelward.errors import BadRequest, Forbidden, NotFound, TooLarge, UsageError
 from modelward.hub.ingest import IngestPlan, from_upstream
 from modelward.hub.names import is_commit, validate_repo, validate_tag
 from modelward.hub.revision import RevisionView
 from modelward.hub.service import Hub, NewFile
-from modelward.server.auth import ROLES, Principal, create_token, require
+from modelward.server.auth import (
+    ROLES,
+    Principal,
+    create_token,
+    id_of_token,
+    list_ollama_keys,
+    list_tokens,
+    register_ollama_key,
+    require,
+    revoke_ollama_key,
+    revoke_token,
+)
 from modelward.server.upload import receive_into
 from modelward.store.blobs import check_digest
-from modelward.store.db import OllamaKey
 
 router = APIRouter(prefix="/api/v1/hub", tags=["hub"])
 
@@ -408,31 +417,97 @@ def new_token(body: TokenIn, request: Request, who: Admin) -> dict[str, Any]:
     name = body.name or f"{role} (created by {who.name})"
     token = create_token(request.app.state.db, name, role, who.name)
     _hub(request).record(who.name, "token-create", detail={"name": name, "role": role})
-    return {"token": token, "role": role, "name": name}
+    return {
+        "token": token,
+        "role": role,
+        "name": name,
+        "id": id_of_token(request.app.state.db, token),
+    }
+
+
+def _audit_reason(reason: str) -> str:
+    """A revocation's optional reason, checked before anything changes (the audit log keeps it)."""
+    if "\0" in reason:
+        raise BadRequest("the reason contains a NUL character", field="reason")
+    return reason.strip()
+
+
+@router.get("/tokens")
+def tokens(request: Request, who: Admin) -> dict[str, Any]:
+    """Every API token (revoked ones too): id, name, role, who made it when, when it was revoked.
+
+    Never the token or its hash: a lost token cannot be recovered, only revoked and replaced."""
+    return {"tokens": list_tokens(request.app.state.db)}
+
+
+@router.delete("/tokens/{token_id}")
+def delete_token(
+    token_id: int, request: Request, who: Admin, reason: Annotated[str, Query(max_length=2000)] = ""
+) -> dict[str, Any]:
+    """Revoke an API token: every request with it is a 401 from now on (API, Hugging Face and OCI
+    routes, the web UI), and so are the registry tokens ``/v2/token`` issued for it.
+
+    404 for an unknown id; an already revoked token is left as it is (``already_revoked``); 409
+    ``last_admin_token`` for the last active admin token, so the hub cannot be locked out."""
+    reason = _audit_reason(reason)
+    doc, changed = revoke_token(request.app.state.db, token_id)
+    if changed:
+        _hub(request).record(
+            who.name,
+            "token-revoke",
+            reason,
+            detail={"id": doc["id"], "name": doc["name"], "role": doc["role"]},
+        )
+    return {**doc, "already_revoked": not changed}
 
 
 @router.post("/ollama-keys", status_code=201)
 def add_ollama_key(body: OllamaKeyIn, request: Request, who: Admin) -> dict[str, Any]:
-    """Register an Ollama ed25519 public key so ``ollama pull`` from that machine authenticates."""
+    """Register an Ollama ed25519 public key so ``ollama pull`` from that machine authenticates.
+
+    A revoked key can be registered again this way (409 while it is active)."""
     from modelward.hub.ollama_auth import parse_public_key
 
     role = _check_role(body.role)
     key = parse_public_key(body.public_key)
-    try:
-        with request.app.state.db.session() as s:
-            if s.scalar(select(OllamaKey).where(OllamaKey.public_key == key.blob_b64)):
-                raise Conflict(f"this Ollama key is already registered ({key.fingerprint})")
-            s.add(
-                OllamaKey(name=body.name, public_key=key.blob_b64, role=role, created_by=who.name)
-            )
-    except IntegrityError:
-        raise Conflict(f"this Ollama key is already registered ({key.fingerprint})") from None
+    doc = register_ollama_key(request.app.state.db, key.blob_b64, body.name, role, who.name)
     _hub(request).record(
         who.name,
         "ollama-key-add",
-        detail={"name": body.name, "role": role, "fingerprint": key.fingerprint},
+        detail={"id": doc["id"], "name": body.name, "role": role, "fingerprint": key.fingerprint},
     )
-    return {"name": body.name, "role": role, "fingerprint": key.fingerprint}
+    return doc
+
+
+@router.get("/ollama-keys")
+def ollama_keys(request: Request, who: Admin) -> dict[str, Any]:
+    """Every registered Ollama key (revoked ones too): id, name, role, fingerprint, when, by whom."""
+    return {"keys": list_ollama_keys(request.app.state.db)}
+
+
+@router.delete("/ollama-keys/{key:path}")
+def delete_ollama_key(
+    key: str, request: Request, who: Admin, reason: Annotated[str, Query(max_length=2000)] = ""
+) -> dict[str, Any]:
+    """Revoke an Ollama key by id or fingerprint (``SHA256:...``, as ``ssh-keygen -lf`` prints).
+
+    It no longer authenticates, and the registry tokens issued to it stop working at once; the
+    record stays. 404 for an unknown key; an already revoked key is left as it is."""
+    reason = _audit_reason(reason)
+    doc, changed = revoke_ollama_key(request.app.state.db, key)
+    if changed:
+        _hub(request).record(
+            who.name,
+            "ollama-key-revoke",
+            reason,
+            detail={
+                "id": doc["id"],
+                "name": doc["name"],
+                "role": doc["role"],
+                "fingerprint": doc["fingerprint"],
+            },
+        )
+    return {**doc, "already_revoked": not changed}
 
 
 @router.post("/gc")

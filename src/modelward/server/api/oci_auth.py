@@ -30,6 +30,7 @@ from modelward.server.auth import (
     check,
     credentials,
     hash_token,
+    iso,
     lookup,
 )
 from modelward.store.db import Database, OllamaKey, Token, UsedChallenge, utcnow
@@ -93,9 +94,19 @@ def _still_valid(request: Request, claims: urlsign.RegistryToken) -> Principal |
                 return None
             return Principal(row.name, row.role)
         if kind == "ollama":
-            key = s.scalar(select(OllamaKey).where(OllamaKey.public_key == ident))
-            return Principal(f"ollama:{key.name}", key.role) if key is not None else None
+            blob, _, registered = ident.partition("@")
+            key = s.scalar(select(OllamaKey).where(OllamaKey.public_key == blob))
+            if key is None or key.revoked_at is not None:
+                return None
+            if registered and registered != _registration(key):
+                return None  # issued before the key was revoked and registered again
+            return Principal(f"ollama:{key.name}", key.role)
     return None
+
+
+def _registration(key: OllamaKey) -> str:
+    """When ``key`` was (last) registered, as registry tokens name it (``ollama:<blob>@<this>``)."""
+    return iso(key.created_at) or ""
 
 
 def caller(request: Request, need: Need, repo: str | None = None) -> Principal:
@@ -175,14 +186,21 @@ def _ollama_principal(request: Request, header: str) -> tuple[Principal, str]:
     db: Database = request.app.state.db
     with db.session() as s:
         row = s.scalar(select(OllamaKey).where(OllamaKey.public_key == key.blob_b64))
+        if row is not None and row.revoked_at is not None:
+            raise Unauthorized(
+                f"this Ollama key ({key.fingerprint}) was revoked on {iso(row.revoked_at)}: an "
+                "administrator can register it again with 'modelward hub ollama-key add'",
+                fingerprint=key.fingerprint,
+            )
         registered = [key] if row is not None else []
         name, role = (row.name, row.role) if row is not None else ("", "")
+        since = _registration(row) if row is not None else ""
     query = request.url.query
     candidates = [f"{base_url(request)}{request.url.path}?{query}", str(request.url)]
     verify_token_request(
         header, candidates, registered, remember=lambda c, exp: remember_challenge(db, c, exp)
     )
-    return Principal(f"ollama:{name}", role), "ollama:" + key.blob_b64
+    return Principal(f"ollama:{name}", role), f"ollama:{key.blob_b64}@{since}"
 
 
 def remember_challenge(db: Database, challenge: str, expires: int) -> bool:
