@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -619,6 +620,41 @@ def _status(doc: dict[str, Any]) -> str:
     return f"revoked {_when(doc.get('revoked_at'))}" if doc.get("revoked") else "active"
 
 
+def _show_access(
+    format: str,
+    rows: list[dict[str, Any]],
+    empty: str,
+    middle: tuple[str, Callable[[dict[str, Any]], str], int],
+    verb: str,
+) -> None:
+    """Tokens or Ollama keys: id, role, one column of its own (``middle``: title, cell, width),
+    status, name and who made it."""
+    title, cell, width = middle
+
+    def table(rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            echo(empty)
+            return
+        echo(f"{'ID':>5}  {'ROLE':9}  {title:{width}}  {'STATUS':24}  NAME")
+        for r in rows:
+            echo(
+                f"{r.get('id'):>5}  {r.get('role', ''):9}  {cell(r):{width}}  "
+                f"{_status(r):24}  {r.get('name')}  ({verb} by {r.get('created_by') or '-'})"
+            )
+
+    remote.show(format, rows, table)
+
+
+def _show_revoked(format: str, doc: dict[str, Any], what: str, effect: str) -> None:
+    def table(doc: dict[str, Any]) -> None:
+        if doc.get("already_revoked"):
+            echo(f"{what} was already revoked on {_when(doc.get('revoked_at'))}")
+        else:
+            echo(f"revoked {what}: {effect}")
+
+    remote.show(format, doc, table)
+
+
 @token_app.command(
     "list",
     help="List the API tokens: id, role, name, who created each when, and which are revoked.",
@@ -637,19 +673,8 @@ def token_list_command(
     format: str = _FORMAT,
 ) -> None:
     rows: list[dict[str, Any]] = remote.call(format, _client(server, token), lambda h: h.tokens())
-
-    def table(rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            echo("No API tokens.")
-            return
-        echo(f"{'ID':>5}  {'ROLE':9}  {'CREATED':16}  {'STATUS':24}  NAME")
-        for r in rows:
-            echo(
-                f"{r.get('id'):>5}  {r.get('role', ''):9}  {_when(r.get('created_at')):16}  "
-                f"{_status(r):24}  {r.get('name')}  (created by {r.get('created_by') or '-'})"
-            )
-
-    remote.show(format, rows, table)
+    created = ("CREATED", lambda r: _when(r.get("created_at")), 16)
+    _show_access(format, rows, "No API tokens.", created, "created")
 
 
 @token_app.command(
@@ -678,14 +703,8 @@ def token_revoke_command(
         format, _client(server, token), lambda h: h.revoke_token(token_id, reason)
     )
 
-    def table(doc: dict[str, Any]) -> None:
-        what = f"{doc.get('role')} token {doc.get('id')} {doc.get('name')!r}"
-        if doc.get("already_revoked"):
-            echo(f"{what} was already revoked on {_when(doc.get('revoked_at'))}")
-        else:
-            echo(f"revoked {what}: requests with it get 401 from now on")
-
-    remote.show(format, doc, table)
+    what = f"{doc.get('role')} token {doc.get('id')} {doc.get('name')!r}"
+    _show_revoked(format, doc, what, "requests with it get 401 from now on")
 
 
 @ollama_key_app.command(
@@ -759,18 +778,8 @@ def ollama_key_list_command(
         format, _client(server, token), lambda h: h.ollama_keys()
     )
 
-    def table(rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            echo("No Ollama keys registered.")
-            return
-        echo(f"{'ID':>5}  {'ROLE':9}  {'FINGERPRINT':50}  {'STATUS':24}  NAME")
-        for r in rows:
-            echo(
-                f"{r.get('id'):>5}  {r.get('role', ''):9}  {r.get('fingerprint', ''):50}  "
-                f"{_status(r):24}  {r.get('name')}  (added by {r.get('created_by') or '-'})"
-            )
-
-    remote.show(format, rows, table)
+    fingerprint = ("FINGERPRINT", lambda r: str(r.get("fingerprint", "")), 50)
+    _show_access(format, rows, "No Ollama keys registered.", fingerprint, "added")
 
 
 @ollama_key_app.command(
@@ -800,14 +809,8 @@ def ollama_key_revoke_command(
         format, _client(server, token), lambda h: h.revoke_ollama_key(key, reason)
     )
 
-    def table(doc: dict[str, Any]) -> None:
-        what = f"Ollama key {doc.get('id')} {doc.get('name')!r} ({doc.get('fingerprint')})"
-        if doc.get("already_revoked"):
-            echo(f"{what} was already revoked on {_when(doc.get('revoked_at'))}")
-        else:
-            echo(f"revoked {what}: it no longer authenticates")
-
-    remote.show(format, doc, table)
+    what = f"Ollama key {doc.get('id')} {doc.get('name')!r} ({doc.get('fingerprint')})"
+    _show_revoked(format, doc, what, "it no longer authenticates")
 
 
 # ------------------------------------------------------------------------------------ gc, audit
