@@ -451,13 +451,21 @@ def delete_token(
     ``last_admin_token`` for the last active admin token, so the hub cannot be locked out."""
     reason = _audit_reason(reason)
     doc, changed = revoke_token(request.app.state.db, token_id)
+    return _revoked(request, who, "token-revoke", reason, doc, changed, ("id", "name", "role"))
+
+
+def _revoked(
+    request: Request,
+    who: Principal,
+    action: str,
+    reason: str,
+    doc: dict[str, Any],
+    changed: bool,
+    fields: tuple[str, ...],
+) -> dict[str, Any]:
+    """The answer to a revocation, recorded in the audit log when it changed something."""
     if changed:
-        _hub(request).record(
-            who.name,
-            "token-revoke",
-            reason,
-            detail={"id": doc["id"], "name": doc["name"], "role": doc["role"]},
-        )
+        _hub(request).record(who.name, action, reason, detail={k: doc[k] for k in fields})
     return {**doc, "already_revoked": not changed}
 
 
@@ -495,19 +503,8 @@ def delete_ollama_key(
     record stays. 404 for an unknown key; an already revoked key is left as it is."""
     reason = _audit_reason(reason)
     doc, changed = revoke_ollama_key(request.app.state.db, key)
-    if changed:
-        _hub(request).record(
-            who.name,
-            "ollama-key-revoke",
-            reason,
-            detail={
-                "id": doc["id"],
-                "name": doc["name"],
-                "role": doc["role"],
-                "fingerprint": doc["fingerprint"],
-            },
-        )
-    return {**doc, "already_revoked": not changed}
+    fields = ("id", "name", "role", "fingerprint")
+    return _revoked(request, who, "ollama-key-revoke", reason, doc, changed, fields)
 
 
 @router.post("/gc")
