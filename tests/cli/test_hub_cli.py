@@ -230,3 +230,23 @@ def test_admin_commands_and_errors(cli: Cli, tmp_path: Path) -> None:
     assert code == 2 and "cannot reach the hub at http://127.0.0.1:9" in err
     code, _, err = cli("push", str(tmp_path), "--repo", "Bad/Name")
     assert code == 2 and "lowercase" in err
+
+
+def test_a_reviewer_tags_an_approved_revision(cli: Cli, live_server: Any, tmp_path: Path) -> None:
+    publisher = live_server.token("publisher")
+    reviewer = live_server.token("reviewer")
+    commit = cli.json(
+        "push", str(make_model_dir(tmp_path)), "--repo", "acme/tagged", token=publisher
+    )["commit"]
+    code, _, err = cli("tag", "acme/tagged", commit, "v1.2", "--reason", "x", token=reviewer)
+    assert code == 2 and "approved" in err  # only an approved revision can be named
+    cli.json("approve", "acme/tagged", commit, "--reason", "ok", token=reviewer)
+    code, _, err = cli("tag", "acme/tagged", commit, "v1.2", "--reason", "x", token=publisher)
+    assert code == 2 and "may not" in err
+    code, _, err = cli("tag", "acme/tagged", commit, "t" * 81, "--reason", "x", token=reviewer)
+    assert code == 2 and "80" in err
+    code, out, _ = cli("tag", "acme/tagged", commit, "v1.2", "--reason", "evals ok", token=reviewer)
+    assert code == 0 and out.strip() == f"tagged acme/tagged @ {commit} as v1.2: evals ok"
+    assert cli.json("show", "acme/tagged", "v1.2")["commit"] == commit
+    events = cli.json("audit", "--repo", "acme/tagged")
+    assert any(e["action"] == "tag" and "evals ok" in str(e) for e in events), events

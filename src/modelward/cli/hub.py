@@ -476,6 +476,39 @@ def revoke_command(
 
 
 @app.command(
+    "tag",
+    help="Name an approved revision with a tag, e.g. a version (reviewer or admin).",
+    epilog="""\b
+Examples:
+  modelward hub tag acme/llama-3-8b 3f2a...c9 v1.2 --reason "validated on the eval suite"
+  ollama pull hub:8000/acme/llama-3-8b:v1.2 --insecure     # then, on a developer machine
+
+Tags are 1-80 letters, digits, '_', '.' or '-' (every client can pull them). A publisher tags a
+revision by pushing it with --tag (it goes to review); a reviewer can name an already approved
+revision directly. Moving a tag to another revision is recorded in the audit log with the reason.
+""",
+    no_args_is_help=True,
+)
+def tag_command(
+    repo: str = _REPO_ARG,
+    revision: str = _REV_ARG,
+    tag: str = typer.Argument(..., metavar="TAG", help="The tag (e.g. v1.2, 8b-q4)."),
+    reason: str = _REASON,
+    server: str | None = _SERVER,
+    token: str | None = _TOKEN,
+    format: str = _FORMAT,
+) -> None:
+    rev: dict[str, Any] = remote.call(
+        format, _client(server, token), lambda hub: hub.tag(repo, revision, tag, reason)
+    )
+    remote.show(
+        format,
+        rev,
+        lambda rev: echo(f"tagged {rev.get('repo')} @ {rev.get('commit')} as {tag}: {reason}"),
+    )
+
+
+@app.command(
     "show",
     help="Show one revision: state, files, provenance, scan summary, signature.",
     epilog="""\b

@@ -327,6 +327,10 @@ class HubClient:
     def revoke(self, repo: str, rev: str, reason: str) -> dict[str, Any]:
         return self._decide("revoke", repo, rev, {"reason": reason})
 
+    def tag(self, repo: str, rev: str, tag: str, reason: str) -> dict[str, Any]:
+        """Name an approved revision with a tag (reviewer or admin)."""
+        return self._decide("tags", repo, rev, {"tag": tag, "reason": reason})
+
     def signature(self, repo: str, rev: str = "main") -> Signature:
         """The signature bundle and public key of an approved revision."""
         path = f"{self._repo_path(repo)}/revisions/{self._rev(rev)}/signature"
