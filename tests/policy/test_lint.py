@@ -15,6 +15,7 @@ from modelward.policy.engine import PACK, evaluate, policy_files
 
 HERE = Path(__file__).parent
 CORPUS = HERE / "rego" / "valid_corpus.rego"
+CORPUS2 = HERE / "rego" / "valid_corpus2.rego"
 INV: dict[str, Any] = {
     "schema": "modelward.inventory/v1",
     "host": {},
@@ -40,7 +41,7 @@ def test_valid_policies_are_not_refused() -> None:
     """Every way of binding a variable (some, every, :=, =, patterns, indexes, parameters,
     comprehensions, with, imports, rules of the package): none is called unsafe, and rego-cpp
     evaluates the file."""
-    assert lint.unsafe_variables([CORPUS]) == []
+    assert lint.unsafe_variables([CORPUS, CORPUS2]) == []
     evaluate(INV, policy=CORPUS.parent)
 
 
@@ -56,6 +57,8 @@ def test_valid_policies_are_not_refused() -> None:
         ("allow if {\n  y == 1\n}", "y", 6),
         ("ids := [x | some a in input.artifacts; x := a.pth; x != z]", "z", 5),
         ("f(a) := b", "b", 5),
+        ("w if {\n  walk(input, [p, v])\n  q == 1\n}", "q", 7),
+        ("w if {\n  x := count([nope])\n  x > 0\n}", "nope", 6),
         (
             'deny contains msg if {\n  some a in input.artifacts\n  msg := concat("", [a.path, sufix])\n}',
             "sufix",
@@ -142,3 +145,55 @@ def test_a_folder_whose_packages_are_never_read_is_an_error(tmp_path: Path) -> N
     write(tmp_path, 'deny contains "x" if true', package="acme.rules")
     with pytest.raises(PolicyError, match=r"no package is read \(acme\.rules\).*package main"):
         evaluate(INV, policy=tmp_path)
+
+
+def test_old_style_conftest_partial_sets_count(tmp_path: Path) -> None:
+    """Rego v0 Conftest policies (``deny[msg] { ... }``): rego-cpp hands such a set back as an
+    object of ``true`` values; its keys are the messages (objects for ``violation[{...}]``)."""
+    (tmp_path / "p.rego").write_text(
+        "package main\n\n"
+        'deny[msg] {\n  a := input.artifacts[_]\n  msg := sprintf("bad %v", [a.path])\n}\n\n'
+        'warn[msg] { msg := "w" }\n\n'
+        'violation[{"msg": m, "rule": "v0"}] { m := "a violation" }\n'
+    )
+    got = evaluate(INV, policy=tmp_path)
+    assert sorted((d.action, d.rule, d.message) for d in got) == [
+        ("deny", "main", "bad /m/a.gguf"),
+        ("deny", "v0", "a violation"),
+        ("warn", "main", "w"),
+    ]
+
+
+@pytest.mark.parametrize("value", ["true", '"a string"', "7", '{"k": 1}'])
+def test_a_deny_that_is_not_a_set_is_an_error(tmp_path: Path, value: str) -> None:
+    write(tmp_path, f"deny := {value}")
+    with pytest.raises(PolicyError, match=r"data\.modelward\.custom\.deny is .*, not a set"):
+        evaluate(INV, policy=tmp_path)
+
+
+def test_deeply_nested_brackets_are_refused_before_rego_cpp_parses_them(tmp_path: Path) -> None:
+    path = write(tmp_path, "x := " + "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(PolicyError) as info:
+        evaluate(INV, policy=tmp_path)
+    assert f"{path}:5: policy error: brackets nested 100000 deep" in info.value.diagnostics()
+
+
+def test_a_recursive_rule_is_located(tmp_path: Path) -> None:
+    path = write(tmp_path, 'a if b\n\nb if a\n\ndeny contains "x" if a')
+    with pytest.raises(PolicyError) as info:
+        evaluate(INV, policy=tmp_path)
+    assert f"{path}:" in info.value.diagnostics() and "ecursion" in info.value.diagnostics()
+
+
+def test_policy_test_refuses_an_unsafe_variable_in_a_test(tmp_path: Path) -> None:
+    write(tmp_path, 'deny contains "x" if input.bad')
+    test = write(
+        tmp_path,
+        "test_typo if {\n  nosuch == 1\n}",
+        name="p_test.rego",
+        package="modelward.custom_test",
+    )
+    from modelward.policy.engine import run_tests
+
+    with pytest.raises(PolicyError, match=f"{test}:6: policy error: var nosuch is unsafe"):
+        run_tests(tmp_path)

@@ -104,15 +104,20 @@ def _counts(pkg: str) -> bool:
     return pkg in ("modelward", "main") or pkg.startswith(("modelward.", "main."))
 
 
-def _check_static(files: list[Path]) -> None:
-    """Refuse what OPA's compiler refuses and rego-cpp evaluates silently (see policy/lint.py),
-    and a folder none of whose packages would be read."""
+def _check_unsafe(files: list[Path]) -> None:
     from modelward.policy import lint
 
     problems = lint.unsafe_variables(files)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise PolicyError(f"{problems[0]}{more}")
+
+
+def _check_static(files: list[Path]) -> None:
+    """Refuse what OPA's compiler refuses and rego-cpp evaluates silently (see policy/lint.py),
+    and a folder none of whose packages would be read."""
+
+    _check_unsafe(files)
     packages = [p for p in _packages(files) if not p.endswith("_test")]
     if packages and not any(_counts(p) for p in packages):
         raise PolicyError(
@@ -184,6 +189,7 @@ def run_tests(folder: Path | None = None, settings: Settings | None = None) -> l
     folder = folder or PACK
     files = policy_files(folder, tests=True)
     interp = _interpreter(files, settings or Settings())
+    _check_unsafe(files)  # a typo in a test (or a rule) would otherwise just fail or pass silently
     _set_input(interp, {})
     results: list[TestResult] = []
     for path in files:
@@ -212,6 +218,7 @@ def _interpreter(files: list[Path], settings: Settings) -> Any:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise PolicyError(f"{path}: cannot read the policy file: {exc}") from None
+        _check_shape(path, text)
         error = None
         with _captured_stdout() as printed:
             try:
@@ -222,6 +229,27 @@ def _interpreter(files: list[Path], settings: Settings) -> Any:
             raise PolicyError(_diagnose(error, "".join(printed), files))
     interp.add_data({"modelward": {"settings": settings.to_data()}})
     return interp
+
+
+_MAX_POLICY_BYTES = 4 << 20
+_MAX_NESTING = 200
+
+
+def _check_shape(path: Path, text: str) -> None:
+    """Refuse a policy file rego-cpp cannot take safely: larger than 4 MiB, or brackets nested
+    deeper than 200 (its parser recurses: 100,000 nested brackets crash the process)."""
+    from modelward.policy import lint
+
+    if len(text) > _MAX_POLICY_BYTES:
+        raise PolicyError(
+            f"{path}: policy error: {len(text)} characters, more than {_MAX_POLICY_BYTES}: "
+            "not a policy file"
+        )
+    depth, line = lint.max_nesting(text)
+    if depth > _MAX_NESTING:
+        raise PolicyError(
+            f"{path}:{line}: policy error: brackets nested {depth} deep, more than {_MAX_NESTING}"
+        )
 
 
 def _set_input(interp: Any, doc: Mapping[str, Any]) -> None:
@@ -503,6 +531,7 @@ def _diagnose(error: str, printed: str, files: list[Path]) -> str:
 
 
 _NOT_FOUND = re.compile(r"Function not found: ([\w.]+)")
+_RECURSION = re.compile(r"Recursion detected in rule body: data\.([\w.]+)")
 
 
 def _locate(what: str, files: list[Path]) -> str | None:
@@ -514,6 +543,11 @@ def _locate(what: str, files: list[Path]) -> str | None:
         place = lint.first_use(files, m.group(1))
         if place is not None:
             return f"{place[0]}:{place[1]}: policy error: {what} (not a built-in, nor defined)"
+    m = _RECURSION.search(what)
+    if m is not None:
+        place = lint.rule_definition(files, m.group(1))
+        if place is not None:
+            return f"{place[0]}:{place[1]}: policy error: {what} (a rule that depends on itself)"
     if "evaluation failed" in what or "conflict" in what:
         for name, places in lint.conflicting_rules(files):
             where = " and ".join(f"{f}:{line}" for f, line in places)
@@ -543,10 +577,39 @@ def _collect(doc: dict[str, Any], where: str, out: list[Decision], *, top: bool 
     for key, value in doc.items():
         if top and key == "settings":
             continue
-        if key == "decisions" and isinstance(value, list):
-            out.extend(_decision(item, where) for item in value)
-        elif isinstance(value, list) and (kind := _conftest_kind(key)) is not None:
-            out.extend(_message(item, kind, where) for item in value)
+        kind = "decisions" if key == "decisions" else _conftest_kind(key)
+        if kind is None:
+            continue
+        items = _entries(value, f"data.{where}.{key}")
+        if kind == "decisions":
+            out.extend(_decision(item, where) for item in items)
+        else:
+            out.extend(_message(item, kind, where) for item in items)
+
+
+def _entries(value: Any, name: str) -> list[Any]:
+    """The entries of a decisions/deny/warn/violation rule: a set (an array in JSON), or the
+    object rego-cpp makes of an old-style partial set (``deny[msg] { ... }``, Rego v0 as many
+    Conftest policies are written): its keys, each ``true``; keys that are JSON objects were
+    objects (``violation[{"msg": m}]``). Anything else is an error, never silently nothing."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict) and all(v is True for v in value.values()):
+        out: list[Any] = []
+        for k in value:
+            if k.startswith("{"):
+                try:
+                    out.append(json.loads(k))
+                    continue
+                except ValueError:
+                    pass
+            out.append(k)
+        return out
+    kinds = {bool: "a boolean", str: "a string", int: "a number", float: "a number"}
+    kind = "an object" if isinstance(value, dict) else kinds.get(type(value), "a value")
+    raise PolicyError(
+        f"{name} is {kind}, not a set: write `{name.rsplit('.', 1)[-1]} contains ... if {{ ... }}`"
+    )
 
 
 def _conftest_kind(key: str) -> str | None:

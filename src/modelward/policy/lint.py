@@ -123,7 +123,8 @@ def _module(path: Path, text: str) -> _Module | None:
         while end < len(toks) and not (
             toks[end].first
             and toks[end].depth == 0
-            and toks[end].text not in ("else", "}", "]", ")")
+            and toks[end].kind == "name"  # a rule starts with its name (`{` on its own line
+            and toks[end].text != "else"  # continues the head above)
         ):
             end += 1
         stmt = toks[i:end]
@@ -148,21 +149,60 @@ def _module(path: Path, text: str) -> _Module | None:
     return mod
 
 
-def _binds(toks: Sequence[_Token], k: int, head_end: int) -> bool:
+def _regions(toks: Sequence[_Token]) -> tuple[set[int], set[int]]:
+    """Token indices that declare variables (``some``/``every`` up to their ``in``: patterns
+    included) and that name a ``with`` target (``with input.x as``, ``with count as``)."""
+    declared: set[int] = set()
+    targets: set[int] = set()
+    for k, t in enumerate(toks):
+        if t.text in ("some", "every"):
+            j = k + 1
+            while j < len(toks):
+                u = toks[j]
+                if (u.text == "in" and u.depth == t.depth) or u.text in (";", "|"):
+                    break
+                if u.first and u.depth <= t.depth:
+                    break
+                declared.add(j)
+                j += 1
+        elif t.text == "with":
+            j = k + 1
+            while j < len(toks) and toks[j].text != "as":
+                targets.add(j)
+                j += 1
+    return declared, targets
+
+
+def _call_output(toks: Sequence[_Token], k: int) -> bool:
+    """Inside the last argument of a call that is a statement of its own (its value unused):
+    OPA's output argument, ``walk(input, [path, value])``, ``count(xs, n)``."""
+    g = toks[k].group
+    while g > 0 and toks[g].text != "(":  # out of the literals around it: [path, value]
+        g = toks[g].group
+    if g <= 0 or toks[g - 1].kind != "name":
+        return False
+    start = g - 1
+    while start >= 2 and toks[start - 1].text == "." and toks[start - 2].kind == "name":
+        start -= 2
+    before = toks[start - 1] if start > 0 else None
+    statement = toks[start].first or before is None or before.text in (";", "{", "if", "|")
+    if not statement:
+        return False
+    depth = toks[g].depth + 1  # no comma at the argument level after the name: the last argument
+    end = toks[g].closer if toks[g].closer > 0 else len(toks)
+    return not any(toks[j].text == "," and toks[j].depth == depth for j in range(k + 1, end))
+
+
+def _binds(toks: Sequence[_Token], k: int, head_end: int, declared: set[int]) -> bool:
     """Whether the name at ``toks[k]`` could bind a variable there (lenient: see the module doc)."""
     prev = toks[k - 1].text if k else ""
     nxt = toks[k + 1].text if k + 1 < len(toks) else ""
-    if nxt in (":=", "=") or prev in ("=", "some", "every"):
+    if nxt in (":=", "=") or prev in ("=", "some", "every") or k in declared:
         return True
     if k < head_end and toks[k].depth > 0:  # a function's parameter, or a partial rule's key
         return True
-    # in a `some`/`every` declaration: `some k, v in xs`
-    for j in range(k - 1, -1, -1):
-        text = toks[j].text
-        if text in ("some", "every"):
-            return True
-        if toks[j].kind != "name" and text != ",":
-            break
+    if _call_output(toks, k):
+        return True
     # inside brackets: an index a[x], or a pattern [x, y] := ... / {"k": x} = ...
     g = toks[k].group
     while g >= 0:
@@ -215,14 +255,15 @@ def unsafe_variables(files: Iterable[Path]) -> list[Problem]:
 
 def _check_rule(mod: _Module, rule: _Rule, known: frozenset[str] | set[str]) -> list[Problem]:
     toks = _local(rule.tokens)  # bracket links as indices within the rule
+    declared, targets = _regions(toks)
     bound: set[str] = set()
     used: dict[str, int] = {}
     for k, t in enumerate(toks):
-        if t.kind != "name" or t.text in known or _call_or_field(toks, k):
+        if t.kind != "name" or t.text in known or k in targets or _call_or_field(toks, k):
             continue
         if k == 0 or (k == 1 and toks[0].text == "default"):
             continue  # the rule's own name
-        if _binds(toks, k, rule.head_end):
+        if _binds(toks, k, rule.head_end, declared):
             bound.add(t.text)
         else:
             used.setdefault(t.text, t.line)
@@ -283,3 +324,40 @@ def conflicting_rules(files: Iterable[Path]) -> list[tuple[str, list[tuple[Path,
             ):
                 places.setdefault((mod.package, rule.name), []).append((path, toks[0].line))
     return [(f"{pkg}.{name}", where) for (pkg, name), where in places.items() if len(where) > 1]
+
+
+def max_nesting(text: str) -> tuple[int, int]:
+    """The deepest nesting of brackets in a policy text and the line where it is reached
+    (strings and comments skipped)."""
+    depth = deepest = 0
+    line = where = 1
+    for m in _TOKEN.finditer(text):
+        kind, value = m.lastgroup, m.group()
+        if kind == "newline":
+            line += 1
+        elif kind in ("string", "raw"):
+            line += value.count("\n")
+        elif kind == "op" and value in _OPEN:
+            depth += 1
+            if depth > deepest:
+                deepest, where = depth, line
+        elif kind == "op" and value in _CLOSE:
+            depth = max(0, depth - 1)
+    return deepest, where
+
+
+def rule_definition(files: Iterable[Path], ref: str) -> tuple[Path, int] | None:
+    """Where rule ``pkg.name`` (``ref``) is first defined: ``(file, line)``."""
+    pkg, _, name = ref.rpartition(".")
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        mod = _module(path, text)
+        if mod is None or mod.package != pkg:
+            continue
+        for rule in mod.rules:
+            if rule.name == name:
+                return path, rule.tokens[0].line
+    return None
