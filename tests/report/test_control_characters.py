@@ -38,6 +38,11 @@ def test_visible_and_markup() -> None:
     assert visible("a\x1b[31mb\tc\nd\x7f\x85") == "a\\x1b[31mb\\x09c\\x0ad\\x7f\\x85"
     assert visible("a\tb\nc\x1b", lines=True) == "a\tb\nc\\x1b"
     assert markup("[bold]x\x07") == "\\[bold]x\\x07"
+    # bidirectional overrides reorder what a terminal shows: "evil\u202egnp.exe" reads "evilexe.png"
+    assert visible("evil\u202egnp.exe") == "evil\\u202egnp.exe"
+    assert (
+        visible("a\u2066b\u2069c\u200fd\u2028e", lines=True) == "a\\u2066b\\u2069c\\u200fd\\u2028e"
+    )
 
 
 def test_every_command_shows_control_characters(
