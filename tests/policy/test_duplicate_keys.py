@@ -25,10 +25,26 @@ def test_settings_refuse_a_duplicate_key(tmp_path: Path) -> None:
     )
 
 
-def test_settings_aliases_still_work(tmp_path: Path) -> None:
+def test_settings_and_waivers_refuse_aliases_alike(tmp_path: Path) -> None:
+    """Aliases (and so merge keys) are refused in both files, with the alias's line: no
+    expansion bombs, and one rule instead of "settings accept `<<: *d`, waivers do not"."""
     p = tmp_path / "settings.yaml"
     p.write_text("commercial: true\nallowed_licenses: &l [mit]\ndenied_licenses: *l\n")
-    assert load_settings(p).denied_licenses == ("mit",)
+    with pytest.raises(SettingsError) as exc:
+        load_settings(p)
+    assert exc.value.diagnostics() == (
+        f"{p}:3: YAML aliases (*l) are not supported: write the values out in full"
+    )
+    w = tmp_path / "waivers.yaml"
+    w.write_text(
+        "d: &d {approved_by: a, expires: 2099-01-01}\n"
+        f"waivers:\n  - <<: *d\n    sha256: {SHA}\n    reason: r\n"
+    )
+    with pytest.raises(WaiverError) as wexc:
+        load_waivers(w)
+    assert wexc.value.diagnostics() == (
+        f"{w}:3: YAML aliases (*d) are not supported: write the values out in full"
+    )
 
 
 def test_settings_a_bad_date_is_an_error_not_a_crash(tmp_path: Path) -> None:

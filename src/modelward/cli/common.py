@@ -82,17 +82,27 @@ def emit(output: Path | None, write: Callable[[TextIO], None]) -> None:
 
 
 def write_atomically(path: Path, write: Callable[[TextIO], None]) -> None:
-    """Replace ``path`` only once the whole report is written and synced (never half a file)."""
+    """Replace ``path`` only once the whole report is written and synced (never half a file).
+
+    A failure to write (a full disk, a read-only folder, ``/dev/full``) is one
+    :class:`UsageError` line naming the file; the temporary file is removed."""
     folder = path.parent if str(path.parent) else Path(".")
     if str(path) in ("/dev/stdout", "-"):
         write(sys.stdout)
         return
     if not folder.is_dir():
         raise UsageError(f"--output: folder {folder} does not exist")
-    if path.exists() and not path.is_file():
-        with open(path, "w", encoding="utf-8") as f:  # /dev/null and the like
-            write(f)
-        return
+    try:
+        if path.exists() and not path.is_file():
+            with open(path, "w", encoding="utf-8") as f:  # /dev/null and the like
+                write(f)
+            return
+        _replace(path, folder, write)
+    except OSError as exc:
+        raise UsageError(f"--output: cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _replace(path: Path, folder: Path, write: Callable[[TextIO], None]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -38,7 +38,7 @@ from typing import Any
 
 from modelward.errors import UsageError
 from modelward.policy.decision import Decision
-from modelward.policy.settings import parse_yaml
+from modelward.policy.settings import parse_yaml, read_yaml_text
 
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _KEYS = {"sha256", "runtime", "package", "version", "rule", "reason", "approved_by", "expires"}
@@ -200,12 +200,7 @@ def review_waivers(
 
 def load_waivers(path: Path) -> list[Waiver]:
     """Parse and validate a waivers file; errors name the file, the line and the key."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise WaiverError(f"{path}: cannot read the waivers file: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise WaiverError(f"{path}: cannot read the waivers file: {exc}") from None
+    text = read_yaml_text(path, WaiverError, "waivers file")
     root, _ = parse_yaml(path, text, WaiverError, construct=False)  # refuses a key given twice
     if root is None:
         return []
@@ -238,6 +233,8 @@ def _waiver(path: Path, node: Any) -> Waiver:
     for key, value in node.value:
         name = key.value
         kline = key.start_mark.line + 1
+        if not isinstance(name, str):
+            raise WaiverError(f"{path}:{kline}: a key must be a plain name")
         if name not in _KEYS:
             raise WaiverError(
                 f"{path}:{kline}: unknown key {name!r}; expected one of: {', '.join(sorted(_KEYS))}"
