@@ -269,3 +269,16 @@ def test_a_failing_rego_test_fails(tmp_path: Path) -> None:
         ("test_ok", True),
         ("test_bad", False),
     ]
+
+
+def test_formats_and_severities_in_capitals_count() -> None:
+    """A hand-written inventory may say PICKLE or CRITICAL: the pack reads them as modelward's own
+    lower-case names (a capital letter must not let a malicious pickle through)."""
+    art = artifact(
+        "/m/evil.pkl",
+        format="PICKLE",
+        findings=[{"rule": "pickle.dangerous-global", "severity": "CRITICAL", "message": "m"}],
+    )
+    rules = {(d.rule, d.action) for d in evaluate(inventory([art]))}
+    assert ("code-execution", "quarantine") in rules
+    assert ("unapproved-pickle", "deny") in rules

@@ -372,6 +372,9 @@ def _pack_input(inventory: Mapping[str, Any], settings: Settings) -> dict[str, A
         # Sparse: a null sub-field, an empty list of findings or metadata without "ollama" reads
         # in the pack the same as an absent one (object.get defaults, iteration over nothing).
         out: dict[str, Any] = {k: a[k] for k in _PACK_FIELDS if k in a}
+        fmt = out.get("format")
+        if isinstance(fmt, str) and not fmt.islower():  # a hand-written "PyTorch" is pytorch
+            out["format"] = fmt.lower()
         for key, sub in _PACK_SUB_FIELDS.items():
             if key in a:
                 v = a[key]
@@ -389,10 +392,7 @@ def _pack_input(inventory: Mapping[str, Any], settings: Settings) -> dict[str, A
         fs = a.get("findings")
         if isinstance(fs, list | tuple):
             if fs:
-                out["findings"] = [
-                    {k: f[k] for k in _FINDING_FIELDS if k in f} if isinstance(f, Mapping) else f
-                    for f in fs
-                ]
+                out["findings"] = [_pack_finding(f) for f in fs]
         elif fs is not None:
             out["findings"] = fs
         lic = a.get("license", {})
@@ -415,6 +415,17 @@ def _pack_input(inventory: Mapping[str, Any], settings: Settings) -> dict[str, A
     doc["artifacts"] = out_arts
     doc["precomputed"] = {"license_ids": list(license_ids)}
     return doc
+
+
+def _pack_finding(f: Any) -> Any:
+    """A finding with the fields the pack reads; a severity in capitals (hand-written) lowered."""
+    if not isinstance(f, Mapping):
+        return f
+    out = {k: f[k] for k in _FINDING_FIELDS if k in f}
+    sev = out.get("severity")
+    if isinstance(sev, str) and not sev.islower():
+        out["severity"] = sev.lower()
+    return out
 
 
 def _escaped(value: Any) -> Any:
