@@ -226,7 +226,8 @@ def enforce_command(
 
 
 def load_inventory(path: Path) -> dict[str, Any]:
-    """A saved ``modelward.inventory/v1`` document; a clear error for anything else."""
+    """A saved ``modelward.inventory/v1`` document, validated (:func:`validate_inventory`); a clear
+    error for anything else."""
     try:
         with path.open("rb") as f:
             doc = json.load(f)
@@ -240,10 +241,149 @@ def load_inventory(path: Path) -> dict[str, Any]:
             f"{path}: not a modelward inventory (schema {schema!r}, expected {INVENTORY_SCHEMA!r}); "
             "write one with `modelward inventory -f json -o FILE`"
         )
-    if not isinstance(doc.get("artifacts", []), list):
-        raise UsageError(f"{path}: 'artifacts' must be a list")
+    validate_inventory(doc, str(path))
     result: dict[str, Any] = doc
     return result
+
+
+class _Bad(Exception):
+    """One invalid field: ``where`` is like ``artifacts[3].path``."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"{where} {problem}")
+
+
+_SHA256_HEX = frozenset("0123456789abcdef")
+_SEVERITIES = frozenset({"critical", "high", "medium", "low", "info"})
+_STR = (str,)
+_OPT_STR = (str, type(None))
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, default=repr)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _describe(value: Any) -> str:
+    """``a number 7``, ``a list ["a"]``, ``null``: what a field holds, for an error."""
+    if value is None or type(value) is bool:
+        return json.dumps(value)
+    kinds: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}
+    kind = kinds.get(type(value), "a number")
+    return f"{kind} {_show(value)}"
+
+
+def _field(entry: dict[str, Any], where: str, key: str, types: tuple[type, ...], what: str) -> Any:
+    value = entry.get(key)
+    if key in entry and (type(value) not in types):
+        raise _Bad(f"{where}.{key}", f"must be {what}, not {_describe(value)}")
+    return value
+
+
+def _text(entry: dict[str, Any], where: str, key: str) -> None:
+    """A required, non-empty string."""
+    value = entry.get(key)
+    if type(value) is not str or not value.strip():
+        shown = "missing" if key not in entry else _describe(value)
+        raise _Bad(f"{where}.{key}", f"must be a non-empty string, not {shown}")
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise _Bad(where, f"must be an object, not {_describe(value)}")
+    return value
+
+
+def _findings(entry: dict[str, Any], where: str) -> None:
+    found = _field(entry, where, "findings", (list, type(None)), "a list of findings")
+    for j, f in enumerate(found or ()):
+        at = f"{where}.findings[{j}]"
+        _text(_object(f, at), at, "rule")
+        sev = f.get("severity")
+        if type(sev) is not str or sev.lower() not in _SEVERITIES:
+            raise _Bad(
+                f"{at}.severity",
+                f"must be one of {', '.join(sorted(_SEVERITIES))}, not {_show(sev)}",
+            )
+
+
+def _artifact(a: Any, where: str) -> None:
+    a = _object(a, where)
+    _text(a, where, "path")
+    sha = _field(a, where, "sha256", _OPT_STR, "64 hex digits or null")
+    if sha is not None:
+        low = sha.lower()
+        if len(low) != 64 or not _SHA256_HEX.issuperset(low):
+            raise _Bad(f"{where}.sha256", f"must be 64 hex digits or null, not {_show(sha)}")
+        if low != sha:
+            a["sha256"] = low  # as the settings and waivers write digests
+    _field(a, where, "format", _STR, "a string")
+    size = _field(a, where, "size", (int, type(None)), "a whole number of bytes or null")
+    if size is not None and size < 0:
+        raise _Bad(f"{where}.size", f"must not be negative, not {size}")
+    for key, subkeys in (("license", ("id", "name", "evidence")), ("source", _SOURCE_KEYS)):
+        sub = _field(a, where, key, (dict, type(None)), "an object or null")
+        for k in subkeys if sub else ():
+            _field(sub, f"{where}.{key}", k, _OPT_STR, "a string or null")
+    _field(a, where, "metadata", (dict, type(None)), "an object or null")
+    _field(a, where, "in_use", (bool,), "true or false")
+    _findings(a, where)
+
+
+_SOURCE_KEYS = ("kind", "name", "repo", "revision")
+
+
+def _runtime(r: Any, where: str) -> None:
+    r = _object(r, where)
+    _text(r, where, "name")
+    for key in ("version", "executable"):
+        _field(r, where, key, _OPT_STR, "a string or null")
+    _field(r, where, "running", (bool,), "true or false")
+    for j, pid in enumerate(_field(r, where, "pids", (list,), "a list of process ids") or ()):
+        if type(pid) is not int or pid <= 0:
+            raise _Bad(f"{where}.pids[{j}]", f"must be a process id, not {_show(pid)}")
+    for j, sock in enumerate(_field(r, where, "listen", (list,), "a list of sockets") or ()):
+        at = f"{where}.listen[{j}]"
+        sock = _object(sock, at)
+        _field(sock, at, "address", _STR, "a string")
+        port = _field(sock, at, "port", (int,), "a port number")
+        if port is not None and not 0 <= port <= 65535:
+            raise _Bad(f"{at}.port", f"must be a port number (0-65535), not {port}")
+        _field(sock, at, "exposed", (bool,), "true or false")
+    _findings(r, where)
+
+
+def _package(p: Any, where: str) -> None:
+    p = _object(p, where)
+    _text(p, where, "name")
+    for key in ("version", "environment"):
+        _field(p, where, key, _OPT_STR, "a string or null")
+    _findings(p, where)
+
+
+def validate_inventory(doc: dict[str, Any], source: str) -> None:
+    """Refuse an inventory whose entries the policy could not judge (an artifact without a path,
+    findings that are not a list, a runtime that is a number, ...): such an entry would match no
+    rule and so escape the policy. The error names the entry and the field (``artifacts[3].path``).
+
+    Hex digests in capitals are lowered in place, as the settings and waivers write them."""
+    try:
+        for key, check in (
+            ("artifacts", _artifact),
+            ("runtimes", _runtime),
+            ("packages", _package),
+        ):
+            entries = doc.get(key, [])
+            if type(entries) is not list:
+                raise _Bad(key, f"must be a list, not {_describe(entries)}")
+            for i, entry in enumerate(entries):
+                check(entry, f"{key}[{i}]")
+        if type(doc.get("host", {})) is not dict:
+            raise _Bad("host", "must be an object")
+        if type(doc.get("errors", [])) is not list:
+            raise _Bad("errors", "must be a list")
+    except _Bad as exc:
+        raise UsageError(f"{source}: invalid inventory: {exc}") from None
 
 
 TEST_EPILOG = """\b
