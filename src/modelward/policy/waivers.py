@@ -25,7 +25,10 @@ Each waiver names exactly one of ``sha256``, ``runtime`` or ``package`` (``versi
 A waiver turns matching ``deny``/``warn``/``quarantine``/``stop`` decisions into ``allow`` with
 ``waived_by`` set. An expired waiver stops applying, and the report says so; so does a waiver that
 matched no decision (a misspelt rule or digest, or an artifact that is gone).
-A key given twice in one waiver is an error (YAML would silently keep the last one).
+A key given twice in one waiver is an error (YAML would silently keep the last one), and so is a
+null or empty value (``approved_by: ~``), a ``reason`` or ``approved_by`` that YAML reads as
+something other than text (``approved_by: yes``: quote it) and an ``expires`` that is not a
+``YYYY-MM-DD`` date. Aliases and merge keys (``<<: *defaults``) are refused, as in the settings.
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ from modelward.policy.settings import parse_yaml, read_yaml_text
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _KEYS = {"sha256", "runtime", "package", "version", "rule", "reason", "approved_by", "expires"}
 _SUBJECTS = ("sha256", "runtime", "package")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+_NULL_TAG = "tag:yaml.org,2002:null"
+_STR_TAG = "tag:yaml.org,2002:str"
+_DATE_TAG = "tag:yaml.org,2002:timestamp"
 
 
 class WaiverError(UsageError):
@@ -241,6 +248,7 @@ def _waiver(path: Path, node: Any) -> Waiver:
             )
         if not isinstance(value, yaml.ScalarNode):
             raise WaiverError(f"{path}:{kline}: {name!r} must be a single value")
+        _check_scalar(f"{path}:{kline}", name, value)
         fields[name] = (value.value, kline)
     for required in ("reason", "approved_by", "expires"):
         if not str(fields.get(required, ("", 0))[0]).strip():
@@ -262,6 +270,8 @@ def _waiver(path: Path, node: Any) -> Waiver:
             raise WaiverError(f"{path}:{kline}: 'sha256' must be 64 hex digits")
     text, kline = fields["expires"]
     try:
+        if not _DATE.match(str(text).strip()):
+            raise ValueError(text)
         expires = dt.date.fromisoformat(str(text).strip())
     except ValueError:
         raise WaiverError(f"{path}:{kline}: 'expires' must be a date like 2027-03-31") from None
@@ -276,6 +286,22 @@ def _waiver(path: Path, node: Any) -> Waiver:
         package=_text(fields, "package"),
         version=_text(fields, "version"),
     )
+
+
+def _check_scalar(where: str, name: str, node: Any) -> None:
+    """Refuse a null value (``~``, ``null``, nothing), and a ``reason`` or ``approved_by`` that
+    YAML reads as something other than text (``approved_by: yes`` is a boolean)."""
+    if node.tag == _NULL_TAG:
+        raise WaiverError(f"{where}: {name!r} must not be empty (it is null)")
+    if name in ("reason", "approved_by"):
+        if node.tag != _STR_TAG:
+            raise WaiverError(
+                f"{where}: {name!r} must be text, not {node.value!r} (put it in quotes)"
+            )
+        if not node.value.strip():
+            raise WaiverError(f"{where}: {name!r} must not be empty")
+    if name == "expires" and node.tag not in (_DATE_TAG, _STR_TAG):
+        raise WaiverError(f"{where}: 'expires' must be a date like 2027-03-31")
 
 
 def _text(fields: dict[str, Any], name: str) -> str | None:
