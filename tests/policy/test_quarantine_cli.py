@@ -65,11 +65,15 @@ def test_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "notes.txt").write_text("x")
     code, _, err = run(["quarantine", "list", "--vault", str(tmp_path)], capsys)
     assert code == 2 and "not a quarantine vault" in err
-    code, _, err = run(["quarantine", "show", "abc123", "--vault", str(tmp_path / "v")], capsys)
+    code, _, err = run(
+        ["quarantine", "show", "abc123abc123", "--vault", str(tmp_path / "v")], capsys
+    )
     assert code == 2 and "no quarantine vault" in err
     Vault.open(tmp_path / "v")
-    code, _, err = run(["quarantine", "show", "abc123", "--vault", str(tmp_path / "v")], capsys)
-    assert code == 2 and "no quarantine entry 'abc123'" in err
+    code, _, err = run(
+        ["quarantine", "show", "abc123abc123", "--vault", str(tmp_path / "v")], capsys
+    )
+    assert code == 2 and "no quarantine entry 'abc123abc123'" in err
     code, _, err = run(["quarantine", "list", "-f", "xml", "--vault", str(tmp_path / "v")], capsys)
     assert code == 2 and "--format" in err
 

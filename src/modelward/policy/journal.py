@@ -23,6 +23,7 @@ import errno
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -187,30 +188,137 @@ def _verify_copy(src: Path, temp: Path, sha256: str) -> None:
     )
 
 
-def resume_move(src: Path, dst: Path, sha256: str) -> None:
+Ident = tuple[int, int]
+
+
+class Occupied(VaultError):
+    """A path the move needs holds another file (not the one being moved): it was left alone,
+    and the file being moved was left whole where it was."""
+
+
+def ident(path: Path) -> Ident | None:
+    """``(st_dev, st_ino)`` of a regular file at ``path`` (links not followed), else ``None``."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def is_file(path: Path, sha256: str, size: int | None, src_id: Ident | None) -> bool:
+    """Whether ``path`` holds the file being moved: the very file recorded (device and inode),
+    or a regular file with its recorded size and SHA-256 (a copy of it is as good as it)."""
+    got = ident(path)
+    if got is None:
+        return False
+    if src_id is not None and got == tuple(src_id):
+        return True
+    if size is not None and os.lstat(path).st_size != size:
+        return False
+    return sha256_file(path) == sha256
+
+
+def _by_ident(path: Path, src_id: Ident | None) -> bool:
+    return src_id is not None and ident(path) == tuple(src_id)
+
+
+def _unlink(path: Path) -> None:
+    os.unlink(path)
+    fsync_dir(path.parent)
+
+
+def _finish(src: Path, dst: Path, sha256: str, size: int | None, src_id: Ident | None) -> str:
+    """``dst`` holds the file: drop a leftover temp and the original (only when it is the one
+    recorded). Returns a warning when ``src`` holds another file, which is left alone."""
+    temp = temp_for(dst)
+    if exists(temp):
+        if ident(temp) == ident(dst) or is_file(temp, sha256, size, None):
+            _unlink(temp)  # a second name of dst, or a byte-identical copy
+        else:
+            raise VaultError(f"{temp} is left over from an interrupted move; it was kept")
+    if not exists(src):
+        return ""
+    if src_id is not None:
+        original = _by_ident(src, src_id) and (size is None or os.lstat(src).st_size == size)
+    else:
+        original = is_file(src, sha256, size, None)
+    if not original:
+        return f"{src} is another file now (not the one moved to {dst}); it was left alone"
+    _unlink(src)
+    crash_point("delete")
+    return ""
+
+
+def _place(temp: Path, dst: Path) -> None:
+    """Give ``temp`` the name ``dst`` without ever replacing a file at ``dst``."""
+    try:
+        os.link(temp, dst)
+    except FileExistsError:
+        raise Occupied(f"{dst} appeared while it was being written; it was left alone") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        if exists(dst):
+            raise Occupied(
+                f"{dst} appeared while it was being written; it was left alone"
+            ) from None
+        os.rename(temp, dst)
+    else:
+        os.unlink(temp)
+    fsync_dir(dst.parent)
+
+
+def resume_move(
+    src: Path,
+    dst: Path,
+    sha256: str,
+    *,
+    size: int | None = None,
+    src_id: Ident | None = None,
+) -> str:
     """Move ``src`` to ``dst`` (both regular files), verifying ``sha256``; resumable at any step.
 
-    Raises :class:`ContentChanged` (with ``src`` back in place) when the content is not the one
+    Recovery decides by identity, never by the mere presence of a name: the file being moved is
+    the one recorded before the move (``src_id``: device and inode) or a file with its recorded
+    ``size`` and ``sha256``. A file at ``src`` or ``dst`` that is neither is the user's: it is
+    never deleted, replaced, or given the recorded mode and times.
+
+    Returns a warning (empty when none) when ``src`` now holds another file, left alone. Raises
+    :class:`Occupied` (the file being moved left whole at ``src``) when ``dst`` holds another
+    file, :class:`ContentChanged` (with ``src`` back in place) when the content is not the one
     expected, :class:`CopyCorrupt` (``src`` in place, the copy removed) when a copy across
-    filesystems does not read back as written, and :class:`VaultError` when neither end holds
-    the file.
+    filesystems does not read back as written, and :class:`VaultError` when no end holds it.
     """
     temp = temp_for(dst)
     if exists(dst):
-        # dst appears only by renaming verified content: the move is complete but for the delete.
-        if exists(temp):
-            os.unlink(temp)
-        if exists(src):
-            if sha256_file(src) != sha256:
-                raise VaultError(
-                    f"{src} reappeared with other content; {dst} kept, {src} left alone"
-                )
-            os.unlink(src)
+        if is_file(dst, sha256, size, src_id):
+            return _finish(src, dst, sha256, size, src_id)
+        if exists(temp) and not exists(src) and is_file(temp, sha256, size, src_id):
+            os.rename(temp, src)  # undo the detach: the file goes back where it was
             fsync_dir(src.parent)
-            crash_point("delete")
-        return
+            fsync_dir(temp.parent)
+        elif (
+            exists(temp)
+            and exists(src)
+            and not _by_ident(temp, src_id)
+            and is_file(src, sha256, size, src_id)
+        ):
+            _unlink(temp)  # an unfinished copy; src holds the file
+        raise Occupied(
+            f"{dst} is another file (not the one being moved from {src}); it was left alone"
+        )
+    warning = ""
     if exists(temp) and exists(src):
-        os.unlink(temp)  # an unfinished copy (src is never removed before dst exists)
+        if _by_ident(temp, src_id):
+            warning = f"{src} is another file now (the one recorded was moved); it was left alone"
+        elif is_file(src, sha256, size, src_id):
+            _unlink(temp)  # an unfinished copy (src is never removed before dst exists)
+        elif is_file(temp, sha256, size, None):
+            warning = f"{src} is another file now (its copy is complete); it was left alone"
+        else:
+            raise VaultError(
+                f"{src} is another file now and the copy {temp} is incomplete; both were kept"
+            )
     # (temp without src: src was renamed whole to temp; verified below)
     if not exists(temp):
         if not exists(src):
@@ -230,7 +338,12 @@ def resume_move(src: Path, dst: Path, sha256: str) -> None:
     else:
         got = sha256_file(temp)
     if got != sha256:
-        if exists(src):
+        if warning or exists(src):
+            if warning:  # temp is the only copy of what was there: keep it, say so
+                raise VaultError(
+                    f"{temp} does not hold the recorded content and {src} is another file; "
+                    "both were kept"
+                )
             os.unlink(temp)
         else:
             os.rename(temp, src)
@@ -243,10 +356,8 @@ def resume_move(src: Path, dst: Path, sha256: str) -> None:
             expected=sha256,
             found=got,
         )
-    os.rename(temp, dst)
-    fsync_dir(dst.parent)
+    _place(temp, dst)
     crash_point("rename")
-    if exists(src):
-        os.unlink(src)
-        fsync_dir(src.parent)
-        crash_point("delete")
+    if warning:
+        return warning
+    return _finish(src, dst, sha256, size, src_id)

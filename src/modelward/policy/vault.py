@@ -28,6 +28,7 @@ import builtins
 import contextlib
 import fcntl
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -39,11 +40,14 @@ from typing import Any
 
 from modelward.policy.journal import (
     ContentChanged,
-    CopyCorrupt,
+    Ident,
+    Occupied,
     VaultError,
     crash_point,
     exists,
     fsync_dir,
+    ident,
+    is_file,
     read_json,
     remove_durably,
     resume_move,
@@ -54,6 +58,7 @@ from modelward.policy.journal import (
 )
 
 __all__ = [
+    "AlreadyQuarantined",
     "ContentChanged",
     "Entry",
     "StaleContent",
@@ -66,6 +71,33 @@ __all__ = [
 SCHEMA = "modelward.vault/v1"
 MARKER = "modelward-vault.json"
 NOTE_SUFFIX = ".modelward-quarantine.txt"
+ID_LENGTH = 12
+_ID = re.compile(r"[0-9a-f]{12}")
+_SHA = re.compile(r"[0-9a-f]{64}")
+MODE_MASK = 0o777
+"""Only permission bits are ever restored: never setuid, setgid or sticky (a planted or edited
+record must not be able to create a privileged file)."""
+
+
+class AlreadyQuarantined(VaultError):
+    """Every file asked for is already in the vault, as one entry (another run moved it)."""
+
+    def __init__(self, message: str, entry: Entry) -> None:
+        super().__init__(message)
+        self.entry = entry
+
+
+def _abs_path(value: Any, what: str) -> str:
+    """``value`` when it is an absolute, normalised path; a :class:`VaultError` otherwise."""
+    if (
+        not isinstance(value, str)
+        or not os.path.isabs(value)
+        or os.path.normpath(value) != value
+        or "\0" in value
+        or value.startswith("//")
+    ):
+        raise VaultError(f"a vault record has a bad {what}: {value!r} (not an absolute path)")
+    return value
 
 
 class StaleContent(ContentChanged):
@@ -128,18 +160,34 @@ class StoredFile:
         return out
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> StoredFile:
+    def from_dict(cls, d: Mapping[str, Any], entry_id: str, n: int) -> StoredFile:
+        """A record read from disk, checked: ``stored`` must be exactly ``entries/<id>/files/<n>``,
+        paths absolute and normalised, the SHA-256 hex; the mode keeps its permission bits only."""
+        stored = d["stored"]
+        if stored != f"entries/{entry_id}/files/{n}":
+            raise VaultError(
+                f"a vault record stores file {n} at {stored!r}, not entries/{entry_id}/files/{n}"
+            )
+        sha = d["sha256"]
+        if not isinstance(sha, str) or not _SHA.fullmatch(sha):
+            raise VaultError(f"a vault record has a bad SHA-256: {sha!r}")
+        aliases = d.get("aliases") or []
+        if not isinstance(aliases, list):
+            raise VaultError("a vault record has bad aliases (not a list)")
+        values = [d[k] for k in ("size", "mode", "uid", "gid", "atime_ns", "mtime_ns")]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+            raise VaultError("a vault record has a bad size, mode, owner or time")
         return cls(
-            original_path=str(d["original_path"]),
-            stored=str(d["stored"]),
-            sha256=str(d["sha256"]),
+            original_path=_abs_path(d["original_path"], "original_path"),
+            stored=stored,
+            sha256=sha,
             size=int(d["size"]),
-            mode=int(d["mode"]),
+            mode=int(d["mode"]) & MODE_MASK,
             uid=int(d["uid"]),
             gid=int(d["gid"]),
             atime_ns=int(d["atime_ns"]),
             mtime_ns=int(d["mtime_ns"]),
-            aliases=tuple(str(a) for a in d.get("aliases") or ()),
+            aliases=tuple(_abs_path(a, "alias") for a in aliases),
         )
 
 
@@ -181,14 +229,20 @@ class Entry:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Entry:
         try:
+            entry_id = d["id"]
+            if not isinstance(entry_id, str) or not _ID.fullmatch(entry_id):
+                raise VaultError(f"a vault record has a bad entry id: {entry_id!r}")
+            files = d["files"]
+            if not isinstance(files, list) or not files:
+                raise VaultError(f"vault entry {entry_id} lists no files")
             return cls(
-                id=str(d["id"]),
-                files=tuple(StoredFile.from_dict(f) for f in d["files"]),
+                id=entry_id,
+                files=tuple(StoredFile.from_dict(f, entry_id, n) for n, f in enumerate(files)),
                 reason=str(d["reason"]),
                 rule=str(d["rule"]),
                 quarantined_at=str(d["quarantined_at"]),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise VaultError(f"a vault entry is malformed: {exc!r}") from None
 
 
@@ -265,14 +319,23 @@ class Vault:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(os.path.abspath(root))
+        self.recovered: builtins.list[str] = []
+        """What :meth:`open` finished or rolled back (one line each), to be shown to the user."""
+        self._lock_fd: int | None = None
+        self._lock_depth = 0
 
     # ----------------------------------------------------------------- opening
     @classmethod
     def open(cls, root: Path | None = None, *, create: bool = True) -> Vault:
         """Open (creating it when ``create``) the vault at ``root`` and finish interrupted work."""
         vault = cls(root if root is not None else default_root())
-        vault._init(create)
-        vault.recover()
+        try:
+            vault._init(create)
+        except OSError as exc:
+            raise VaultError(
+                f"{vault.root}: cannot use it as a quarantine vault: {exc.strerror}"
+            ) from None
+        vault.recovered = vault.recover()
         return vault
 
     def _init(self, create: bool) -> None:
@@ -281,6 +344,7 @@ class Vault:
             raise VaultError(f"{root} is not a quarantine vault (not a folder)")
         if root.is_dir():
             if (root / MARKER).is_file():
+                self._check_safe()
                 if read_json(root / MARKER).get("schema") != SCHEMA:
                     raise VaultError(f"{root} is not a quarantine vault of this version")
                 return
@@ -289,21 +353,64 @@ class Vault:
                     f"{root} is not a quarantine vault (no {MARKER}) and is not empty; "
                     "choose an empty or new folder with --vault"
                 )
-        elif not create:
+        if not create:
             raise VaultError(f"no quarantine vault at {root}: nothing was quarantined there")
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(root, 0o700)
+        os.chmod(root, 0o700, follow_symlinks=False)
         for sub in ("journal", "entries"):
             (root / sub).mkdir(mode=0o700, exist_ok=True)
+            os.chmod(root / sub, 0o700, follow_symlinks=False)
+        self._check_safe()
         write_json(root / MARKER, {"schema": SCHEMA})
+
+    def _check_safe(self) -> None:
+        """Refuse a vault others could tamper with: the folder and its ``journal`` and ``entries``
+        must be real folders (not links), owned by the user running modelward, not writable by
+        group or others. Its records decide what is moved where, so they must be the user's own."""
+        me = os.geteuid()
+        for folder in (self.root, self.root / "journal", self.root / "entries"):
+            try:
+                st = os.lstat(folder)
+            except FileNotFoundError:
+                if folder == self.root:
+                    raise
+                os.mkdir(folder, 0o700)  # a vault from before a crash in its creation
+                st = os.lstat(folder)
+            if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+                raise VaultError(f"{folder} is not a folder (a link?): refusing to use the vault")
+            if st.st_uid != me:
+                raise VaultError(
+                    f"{folder} belongs to user id {st.st_uid}, not to you ({me}): refusing to "
+                    "use a vault someone else controls"
+                )
+            if st.st_mode & 0o022:
+                raise VaultError(
+                    f"{folder} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o}): "
+                    f"refusing to use the vault; fix it with: chmod 700 {folder}"
+                )
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        """The vault's lock (``flock`` on ``lock``), held for a whole operation; reentrant."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        try:
+            fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise VaultError(
+                f"{self.root / 'lock'}: cannot lock the vault: {exc.strerror}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._lock_fd, self._lock_depth = fd, 1
             yield
         finally:
+            self._lock_fd, self._lock_depth = None, 0
             os.close(fd)
 
     # ----------------------------------------------------------------- reading
@@ -311,17 +418,26 @@ class Vault:
         out = []
         entries = self.root / "entries"
         for child in sorted(entries.iterdir()) if entries.is_dir() else []:
-            if (child / "entry.json").is_file():
-                out.append(Entry.from_dict(read_json(child / "entry.json")))
+            if _ID.fullmatch(child.name) and (child / "entry.json").is_file():
+                out.append(self._entry(child.name))
         return sorted(out, key=lambda e: (e.quarantined_at, e.id))
 
-    def show(self, entry_id: str) -> Entry:
-        if not entry_id or not all(c in "0123456789abcdef" for c in entry_id):
-            raise VaultError(f"{entry_id!r} is not a quarantine entry id (hex)")
+    def _entry(self, entry_id: str) -> Entry:
         path = self.root / "entries" / entry_id / "entry.json"
-        if not path.is_file():
+        entry = Entry.from_dict(read_json(path))
+        if entry.id != entry_id:
+            raise VaultError(f"{path}: the record names entry {entry.id}, not {entry_id}")
+        return entry
+
+    def show(self, entry_id: str) -> Entry:
+        if not _ID.fullmatch(entry_id or ""):
+            raise VaultError(
+                f"{entry_id!r} is not a quarantine entry id ({ID_LENGTH} hex digits, as "
+                "`modelward quarantine list` shows)"
+            )
+        if not (self.root / "entries" / entry_id / "entry.json").is_file():
             raise VaultError(f"no quarantine entry {entry_id!r} in {self.root}")
-        return Entry.from_dict(read_json(path))
+        return self._entry(entry_id)
 
     # ----------------------------------------------------------------- quarantine
     def quarantine(
@@ -341,6 +457,9 @@ class Vault:
 
         ``aliases`` maps a path (absolute) to the other paths the user knows it by (the links of
         a Hugging Face snapshot to its blob): a note is left beside each of them as well.
+
+        Raises :class:`AlreadyQuarantined` when every path is gone and is in one vault entry
+        already (another run quarantined it).
         """
         if not paths:
             raise VaultError("nothing to quarantine")
@@ -348,22 +467,24 @@ class Vault:
         if len(set(originals)) != len(originals):
             raise VaultError("the same file is named twice")
         want = {os.path.abspath(p): d.lower() for p, d in (expected or {}).items()}
-        entry_id = secrets.token_hex(6)
         links = {os.path.abspath(p): v for p, v in (aliases or {}).items()}
-        files = [
-            self._stored(
-                path,
-                f"entries/{entry_id}/files/{n}",
-                want.get(str(path)),
-                _aliases(path, links.get(str(path), ())),
-            )
-            for n, path in enumerate(originals)
-        ]
-        entry = Entry(entry_id, tuple(files), reason, decision_rule, _now())
-        op = {"op": "quarantine", "phase": "forward", "entry": entry.to_dict()}
         with self._locked():
-            (self.root / "entries" / entry_id / "files").mkdir(mode=0o700, parents=True)
-            fsync_dir(self.root / "entries")
+            self._already(originals, want)
+            entry_id = secrets.token_hex(ID_LENGTH // 2)
+            ids: builtins.list[builtins.list[int] | None] = []
+            files = []
+            for n, path in enumerate(originals):
+                record, st_id = self._stored(
+                    path,
+                    f"entries/{entry_id}/files/{n}",
+                    want.get(str(path)),
+                    _aliases(path, links.get(str(path), ())),
+                )
+                files.append(record)
+                ids.append(list(st_id))
+            entry = Entry(entry_id, tuple(files), reason, decision_rule, _now())
+            op = {**self._owner(), "op": "quarantine", "phase": "forward", "ids": ids}
+            op["entry"] = entry.to_dict()
             write_json(self._journal(entry_id), op)
             crash_point("journal")
             try:
@@ -381,14 +502,33 @@ class Vault:
         return entry
 
     @staticmethod
+    def _owner() -> dict[str, Any]:
+        return {"pid": os.getpid(), "started": _now()}
+
+    def _already(self, originals: Sequence[Path], want: Mapping[str, str]) -> None:
+        """Raise :class:`AlreadyQuarantined` when every path is gone and in one entry."""
+        if any(exists(p) for p in originals):
+            return
+        names = {str(p) for p in originals}
+        for entry in self.list():
+            got = {f.original_path: f.sha256 for f in entry.files}
+            if names <= got.keys() and all(want.get(p, got[p]) == got[p] for p in names):
+                raise AlreadyQuarantined(
+                    f"{', '.join(sorted(names))} already quarantined as {entry.id}", entry
+                )
+
+    @staticmethod
     def _stored(
         path: Path, stored: str, sha256: str | None, aliases: tuple[str, ...] = ()
-    ) -> StoredFile:
-        """The record of a file about to be quarantined (hashed here unless ``sha256`` is given)."""
+    ) -> tuple[StoredFile, Ident]:
+        """The record of a file about to be quarantined (hashed here unless ``sha256`` is given),
+        and its identity (device, inode) for recovery."""
         try:
             st = os.lstat(path)
         except FileNotFoundError:
             raise VaultError(f"{path}: no such file") from None
+        except OSError as exc:
+            raise VaultError(f"{path}: {exc.strerror}") from None
         if stat.S_ISLNK(st.st_mode):
             raise VaultError(
                 f"{path} is a symbolic link; quarantine the file it points at "
@@ -399,7 +539,7 @@ class Vault:
         for note in [note_path(Path(p)) for p in (str(path), *aliases)]:
             if exists(note):
                 raise VaultError(f"{note} already exists; move it away first")
-        return StoredFile(
+        record = StoredFile(
             original_path=str(path),
             stored=stored,
             sha256=sha256 or sha256_file(path),
@@ -411,28 +551,42 @@ class Vault:
             mtime_ns=st.st_mtime_ns,
             aliases=aliases,
         )
+        return record, (st.st_dev, st.st_ino)
 
     def restore(self, entry_id: str) -> Entry:
-        """Put every file of the entry back, verified, with its mode, owner (when allowed) and times."""
+        """Put every file of the entry back, verified, with its mode (permission bits only: never
+        setuid, setgid or sticky), owner (when allowed) and times. Folders that are gone are made
+        again (mode 0755, the file's owner when run as root); a restore that fails removes the
+        folders it made (those still empty)."""
         with self._locked():
             entry = self.show(entry_id)
-            for f in entry.files:
-                Path(f.original_path).parent.mkdir(parents=True, exist_ok=True)
-                if exists(Path(f.original_path)):
-                    raise VaultError(
-                        f"{f.original_path} exists again; move it away before restoring {entry_id} "
-                        "(modelward never overwrites a file)"
-                    )
-                got = sha256_file(self.root / f.stored)
-                if got != f.sha256:
-                    raise VaultError(
-                        f"the vault copy of {f.original_path} is damaged (SHA-256 {got}, "
-                        f"expected {f.sha256}); nothing was restored"
-                    )
-            op = {"op": "restore", "phase": "forward", "entry": entry.to_dict()}
-            write_json(self._journal(entry_id), op)
-            crash_point("journal")
-            self._run(op)
+            made: builtins.list[Path] = []
+            try:
+                ids = []
+                for f in entry.files:
+                    original = Path(f.original_path)
+                    made += _make_folders(original.parent, f)
+                    if exists(original):
+                        raise VaultError(
+                            f"{f.original_path} exists again; move it away before restoring "
+                            f"{entry_id} (modelward never overwrites a file)"
+                        )
+                    got = sha256_file(self.root / f.stored)
+                    if got != f.sha256:
+                        raise VaultError(
+                            f"the vault copy of {f.original_path} is damaged (SHA-256 {got}, "
+                            f"expected {f.sha256}); nothing was restored"
+                        )
+                    found = ident(self.root / f.stored)
+                    ids.append(list(found) if found else None)
+                op = {**self._owner(), "op": "restore", "phase": "forward", "ids": ids}
+                op["entry"] = entry.to_dict()
+                write_json(self._journal(entry_id), op)
+                crash_point("journal")
+                self._run(op)
+            except BaseException:
+                _remove_empty(made)
+                raise
         return entry
 
     def purge(self, entry_id: str, *, confirm: bool = False) -> Entry:
@@ -445,6 +599,7 @@ class Vault:
         with self._locked():
             entry = self.show(entry_id)
             op = {
+                **self._owner(),
                 "op": "purge",
                 "phase": "forward",
                 "entry": entry.to_dict(),
@@ -458,19 +613,46 @@ class Vault:
 
     # ----------------------------------------------------------------- recovery
     def recover(self) -> builtins.list[str]:
-        """Finish (or roll back) every interrupted operation; returns what was done."""
+        """Finish (or roll back) every interrupted operation; returns what was done.
+
+        Runs under the vault's lock: a journal seen here belongs to a process that died (a live
+        one holds the lock until its journal is gone)."""
         done = []
         with self._locked():
             journal = self.root / "journal"
             for path in sorted(journal.glob("*.json")) if journal.is_dir() else []:
                 try:
+                    if not _ID.fullmatch(path.stem):
+                        raise VaultError(f"{path.name} is not a journal record of this vault")
                     op = read_json(path)
+                    entry = op.get("entry")
+                    if not isinstance(entry, dict) or entry.get("id") != path.stem:
+                        raise VaultError(f"{path.name} does not record entry {path.stem}")
                     done.append(self._run(op))
                 except ContentChanged:
                     done.append(f"rolled back quarantine {path.stem} (a file changed)")
                 except VaultError as exc:
                     done.append(f"could not finish {path.stem}: {exc.diagnostics()}")
+            done += self._sweep()
         return done
+
+    def _sweep(self) -> builtins.list[str]:
+        """Remove entry folders that hold no file and belong to no entry or journal (left by a
+        crash before anything moved)."""
+        out = []
+        entries = self.root / "entries"
+        for child in sorted(entries.iterdir()) if entries.is_dir() else []:
+            if (child / "entry.json").exists() or self._journal(child.name).exists():
+                continue
+            if child.is_symlink() or not child.is_dir():
+                continue
+            if any(p.is_file() or p.is_symlink() for p in child.rglob("*")):
+                out.append(f"kept {child}: it holds files but no entry record")
+                continue
+            shutil.rmtree(child, ignore_errors=True)
+        if out or entries.is_dir():
+            fsync_dir(entries)
+        return out
 
     def _journal(self, entry_id: str) -> Path:
         return self.root / "journal" / f"{entry_id}.json"
@@ -478,26 +660,27 @@ class Vault:
     def _run(self, op: dict[str, Any]) -> str:
         entry = Entry.from_dict(op["entry"])
         kind = op.get("op")
+        ids = _ids(op.get("ids"), len(entry.files))
         try:
             if kind == "quarantine" and op.get("phase") == "forward":
                 try:
-                    self._forward(entry)
-                except (ContentChanged, CopyCorrupt, OSError) as exc:
-                    op["phase"] = "backward"
-                    write_json(self._journal(entry.id), op)
-                    self._backward(entry, rollback=True)
+                    warnings = self._forward(entry, ids)
+                except (VaultError, OSError) as exc:
+                    self._rollback(entry, op, ids)
                     if isinstance(exc, ContentChanged):
                         raise
+                    why = exc.diagnostics() if isinstance(exc, VaultError) else str(exc)
                     raise VaultError(
-                        f"could not quarantine ({exc}); every file was put back"
+                        f"could not quarantine ({why}); every file was put back"
                     ) from None
-                return f"quarantined {entry.id}"
+                return "; ".join([f"quarantined {entry.id}", *warnings])
             if kind == "quarantine":
-                self._backward(entry, rollback=True)
+                self._backward(
+                    entry, rollback=True, ids=_ids(op.get("back_ids"), len(ids)), fwd=ids
+                )
                 raise ContentChanged(f"quarantine {entry.id} rolled back")
             if kind == "restore":
-                self._backward(entry, rollback=False)
-                return f"restored {entry.id}"
+                return self._restore(entry, ids)
             if kind == "purge":
                 self._purge(entry, str(op.get("purged_at") or _now()), op.get("purged_by"))
                 return f"purged {entry.id}"
@@ -508,9 +691,29 @@ class Vault:
             ) from None
         raise VaultError(f"unknown journal operation {kind!r}")
 
-    def _forward(self, entry: Entry) -> None:
+    def _rollback(self, entry: Entry, op: dict[str, Any], ids: Sequence[Ident | None]) -> None:
+        """Put every file of a quarantine that cannot go on back where it was."""
+        back = []
         for f in entry.files:
-            resume_move(Path(f.original_path), self.root / f.stored, f.sha256)
+            found = ident(self.root / f.stored)
+            back.append(list(found) if found else None)
+        op.update(phase="backward", back_ids=back)
+        write_json(self._journal(entry.id), op)
+        self._backward(entry, rollback=True, ids=_ids(back, len(back)), fwd=ids)
+
+    def _forward(self, entry: Entry, ids: Sequence[Ident | None]) -> builtins.list[str]:
+        files = self.root / "entries" / entry.id / "files"
+        if not files.is_dir():
+            files.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fsync_dir(files.parent)
+            fsync_dir(self.root / "entries")
+        warnings = []
+        for f, src_id in zip(entry.files, ids, strict=True):
+            warning = resume_move(
+                Path(f.original_path), self.root / f.stored, f.sha256, size=f.size, src_id=src_id
+            )
+            if warning:
+                warnings.append(warning)
         for f in entry.files:
             for note in f.note_paths:
                 if not note.is_file():
@@ -519,21 +722,89 @@ class Vault:
         write_json(self.root / "entries" / entry.id / "entry.json", entry.to_dict())
         crash_point("entry")
         remove_durably(self._journal(entry.id))
+        return warnings
 
-    def _backward(self, entry: Entry, *, rollback: bool) -> None:
+    def _restore(self, entry: Entry, ids: Sequence[Ident | None]) -> str:
+        """Run (or resume) a restore; when a path holds another file now, undo it instead."""
+        taken = [
+            f.original_path
+            for f, fid in zip(entry.files, ids, strict=True)
+            if exists(Path(f.original_path))
+            and not is_file(Path(f.original_path), f.sha256, f.size, fid)
+        ]
+        try:
+            if not taken:
+                self._backward(entry, rollback=False, ids=ids, fwd=None)
+                return f"restored {entry.id}"
+        except Occupied as exc:
+            taken = [exc.diagnostics()]
+        self._undo_restore(entry, ids)
+        raise Occupied(
+            f"restore of {entry.id} not done: {', '.join(taken)} is another file now (yours: "
+            f"left alone); every file of {entry.id} is kept in the vault; move it away and run "
+            f"`modelward quarantine restore {entry.id}` again"
+        )
+
+    def _undo_restore(self, entry: Entry, ids: Sequence[Ident | None]) -> None:
+        """Bring the files of an unfinished restore back into the vault; the entry stays."""
+        for f, fid in zip(entry.files, ids, strict=True):
+            original, stored = Path(f.original_path), self.root / f.stored
+            temp = temp_for(original)
+            if exists(temp) and is_file(temp, f.sha256, f.size, fid):
+                if exists(stored):
+                    os.unlink(temp)  # a copy: the vault still holds the file
+                else:
+                    os.rename(temp, stored)
+                    fsync_dir(stored.parent)
+                fsync_dir(temp.parent)
+            if exists(original) and is_file(original, f.sha256, f.size, fid):
+                if not exists(stored):
+                    resume_move(original, stored, f.sha256, size=f.size, src_id=ident(original))
+                elif ident(stored) != ident(original) and is_file(stored, f.sha256, f.size, None):
+                    remove_durably(original)  # the restored copy; the vault's is whole
+                else:
+                    continue
+                for note in f.note_paths:
+                    if not note.is_file():
+                        write_durably(note, _note(entry, f, self.root, note), 0o644)
+        remove_durably(self._journal(entry.id))
+
+    def _backward(
+        self,
+        entry: Entry,
+        *,
+        rollback: bool,
+        ids: Sequence[Ident | None],
+        fwd: Sequence[Ident | None] | None,
+    ) -> None:
         """Move every file of ``entry`` back to its path (restore, or roll back a quarantine).
 
-        The recorded mode and times are put back on files moved here, on every file of a restore,
-        and on a rolled-back file only when its content is still the recorded one (a file that
-        changed under the quarantine keeps its new times)."""
-        for f in entry.files:
+        ``ids`` are the identities of the vault's copies (recorded before the move), ``fwd`` those
+        of the originals (a rollback). The recorded mode and times are put back only on a file
+        that is the one moved: the same file (device, inode) or its recorded size and SHA-256;
+        a file that changed, or that the user put there since, keeps its own."""
+        for n, f in enumerate(entry.files):
             original = Path(f.original_path)
             stored = self.root / f.stored
+            src_id = ids[n]
+            half = temp_for(stored)  # a quarantine's move in progress
+            if rollback and exists(half) and not exists(stored):
+                if is_file(half, f.sha256, f.size, fwd[n] if fwd else None):
+                    os.rename(half, stored)  # finish that step, then move it back
+                    fsync_dir(stored.parent)
+                    src_id = ident(stored)
+                elif exists(original):
+                    remove_durably(half)  # an unfinished copy: the original is where it was
+                else:
+                    raise VaultError(
+                        f"{half} holds an unfinished move of {original}; it was kept (the "
+                        "journal keeps the operation)"
+                    )
             moved = False
-            if exists(stored) or exists(temp_for(stored)) or exists(temp_for(original)):
-                resume_move(stored, original, f.sha256)
+            if exists(stored) or exists(temp_for(original)):
+                resume_move(stored, original, f.sha256, size=f.size, src_id=src_id)
                 moved = True
-            if moved or not rollback or (exists(original) and sha256_file(original) == f.sha256):
+            if moved or is_file(original, f.sha256, f.size, src_id if not rollback else None):
                 _restore_stat(original, f)
             for note in f.note_paths:
                 remove_durably(note)
@@ -570,10 +841,59 @@ def _aliases(path: Path, links: Sequence[str]) -> tuple[str, ...]:
 
 
 def _restore_stat(path: Path, f: StoredFile) -> None:
-    if not exists(path):
+    if ident(path) is None:  # gone, or not a regular file: nothing of ours to set
         return
     if hasattr(os, "chown") and (os.geteuid() == 0 or f.uid == os.geteuid()):
         with contextlib.suppress(PermissionError):
             os.chown(path, f.uid, f.gid, follow_symlinks=False)
-    os.chmod(path, f.mode)
+    os.chmod(path, f.mode & MODE_MASK)
     os.utime(path, ns=(f.atime_ns, f.mtime_ns), follow_symlinks=False)
+
+
+def _ids(value: Any, n: int) -> builtins.list[Ident | None]:
+    """The identities (device, inode) a journal recorded, one per file (``None``: unknown)."""
+    out: builtins.list[Ident | None] = [None] * n
+    if isinstance(value, list) and len(value) == n:
+        for i, v in enumerate(value):
+            if isinstance(v, list) and len(v) == 2 and all(type(x) is int for x in v):
+                out[i] = (v[0], v[1])
+    return out
+
+
+def _make_folders(folder: Path, f: StoredFile) -> builtins.list[Path]:
+    """Make ``folder`` and its missing parents (mode 0755; the file's owner when run as root);
+    returns the folders made, outermost first. A clear error when a path on the way is a file."""
+    missing = []
+    p = folder
+    while not os.path.isdir(p):
+        if os.path.lexists(p):
+            raise VaultError(
+                f"cannot restore {f.original_path}: {p} is not a folder (move it away first)"
+            )
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    made: builtins.list[Path] = []
+    try:
+        for d in reversed(missing):
+            os.mkdir(d, 0o755)
+            made.append(d)
+            os.chmod(d, 0o755)
+            if hasattr(os, "chown") and os.geteuid() == 0:
+                os.chown(d, f.uid, f.gid, follow_symlinks=False)
+    except OSError as exc:
+        _remove_empty(made)
+        raise VaultError(
+            f"cannot restore {f.original_path}: {exc.strerror} ({exc.filename})"
+        ) from None
+    return made
+
+
+def _remove_empty(made: Sequence[Path]) -> None:
+    """Remove the folders a failed restore made, innermost first, only while they are empty."""
+    for d in reversed(made):
+        try:
+            os.rmdir(d)
+        except OSError:
+            continue
