@@ -30,10 +30,11 @@ from typing import Any
 
 from modelward.policy.decision import Decision
 from modelward.policy.journal import VaultError
-from modelward.policy.vault import Vault
+from modelward.policy.vault import AlreadyQuarantined, Vault
 
 _DIGEST = re.compile(r"sha256[:-]([0-9a-fA-F]{64})")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_BLOB = re.compile(r"sha256-[0-9a-f]{64}")
 MAX_MANIFEST = 1 << 20
 MAX_MANIFESTS = 10_000
 
@@ -97,17 +98,32 @@ def _all_manifests(models: Path) -> list[Path]:
     return out
 
 
+def _store_root(path: Path) -> Path | None:
+    """The Ollama store (``<models>``) ``path`` is a manifest or a blob of, else ``None``."""
+    if path.parent.name == "blobs" and _BLOB.fullmatch(path.name):
+        return path.parent.parent
+    return _models_root(path)
+
+
 def _ollama_group(art: Mapping[str, Any]) -> list[Path]:
+    """The artifact with its manifests and their unshared blobs: only files inside the
+    ``manifests/`` and ``blobs/`` folders of the artifact's own store are ever added (whatever
+    the inventory's metadata lists)."""
     meta = _meta(art, "ollama")
-    manifests = [m for m in meta.get("manifests") or [] if isinstance(m, str)]
-    if meta.get("role") == "manifest":
-        manifests.append(str(art["path"]))
-    if not manifests:
-        return [Path(art["path"])]
-    targets = {Path(os.path.abspath(m)) for m in manifests}
-    models = _models_root(next(iter(targets)))
+    own = Path(os.path.abspath(art["path"]))
+    models = _store_root(own)
     if models is None:
-        return [Path(art["path"]), *sorted(targets)]
+        return [Path(art["path"])]
+    listed = [m for m in meta.get("manifests") or [] if isinstance(m, str)]
+    if meta.get("role") == "manifest":
+        listed.append(str(own))
+    targets = set()
+    for m in listed:
+        path = Path(os.path.normpath(os.path.abspath(m)))
+        if _models_root(path) == models and path.is_file() and not path.is_symlink():
+            targets.add(path)
+    if not targets:
+        return [Path(art["path"])]
     mine: set[str] = set()
     others: set[str] = set()
     for manifest in _all_manifests(models):
@@ -119,7 +135,7 @@ def _ollama_group(art: Mapping[str, Any]) -> list[Path]:
         else:
             others |= digests
     blobs = [models / "blobs" / f"sha256-{d}" for d in sorted(mine - others)]
-    group = {Path(art["path"]), *targets, *(b for b in blobs if b.is_file())}
+    group = {Path(art["path"]), *targets, *(b for b in blobs if b.is_file() and not b.is_symlink())}
     return sorted(group)
 
 
@@ -222,6 +238,8 @@ def enforce_quarantine(
     by_path = {os.path.abspath(a["path"]): a for a in arts}
     done: set[Path] = set()
     out = Outcome()
+    if apply and vault is not None:
+        out.lines += [f"recovered: {line}" for line in vault.recovered]
     for d in decisions:
         if d.action != "quarantine" or d.subject.kind != "artifact" or not d.subject.path:
             continue
@@ -249,6 +267,9 @@ def enforce_quarantine(
                 expected=expected_digest(d),
                 aliases=model_links(group, arts),
             )
+        except AlreadyQuarantined as exc:
+            out.lines.append(f"already quarantined {what} as {exc.entry.id} (by another run)")
+            continue
         except VaultError as exc:
             out.lines.append(f"could not quarantine {what}: {exc.diagnostics()}")
             out.failed += 1
