@@ -32,6 +32,12 @@ app = typer.Typer(
 )
 
 _VAULT_HELP = "The vault folder (default: $MODELWARD_DATA_DIR/quarantine or your data folder's)."
+_ID_HELP = "The entry id: 12 hex digits, as `modelward quarantine list` shows."
+_VERBOSE = typer.Option(False, "--verbose", "-v", help="Show tracebacks of failures.")
+_EXIT = "Exit codes: 0 done; 2 error (nothing is lost: the vault and the journal keep every file)."
+_SAFE = (
+    "The vault must be your own folder, not writable by group or others, else it is refused.\n\n"
+)
 
 
 def _root(vault: Path | None) -> Path:
@@ -41,23 +47,45 @@ def _root(vault: Path | None) -> Path:
 
 
 def _open(vault: Path | None) -> Vault:
-    """The vault (recovered); a clear error when there is none yet (exit 2), never ``None``."""
+    """The vault (recovered); a clear error when there is none yet (exit 2), never ``None``.
+    What the recovery of interrupted work did is said on stderr."""
     from modelward.policy.vault import Vault
 
-    return Vault.open(_root(vault), create=False)
+    store = Vault.open(_root(vault), create=False)
+    for line in store.recovered:
+        echo(f"modelward: recovery: {line}", err=True)
+    return store
 
 
-@app.command("list", help="List the quarantined entries (newest last).")
+def _no_vault(root: Path) -> bool:
+    """No vault at ``root`` yet: nothing there, or an empty folder (listing creates nothing)."""
+    from modelward.policy.journal import exists
+    from modelward.policy.vault import MARKER
+
+    if not exists(root):
+        return True
+    return (
+        root.is_dir()
+        and not root.is_symlink()
+        and not (root / MARKER).exists()
+        and not any(root.iterdir())
+    )
+
+
+@app.command(
+    "list",
+    help="List the quarantined entries (newest last); finishes interrupted work first.",
+    epilog=f"{_SAFE}{_EXIT}",
+)
 def list_command(
     format: str = typer.Option("table", "--format", "-f", metavar="FORMAT", help="table or json"),
     vault: Path | None = typer.Option(None, "--vault", metavar="DIR", help=_VAULT_HELP),
+    verbose: bool = _VERBOSE,
 ) -> None:
     check_format(format, ("table", "json"))
-    from modelward.policy.journal import exists
-
     root = _root(vault)
     # No vault yet: nothing was ever quarantined there, which is an empty list, not an error.
-    entries = _open(vault).list() if exists(root) else []
+    entries = [] if _no_vault(root) else _open(vault).list()
     if format == "json":
         keys = ("id", "original_path", "sha256", "reason", "quarantined_at")
         rows = []
@@ -74,30 +102,45 @@ def list_command(
         echo(f"{e.id}  {e.quarantined_at}  {e.original_path}{more}  [{e.rule}] {e.reason}")
 
 
-@app.command("show", help="Show one entry: every file, its SHA-256, size, mode and why.")
+@app.command(
+    "show", help="Show one entry: every file, its SHA-256, size, mode and why.", epilog=_EXIT
+)
 def show_command(
-    entry_id: str = typer.Argument(..., metavar="ID"),
+    entry_id: str = typer.Argument(..., metavar="ID", help=_ID_HELP),
     vault: Path | None = typer.Option(None, "--vault", metavar="DIR", help=_VAULT_HELP),
+    verbose: bool = _VERBOSE,
 ) -> None:
     entry = _open(vault).show(entry_id)
     echo(json.dumps(entry.to_dict(), indent=2))
 
 
-@app.command("restore", help="Put an entry's files back (SHA-256 checked); never overwrites.")
+@app.command(
+    "restore",
+    help="Put an entry's files back (SHA-256 checked); never overwrites.",
+    epilog=(
+        "Each file gets back its content, owner (when allowed), times and permission bits; "
+        "setuid, setgid and sticky bits are never restored. Folders that are gone are made "
+        "again (mode 0755).\n\n" + _EXIT
+    ),
+)
 def restore_command(
-    entry_id: str = typer.Argument(..., metavar="ID"),
+    entry_id: str = typer.Argument(..., metavar="ID", help=_ID_HELP),
     vault: Path | None = typer.Option(None, "--vault", metavar="DIR", help=_VAULT_HELP),
+    verbose: bool = _VERBOSE,
 ) -> None:
     entry = _open(vault).restore(entry_id)
     for f in entry.files:
         echo(f"restored {f.original_path}")
 
 
-@app.command("purge", help="Delete an entry's files from the vault for good (needs --yes).")
+@app.command(
+    "purge", help="Delete an entry's files from the vault for good (needs --yes).", epilog=_EXIT
+)
 def purge_command(
-    entry_id: str = typer.Argument(..., metavar="ID"),
+    entry_id: str = typer.Argument(..., metavar="ID", help=_ID_HELP),
     yes: bool = typer.Option(False, "--yes", help="Confirm: the files are deleted for good."),
     vault: Path | None = typer.Option(None, "--vault", metavar="DIR", help=_VAULT_HELP),
+    verbose: bool = _VERBOSE,
 ) -> None:
     from modelward.errors import UsageError
 
