@@ -188,6 +188,36 @@ class WaiverReview:
         return out
 
 
+class _Index:
+    """Waivers by what they match (artifact digest, runtime name, normalised package name), in
+    file order: a decision is compared only with the waivers of its own subject, so applying
+    thousands of waivers to thousands of decisions stays linear."""
+
+    def __init__(self, waivers: list[Waiver]) -> None:
+        self.by: dict[tuple[str, str], list[tuple[int, Waiver]]] = {}
+        for i, w in enumerate(waivers):
+            if w.sha256 is not None:
+                key = ("artifact", w.sha256)
+            elif w.package is not None:
+                key = ("package", _project(w.package))
+            else:
+                key = ("runtime", w.runtime or "")
+            self.by.setdefault(key, []).append((i, w))
+
+    def matching(self, d: Decision) -> list[tuple[int, Waiver]]:
+        """``(position in the file, waiver)`` of the waivers matching ``d``, in file order."""
+        s = d.subject
+        if s.kind == "artifact":
+            key = s.sha256
+        elif s.kind == "package":
+            key = _project(s.name.partition("==")[0]) if s.name else None
+        else:
+            key = s.name
+        if key is None:
+            return []
+        return [(i, w) for i, w in self.by.get((s.kind, key), ()) if w.matches(d)]
+
+
 def review_waivers(
     decisions: list[Decision],
     waivers: list[Waiver],
@@ -198,10 +228,9 @@ def review_waivers(
     policy's decisions before waivers are applied; ``allow`` decisions need no waiver)."""
     today = today or dt.date.today()
     expired = tuple(w for w in waivers if w.expires < today)
-    waivable = [d for d in decisions if d.action != "allow"]
-    unused = tuple(
-        w for w in waivers if w.expires >= today and not any(w.matches(d) for d in waivable)
-    )
+    index = _Index(waivers)
+    used = {i for d in decisions if d.action != "allow" for i, _ in index.matching(d)}
+    unused = tuple(w for i, w in enumerate(waivers) if w.expires >= today and i not in used)
     return WaiverReview(expired, unused, source)
 
 
@@ -311,18 +340,21 @@ def _text(fields: dict[str, Any], name: str) -> str | None:
 def apply_waivers(
     decisions: list[Decision], waivers: list[Waiver], today: dt.date | None = None
 ) -> tuple[list[Decision], list[ExpiredWaiver]]:
-    """Waive what current waivers cover; report the expired waivers that would have."""
+    """Waive what current waivers cover (the first in the file wins); report the expired waivers
+    that would have."""
     today = today or dt.date.today()
+    index = _Index(waivers)
     out: list[Decision] = []
     expired: list[ExpiredWaiver] = []
     for d in decisions:
         if d.action == "allow":
             out.append(d)
             continue
-        live = next((w for w in waivers if w.matches(d) and w.expires >= today), None)
+        matching = [w for _, w in index.matching(d)]
+        live = next((w for w in matching if w.expires >= today), None)
         if live is not None:
             out.append(replace(d, action="allow", waived_by=live.label))
             continue
         out.append(d)
-        expired.extend(ExpiredWaiver(w, d) for w in waivers if w.matches(d))
+        expired.extend(ExpiredWaiver(w, d) for w in matching)
     return out, expired
