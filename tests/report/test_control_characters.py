@@ -73,3 +73,28 @@ def test_every_command_shows_control_characters(
         assert not CONTROL.search(out + err), (command, out, err)
         if command != "save":
             assert SHOWN in unfolded(out + err), (command, out, err)
+
+
+def test_a_newline_in_a_file_name_cannot_forge_a_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """enforce, quarantine list and restore print one line per file: a name holding a newline (and
+    a right-to-left override) is shown escaped, so it cannot add a line of its own."""
+    monkeypatch.setenv("MODELWARD_CACHE_DIR", str(tmp_path / "cache"))
+    models = tmp_path / "models"
+    models.mkdir()
+    name = "evil\nrestored ok \u202elkp.pkl"
+    (models / name).write_bytes(EVIL)
+    inv = tmp_path / "inv.json"
+    vault = tmp_path / "vault"
+    run(["inventory", str(models), "--no-processes", "-f", "json", "-o", str(inv)], capsys)
+    out, err = run(
+        ["policy", "enforce", "--inventory", str(inv), "--vault", str(vault), "--apply"], capsys
+    )
+    listed, _ = run(["quarantine", "list", "--vault", str(vault)], capsys)
+    entry = listed.split()[0]
+    restored, _ = run(["quarantine", "restore", entry, "--vault", str(vault)], capsys)
+    assert (models / name).read_bytes() == EVIL
+    for text in (out + err, listed, restored):
+        assert not [line for line in text.splitlines() if line.startswith("restored ok")], text
+        assert "\u202e" not in text and "evil\\x0arestored ok \\u202elkp.pkl" in text, text

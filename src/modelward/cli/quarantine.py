@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from modelward.cli.common import check_format, echo
+from modelward.report.text import visible
 
 if TYPE_CHECKING:
     from modelward.policy.vault import Vault
@@ -53,7 +54,7 @@ def _open(vault: Path | None) -> Vault:
 
     store = Vault.open(_root(vault), create=False)
     for line in store.recovered:
-        echo(f"modelward: recovery: {line}", err=True)
+        echo(f"modelward: recovery: {visible(line)}", err=True)
     return store
 
 
@@ -99,7 +100,10 @@ def list_command(
         return
     for e in entries:
         more = f" (+{len(e.files) - 1} files)" if len(e.files) > 1 else ""
-        echo(f"{e.id}  {e.quarantined_at}  {e.original_path}{more}  [{e.rule}] {e.reason}")
+        echo(
+            f"{e.id}  {e.quarantined_at}  {visible(e.original_path)}{more}  "
+            f"[{visible(e.rule)}] {visible(e.reason)}"
+        )
 
 
 @app.command(
@@ -130,7 +134,7 @@ def restore_command(
 ) -> None:
     entry = _open(vault).restore(entry_id)
     for f in entry.files:
-        echo(f"restored {f.original_path}")
+        echo(f"restored {visible(f.original_path)}")
 
 
 @app.command(

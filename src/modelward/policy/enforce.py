@@ -31,6 +31,7 @@ from typing import Any
 from modelward.policy.decision import Decision
 from modelward.policy.journal import VaultError
 from modelward.policy.vault import AlreadyQuarantined, Vault
+from modelward.report.text import visible
 
 _DIGEST = re.compile(r"sha256[:-]([0-9a-fA-F]{64})")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -239,7 +240,7 @@ def enforce_quarantine(
     done: set[Path] = set()
     out = Outcome()
     if apply and vault is not None:
-        out.lines += [f"recovered: {line}" for line in vault.recovered]
+        out.lines += [f"recovered: {visible(line)}" for line in vault.recovered]
     for d in decisions:
         if d.action != "quarantine" or d.subject.kind != "artifact" or not d.subject.path:
             continue
@@ -251,10 +252,11 @@ def enforce_quarantine(
             continue
         done.update(group)
         src = _source(art) if art is not None else {}
-        name = src.get("name") or src.get("repo") or "a model"
-        what = f"{len(group)} files of {name}" if len(group) > 1 else str(group[0])
-        listing = "".join(f"\n  {p}" for p in group) if len(group) > 1 else ""
-        why = f"[{d.rule}] {d.message}"
+        # names and messages shown one per line: a newline in a file name must not forge a line
+        name = visible(str(src.get("name") or src.get("repo") or "a model"))
+        what = f"{len(group)} files of {name}" if len(group) > 1 else visible(str(group[0]))
+        listing = "".join(f"\n  {visible(str(p))}" for p in group) if len(group) > 1 else ""
+        why = f"[{visible(d.rule)}] {visible(d.message)}"
         if not apply:
             out.lines.append(f"would quarantine {what} {why}{listing}")
             continue
@@ -271,7 +273,7 @@ def enforce_quarantine(
             out.lines.append(f"already quarantined {what} as {exc.entry.id} (by another run)")
             continue
         except VaultError as exc:
-            out.lines.append(f"could not quarantine {what}: {exc.diagnostics()}")
+            out.lines.append(f"could not quarantine {what}: {visible(exc.diagnostics())}")
             out.failed += 1
             continue
         out.lines.append(f"quarantined {what} as {entry.id} {why}{listing}")
