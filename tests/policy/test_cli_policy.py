@@ -152,3 +152,13 @@ def test_policy_test_reports_a_failure(tmp_path: Path, capsys: pytest.CaptureFix
     rc, out, _ = run(["policy", "test", str(tmp_path)], capsys)
     assert rc == 1
     assert "FAIL" in out and "test_x" in out
+
+
+def test_policy_test_without_tests_prints_only_the_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No "0 passed, 0 failed" first: that line reads as a success."""
+    (tmp_path / "a.rego").write_text("package a\n\nx := 1\n")
+    rc, out, err = run(["policy", "test", str(tmp_path)], capsys)
+    assert rc == 2 and out == ""
+    assert err == f"modelward: error: {tmp_path}: no test_* rules in *_test.rego files\n"

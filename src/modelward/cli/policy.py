@@ -409,6 +409,8 @@ def test_command(
     from modelward.policy.engine import run_tests
 
     results = run_tests(folder)
+    if not results:  # the error alone: "0 passed, 0 failed" would read as a success
+        raise UsageError(f"{folder or 'the bundled pack'}: no test_* rules in *_test.rego files")
     failed = 0
     for r in results:
         status = "PASS" if r.passed else "FAIL"
@@ -418,6 +420,4 @@ def test_command(
         echo(line)
         failed += not r.passed
     echo(f"{len(results) - failed} passed, {failed} failed")
-    if not results:
-        raise UsageError(f"{folder or 'the bundled pack'}: no test_* rules in *_test.rego files")
     raise typer.Exit(1 if failed else 0)
