@@ -173,3 +173,107 @@ def test_a_gone_process_and_other_actions_are_reported_not_acted_on(
     lines = stop_decisions([stop()], {"runtimes": [runtime(dead.pid, port)]}, apply=True)
     assert lines == [f"left open-webui (pid {dead.pid}) alone: the process is gone"]
     assert proc.poll() is None
+
+
+@pytest.fixture
+def loopback_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``python -m http.server`` on 127.0.0.1 (never reachable from the network), serving an
+    empty folder; the test stops it if nothing else did."""
+    served = tmp_path / "served"
+    served.mkdir()
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=served,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not listening(proc.pid, port):
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        yield proc, port
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(10)
+
+
+def listed_as(name: str, pid: int, port: int) -> dict[str, Any]:
+    """An inventory that lists ``pid`` as runtime ``name``, exposed on ``port``."""
+    return {
+        "schema": "modelward.inventory/v1",
+        "artifacts": [],
+        "runtimes": [
+            {
+                "name": name,
+                "running": True,
+                "pids": [pid],
+                "listen": [{"address": "0.0.0.0", "port": port, "exposed": True}],
+                "findings": [],
+            }
+        ],
+    }
+
+
+def test_a_process_that_is_not_the_runtime_is_not_stopped(
+    loopback_server: tuple[subprocess.Popen[bytes], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An http.server listed under "ollama" (a reused pid, a forged inventory) is left alone, even
+    when it listens on the inventory's port on a network address (loopback counts as one here)."""
+    monkeypatch.setattr("modelward.policy.stop.is_exposed", lambda ip: True)
+    proc, port = loopback_server
+    doc = listed_as("ollama", proc.pid, port)
+    it_is = f"{sys.executable} -m http.server {port} --bind 127.0.0.1"
+    expected = [f"pid {proc.pid} on port {port} is not ollama (it is {it_is}): not stopped"]
+    assert stop_decisions([stop("ollama")], doc, apply=False) == expected
+    assert stop_decisions([stop("ollama")], doc, apply=True) == expected
+    time.sleep(0.2)
+    assert proc.poll() is None and listening(proc.pid, port)
+
+
+def test_enforce_reports_the_refusal_as_not_carried_out(
+    loopback_server: tuple[subprocess.Popen[bytes], int],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MODELWARD_DATA_DIR", str(tmp_path / "data"))
+    proc, port = loopback_server
+    inv = tmp_path / "inv.json"
+    inv.write_text(json.dumps(listed_as("ollama", proc.pid, port)))
+    on = tmp_path / "on.yaml"
+    on.write_text("stop_exposed_runtimes: true\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["policy", "enforce", "--inventory", str(inv), "--settings", str(on), "--apply",
+              "--vault", str(tmp_path / "vault")])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert exc.value.code == 1
+    assert f"pid {proc.pid} on port {port} is not ollama (it is " in out
+    assert "1 action(s) could not be carried out" in err
+    assert proc.poll() is None and listening(proc.pid, port)
+
+
+def test_a_process_that_is_the_runtime_is_stopped(
+    loopback_server: tuple[subprocess.Popen[bytes], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same server, with a runtime definition that identifies ``python -m http.server``."""
+    from modelward.inventory import runtimes
+
+    fake = runtimes.Spec("fake-http", modules=("http.server",))
+    monkeypatch.setattr(runtimes, "SPECS", (*runtimes.SPECS, fake))
+    monkeypatch.setattr("modelward.policy.stop.is_exposed", lambda ip: True)
+    proc, port = loopback_server
+    doc = listed_as("fake-http", proc.pid, port)
+    where = f"127.0.0.1:{port}"
+    assert stop_decisions([stop("fake-http")], doc, apply=False) == [
+        f"would stop fake-http (pid {proc.pid}, listening on {where}) [runtime-exposed] exposed"
+    ]
+    assert proc.poll() is None
+    assert stop_decisions([stop("fake-http")], doc, apply=True) == [
+        f"stopped fake-http (pid {proc.pid}, listening on {where}) [runtime-exposed] exposed"
+    ]
+    assert proc.wait(10) is not None

@@ -172,12 +172,16 @@ runtime processes that listen on a network address.
 
 def stop_failed(line: str) -> bool:
     """Whether a line of ``stop_decisions(apply=True)`` says an exposed process was not stopped."""
-    return line.startswith("could not stop ") or any(
-        s in line
-        for s in (
-            " still runs ",
-            " alone: the process belongs to another user",
-            " alone: not allowed to inspect the process",
+    return (
+        line.startswith("could not stop ")
+        or line.endswith("): not stopped")
+        or any(
+            s in line
+            for s in (
+                " still runs ",
+                " alone: the process belongs to another user",
+                " alone: not allowed to inspect the process",
+            )
         )
     )
 

@@ -5,6 +5,10 @@ Only with the setting ``stop_exposed_runtimes`` does the bundled pack decide ``s
 of these hold, checked again at the moment of acting (the inventory may be old, a pid reused):
 
 - it is one of the runtime's pids in the inventory;
+- it *is* that runtime: its executable, name and command line identify it as the runtime, the
+  way the inventory identifies runtimes (:func:`modelward.inventory.runtimes.match_process`), so a
+  reused pid, or an inventory that names another program (``python3 -m http.server`` listed as
+  ``ollama``), is reported and left alone;
 - it listens *now* on a network-reachable address, on a port the inventory lists as exposed for
   that runtime;
 - it belongs to the current user (any user's process when running as root).
@@ -72,6 +76,39 @@ def _listening(proc: Any, ports: set[int]) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
+def _identity(proc: Any) -> Any:
+    """The process as the inventory sees one (a ``processes.Proc``): what it can read of it."""
+    import psutil
+
+    from modelward.inventory.processes import Proc
+
+    with proc.oneshot():
+        name = proc.name()
+        try:
+            argv = tuple(proc.cmdline())
+        except (psutil.AccessDenied, psutil.ZombieProcess):
+            argv = ()
+        exe = cwd = None
+        try:
+            exe = proc.exe() or None
+            cwd = proc.cwd() or None
+        except (psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            pass
+    return Proc(int(proc.pid), str(name), exe, argv or (str(name),), cwd)
+
+
+def _impostor(proc: Any, name: str) -> str | None:
+    """``None`` when the process is runtime ``name``; else what it is (its command line)."""
+    from modelward.inventory.runtimes import match_process
+
+    seen = _identity(proc)
+    hit = match_process(seen)
+    if hit is not None and hit[0].name == name:
+        return None
+    text = " ".join(seen.argv)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _owned(proc: Any) -> bool:
     if os.geteuid() == 0:
         return True
@@ -106,6 +143,11 @@ def stop_decisions(
         for pid in pids:
             try:
                 proc = psutil.Process(pid)
+                other = _impostor(proc, name)
+                if other is not None:
+                    on = f" on port {', '.join(map(str, sorted(ports)))}" if ports else ""
+                    out.append(f"pid {pid}{on} is not {name} (it is {other}): not stopped")
+                    continue
                 sockets = _listening(proc, ports)
                 if not sockets:
                     out.append(f"left {name} (pid {pid}) alone: it listens on no network address")
