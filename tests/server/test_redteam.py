@@ -936,3 +936,24 @@ def test_a_chunk_whose_range_end_disagrees_with_its_body_is_a_416(env: Env) -> N
         r.headers["location"] + "&digest=sha256:" + hashlib.sha256(data).hexdigest(), headers=H
     )
     assert done.status_code == 201, done.text
+
+
+@pytest.mark.parametrize(
+    "path", [".cache/huggingface/notes.txt", ".Cache/HuggingFace/download/x.metadata"]
+)
+def test_huggingface_download_records_cannot_be_repository_files(env: Env, path: str) -> None:
+    """``hf download --local-dir`` keeps its records in .cache/huggingface/: a repository file
+    there would overwrite them (and make ``hub verify`` of a clean copy fail)."""
+    data = b"not a record\n"
+    digest = hashlib.sha256(data).hexdigest()
+    assert c_put(env, digest, data)
+    files = [{"path": path, "sha256": digest, "size": len(data)}]
+    r = env.client.post(f"{API}/repos/red/cache/revisions", json={"files": files}, headers=H)
+    assert (
+        "huggingface_hub keeps its download records" in _envelope(r, 400, "invalid_name")["message"]
+    )
+    r = _oci_push(env, "red/cache", "v1", {path: data})
+    _envelope(r, 400, "invalid_name")
+    ok = [{"path": ".cache/notes.txt", "sha256": digest, "size": len(data)}]
+    r = env.client.post(f"{API}/repos/red/cache/revisions", json={"files": ok}, headers=H)
+    assert r.status_code == 201, r.text

@@ -172,6 +172,12 @@ def _path_problem(path: str) -> str:
     # ".GIT/config" or "sub/.git/config" would be git configuration (hooks, fsmonitor: code).
     if any(s.casefold().rstrip(". ") in (".git", "git~1") for s in segments):
         return "a .git folder"
+    # huggingface_hub keeps its own records of a `--local-dir` download in .cache/huggingface/
+    # (which file came from which commit, with which etag): a repository file there would
+    # overwrite them on download, and `hub verify` of the copy would then fail.
+    folded = [s.casefold().rstrip(". ") for s in segments]
+    if len(folded) > 2 and folded[0] == ".cache" and folded[1] == "huggingface":
+        return "inside .cache/huggingface/, where huggingface_hub keeps its download records"
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
