@@ -453,6 +453,7 @@ def test_import_from_an_upstream_modelward(client: Any, upstream: Any, tmp_path:
         "revision": published.commit,
         "ref": "main",
         "uploader": "admin (MODELWARD_ADMIN_TOKEN)",
+        "verified": True,  # the server fetched it itself
     }
     assert sorted(f["path"] for f in rev["files"]) == sorted(f.path for f in published.files)
     # without the upstream token: the upstream says no, clearly
@@ -621,3 +622,35 @@ def test_an_upstream_that_sends_more_than_it_announced_is_stopped(
         upstream.url, "team/lying", tmp_path / "ok", token=upstream.token("reader"), max_bytes=10**6
     )
     assert any(f.path == "model.safetensors" for f in plan.files)
+
+
+def test_a_provenance_claim_is_shown_as_the_uploaders_word(
+    client: Any, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    """A publisher may say the files came from meta-llama/Llama-3.1-8B; the hub did not fetch them
+    from there, so the revision records ``verified: false`` (whatever the client sends) and the
+    pages say "declared by the uploader"; a server-side import is ``verified: true``."""
+    folder = make_model_dir(tmp_path)
+    body = []
+    for path, data in _files(folder):
+        digest = hashlib.sha256(data).hexdigest()
+        client.put(f"{API}/blobs/{digest}", content=data, headers=auth(tokens["publisher"]))
+        body.append({"path": path, "sha256": digest, "size": len(data)})
+    claim = {
+        "kind": "huggingface",
+        "source": "https://huggingface.co",
+        "repo": "meta-llama/Llama-3.1-8B",
+        "revision": "0123456789abcdef0123456789abcdef01234567",
+        "verified": True,
+    }
+    r = client.post(
+        f"{API}/repos/acme/claimed/revisions",
+        json={"files": body, "provenance": claim},
+        headers=auth(tokens["publisher"]),
+    )
+    assert r.status_code == 201, r.text
+    rev = r.json()
+    assert rev["provenance"]["verified"] is False
+    assert rev["provenance"]["repo"] == "meta-llama/Llama-3.1-8B"
+    page = client.get("/review", headers=auth(tokens["reviewer"]))
+    assert page.status_code == 200 and "declared by the uploader" in page.text

@@ -118,7 +118,10 @@ def _revision_doc(view: RevisionView, full: bool = False) -> dict[str, Any]:
 
 
 def _provenance(declared: dict[str, Any], who: Principal) -> dict[str, Any]:
-    """The client's provenance claim, bounded, with ``uploader`` always the authenticated caller."""
+    """The client's provenance claim, bounded, with ``uploader`` always the authenticated caller
+    and ``verified`` false: the hub did not fetch the model from where the claim says (a local
+    Hugging Face cache or Ollama store is read on the uploader's machine), so the pages show it as
+    the uploader's word. Server-side imports (``POST /import``) and OCI pushes are ``verified``."""
     try:
         size = len(json.dumps(declared))
     except (TypeError, ValueError):
@@ -130,7 +133,7 @@ def _provenance(declared: dict[str, Any], who: Principal) -> dict[str, Any]:
         raise BadRequest(
             f"provenance kind {kind!r} is not one of: {', '.join(CLIENT_KINDS)}", kind=str(kind)
         )
-    return {**declared, "kind": kind, "uploader": who.name}
+    return {**declared, "kind": kind, "uploader": who.name, "verified": False}
 
 
 def _limit(request: Request) -> int:
@@ -328,7 +331,7 @@ def import_upstream(body: ImportIn, request: Request, who: Publisher) -> dict[st
             raise BadRequest(str(exc)) from None
         _store_plan(hub, plan, _limit(request))
         files = [NewFile(f.path, f.sha256, f.size) for f in plan.files]
-        prov = {**plan.provenance, "uploader": who.name}
+        prov = {**plan.provenance, "uploader": who.name, "verified": True}  # fetched here
         if commit and body.revision and body.revision != prov.get("revision"):
             prov["ref"] = body.revision
         view = hub.create_revision(repo, files, prov, who.name, tag=body.tag)

@@ -365,6 +365,7 @@ async def put_manifest(ns: str, name: str, reference: str, request: Request) -> 
     provenance = {
         "kind": "oci",
         "uploader": who.name,
+        "verified": True,  # pushed to this registry by this caller: a fact, not a claim
         "source": f"{base_url(request)}/v2/{repo}/manifests/{reference}",
         "repo": repo,
         "revision": pm.digest,
