@@ -14,7 +14,7 @@ from modelward.cli import remote
 from modelward.cli.common import check_format, echo
 
 if TYPE_CHECKING:
-    from modelward.hub.client import HubClient, PushResult
+    from modelward.hub.client import HubClient, PushResult, Signature
     from modelward.hub.ingest import IngestPlan
 
 HELP = """Put models into the curated hub, review them and check what you downloaded.
@@ -542,6 +542,60 @@ def show_command(
 
 
 # -------------------------------------------------------------------------------------- verify
+def _refusal(repo: str, doc: dict[str, Any]) -> str:
+    """Why a copy of the revision ``doc`` describes must not be used (it is not approved)."""
+    commit = doc.get("commit")
+    state = str(doc.get("state") or "not approved")
+    if state in ("revoked", "rejected"):
+        when = _when(doc.get("decided_at"))
+        who = doc.get("decided_by") or "unknown"
+        reason = doc.get("reason") or "no reason recorded"
+        return (
+            f"{repo} @ {commit} was {state} on {when} UTC by {who}: {reason}; do not use this copy"
+        )
+    return (
+        f"{repo} @ {commit} is {state.replace('_', ' ')}: no reviewer has approved it; "
+        "do not use this copy"
+    )
+
+
+def _signature_or_refusal(hub: HubClient, repo: str, revision: str) -> Signature | str:
+    """The signature of an approved revision, or why the revision must not be used.
+
+    A revoked revision keeps its signature: the state the server sends with it decides. A reader
+    gets 403 ``revoked`` / ``not_approved`` for such a revision instead; those are refusals too.
+    Any other failure (server unreachable, unknown repo or revision) is raised as it is.
+    """
+    from modelward.errors import HubError, NotApproved, NotFound, Revoked
+
+    try:
+        sig = hub.signature(repo, revision)
+    except Revoked as exc:  # a reader: the message carries the reason, after "was revoked: "
+        commit = exc.detail.get("commit") or revision
+        reason = exc.message.split(" was revoked: ", 1)[-1]
+        return f"{repo} @ {commit} was revoked: {reason}; do not use this copy"
+    except NotApproved as exc:
+        commit = exc.detail.get("commit") or revision
+        return f"{repo} @ {commit} is not approved ({exc.message}); do not use this copy"
+    except NotFound as exc:
+        if exc.code != NotFound.code:  # no such repo, revision...: a real failure
+            raise
+        try:  # the revision exists but has no signature: say why (its state)
+            doc = hub.revision(repo, revision)
+        except HubError:
+            raise exc from None
+        if doc.get("state") == "approved":
+            raise
+        return _refusal(repo, doc)
+    if sig.state == "approved":
+        return sig
+    try:
+        doc = hub.revision(repo, sig.commit)
+    except HubError:
+        doc = {"commit": sig.commit, "state": sig.state}
+    return _refusal(repo, doc)
+
+
 @app.command(
     "verify",
     help="Check a downloaded model folder against the hub's signature of the revision.",
@@ -550,14 +604,25 @@ Examples:
   hf download acme/llama-3-8b --local-dir ./llama && modelward hub verify ./llama --repo acme/llama-3-8b
   modelward hub verify ~/.cache/huggingface/hub/models--acme--m/snapshots/3f2a... --repo acme/m --revision 3f2a...
 
-Exit codes: 0 every file matches the signed revision; 1 a file differs, is missing or extra
-(each named); 2 the signature could not be fetched or checked.
+\b
+Exit codes:
+  0  every file matches the signed revision, and the revision is approved
+  1  a file differs, is missing or extra (each named), or the revision was revoked, rejected
+     or never approved (a copy of it must not be used; the message says when, who and why)
+  2  the signature could not be fetched or checked (server unreachable, unknown repo or
+     revision, bad token)
 """,
     no_args_is_help=True,
 )
 def verify_command(
     folder: Path = typer.Argument(..., metavar="DIR", help="The downloaded model folder."),
-    repo: str = _REPO,
+    repo: str = typer.Option(
+        ...,
+        "--repo",
+        "-r",
+        metavar="NS/NAME",
+        help="Hub repository the copy was downloaded from.",
+    ),
     revision: str = typer.Option(
         "main", "--revision", metavar="REV", help="Commit, tag or main (default main)."
     ),
@@ -572,7 +637,13 @@ def verify_command(
     if not folder.is_dir():
         raise UsageError(f"{folder} is not a folder")
     with _client(server, token) as hub:
-        sig = hub.signature(repo, revision)
+        sig = _signature_or_refusal(hub, repo, revision)
+    if isinstance(sig, str):
+        if format == "json":
+            remote.print_json({"ok": False, "repo": repo, "revision": revision, "error": sig})
+        else:
+            echo(f"FAILED: {sig}", err=True)
+        raise typer.Exit(1)
     result = verify_folder(folder, sig.bundle, sig.public_pem)
     ok = result.ok
     if format == "json":

@@ -69,6 +69,9 @@ class Signature:
     commit: str
     bundle: bytes
     public_pem: bytes
+    state: str = "approved"
+    """The revision's state when the signature was fetched: a revoked revision keeps its signature,
+    so a caller checking a copy must also check this is ``approved``."""
 
 
 def _error_classes() -> dict[str, type[HubError]]:
@@ -332,7 +335,8 @@ class HubClient:
         return self._decide("tags", repo, rev, {"tag": tag, "reason": reason})
 
     def signature(self, repo: str, rev: str = "main") -> Signature:
-        """The signature bundle and public key of an approved revision."""
+        """The signature bundle and public key of a signed revision, with its state (a revoked
+        revision keeps its signature: :attr:`Signature.state` says whether it is still approved)."""
         path = f"{self._repo_path(repo)}/revisions/{self._rev(rev)}/signature"
         doc = self._json("GET", path)
         try:
@@ -341,6 +345,7 @@ class HubClient:
                 commit=str(doc["commit"]),
                 bundle=base64.b64decode(doc["bundle"], validate=True),
                 public_pem=str(doc["public_key"]).encode(),
+                state=str(doc.get("state") or "approved"),
             )
         except (KeyError, TypeError, ValueError):
             raise ServerError(f"the hub at {self.server} sent a malformed signature") from None

@@ -1,0 +1,80 @@
+"""``modelward hub ...`` checks found by an audit: verify of revoked or unapproved revisions, the
+push output, tag checks before hashing and the help texts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli.test_hub_cli import Cli
+from tests.server.conftest import make_model_dir
+
+
+@pytest.fixture
+def cli(
+    live_server: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Cli:
+    return Cli(capsys, monkeypatch, live_server.url)
+
+
+# ------------------------------------------------------------------------------------------ verify
+def test_verify_refuses_a_revoked_revision(cli: Cli, live_server: Any, tmp_path: Path) -> None:
+    folder = make_model_dir(tmp_path)
+    commit = cli.json("push", str(folder), "--repo", "acme/gone", "--tag", "v1")["commit"]
+    cli.json("approve", "acme/gone", commit, "--reason", "ok")
+    code, out, err = cli("verify", str(folder), "--repo", "acme/gone", "--revision", "v1")
+    assert code == 0 and out.startswith("OK:"), err
+    cli.json("revoke", "acme/gone", commit, "--reason", "CVE-2099-1 in the tokenizer")
+    # admin (and reviewers, publishers): the signature comes with the state
+    code, out, err = cli("verify", str(folder), "--repo", "acme/gone", "--revision", commit)
+    assert code == 1 and not out.startswith("OK"), out
+    assert f"acme/gone @ {commit} was revoked on " in err
+    assert "by admin (MODELWARD_ADMIN_TOKEN): CVE-2099-1 in the tokenizer" in err
+    assert "do not use this copy" in err
+    code, out, _ = cli(
+        "verify", str(folder), "--repo", "acme/gone", "--revision", "v1", "--format", "json"
+    )
+    doc = json.loads(out)
+    assert code == 1 and doc["ok"] is False and "was revoked on" in doc["error"]
+    # a reader gets 403 for the revoked revision: the same clear refusal, exit 1 (not 2)
+    reader = live_server.token("reader")
+    code, _, err = cli(
+        "verify", str(folder), "--repo", "acme/gone", "--revision", commit, token=reader
+    )
+    assert code == 1, err
+    assert f"acme/gone @ {commit} was revoked: CVE-2099-1 in the tokenizer" in err
+    assert "do not use this copy" in err and "could not be fetched" not in err
+
+
+def test_verify_refuses_revisions_never_approved(
+    cli: Cli, live_server: Any, tmp_path: Path
+) -> None:
+    folder = make_model_dir(tmp_path)
+    commit = cli.json("push", str(folder), "--repo", "acme/wait")["commit"]
+    code, _, err = cli("verify", str(folder), "--repo", "acme/wait", "--revision", commit)
+    assert code == 1 and f"acme/wait @ {commit} is in review" in err and "do not use" in err
+    reader = live_server.token("reader")
+    code, _, err = cli(
+        "verify", str(folder), "--repo", "acme/wait", "--revision", commit, token=reader
+    )
+    assert code == 1 and "is not approved" in err and "do not use this copy" in err
+    cli.json("reject", "acme/wait", commit, "--reason", "license unknown")
+    code, _, err = cli("verify", str(folder), "--repo", "acme/wait", "--revision", commit)
+    assert code == 1 and "was rejected on" in err and "license unknown" in err
+    # real fetch failures stay exit 2
+    code, _, err = cli("verify", str(folder), "--repo", "acme/absent")
+    assert code == 2, err
+    code, _, err = cli(
+        "verify", str(folder), "--repo", "acme/wait", "--server", "http://127.0.0.1:9"
+    )
+    assert code == 2 and "cannot reach" in err
+
+
+def test_verify_help_names_its_repo_and_exit_codes(cli: Cli) -> None:
+    code, out, _ = cli("verify", "--help")
+    assert code == 0
+    assert "to create the revision in" not in out
+    assert "downloaded from" in out and "revoked" in out and "Exit codes" in out
