@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 REVISION_STATES = ("submitted", "scanning", "in_review", "approved", "rejected", "revoked")
@@ -79,7 +79,7 @@ class RevisionView:
             "commit": self.commit,
             "state": self.state,
             "files": [f.to_dict() for f in self.files],
-            "created_at": self.created_at.isoformat(),
+            "created_at": utc_iso(self.created_at),
             "created_by": self.created_by,
             "provenance": self.provenance,
             "license": self.license,
@@ -87,7 +87,7 @@ class RevisionView:
             "max_severity": self.max_severity,
             "reason": self.reason,
             "decided_by": self.decided_by,
-            "decided_at": self.decided_at.isoformat() if self.decided_at else None,
+            "decided_at": utc_iso(self.decided_at) if self.decided_at else None,
             "tags": list(self.tags),
             "signature": self.signature,
             "main": self.is_main,
@@ -110,7 +110,7 @@ class RepoView:
         return {
             "name": self.name,
             "main": self.main,
-            "updated_at": self.updated_at.isoformat(),
+            "updated_at": utc_iso(self.updated_at),
             "license": self.license,
             "tags": list(self.tags),
             "max_severity": self.max_severity,
@@ -134,7 +134,7 @@ class AuditView:
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "at": self.at.isoformat(),
+            "at": utc_iso(self.at),
             "actor": self.actor,
             "action": self.action,
             "repo": self.repo,
@@ -157,3 +157,8 @@ def git_oid(sha256: str, size: int) -> str:
     h = hashlib.sha1(git_blob_sha1_prefix(len(pointer)), usedforsecurity=False)
     h.update(pointer)
     return h.hexdigest()
+
+
+def utc_iso(at: datetime) -> str:
+    """ISO 8601 in UTC with its offset (SQLite hands back naive datetimes, which are UTC)."""
+    return (at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)).isoformat()

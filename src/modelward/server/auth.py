@@ -18,7 +18,7 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import Request
@@ -84,9 +84,9 @@ class LastAdminToken(Conflict):
 
 def iso(at: datetime | None) -> str | None:
     """A stored time as ISO 8601 in UTC (SQLite hands back naive datetimes, which are UTC)."""
-    if at is None:
-        return None
-    return (at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)).isoformat()
+    from modelward.hub.revision import utc_iso
+
+    return None if at is None else utc_iso(at)
 
 
 def token_doc(row: Token) -> dict[str, Any]:
