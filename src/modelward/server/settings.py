@@ -5,12 +5,14 @@ Precedence, later wins: defaults < the settings file < the environment < command
 
 from __future__ import annotations
 
+import re
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +22,13 @@ from pydantic_settings import (
 from modelward.errors import UsageError
 
 GIB = 1 << 30
+ADMIN_TOKEN_PREFIX = "mw_"
+"""Every API token starts with it (``server.auth.TOKEN_PREFIX``): only such tokens are looked up."""
+ADMIN_TOKEN_MIN = 32
+"""Characters an admin token needs after its prefix (``new_token()`` makes 43)."""
+_ADMIN_TOKEN_BODY = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+"""What may follow the prefix: an HTTP bearer token's characters (RFC 6750 ``b64token``)."""
+MAKE_TOKEN = "python -c 'import secrets; print(\"mw_\" + secrets.token_urlsafe(32))'"
 
 
 class SettingsError(UsageError):
@@ -80,7 +89,9 @@ class ServerSettings(BaseSettings):
         False, description="Let requests without a token read approved models."
     )
     admin_token: str | None = Field(
-        None, description="Bootstrap admin token (else made on first start)."
+        None,
+        description="Bootstrap admin token (else made on first start): 'mw_' and at least 32 "
+        "more letters, digits, '-' or '_'.",
     )
     public_url: str | None = Field(
         None, description="External base URL (else taken from each request)."
@@ -136,6 +147,26 @@ class ServerSettings(BaseSettings):
             raise ValueError("must be a SQLAlchemy URL such as postgresql+psycopg://user@host/db")
         return v
 
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token(cls, v: str | None) -> str | None:
+        """An admin token the hub can look up: else it is stored but never accepted (lock-out)."""
+        if v is None:
+            return v
+        body = v[len(ADMIN_TOKEN_PREFIX) :]
+        if (
+            not v.startswith(ADMIN_TOKEN_PREFIX)
+            or len(body) < ADMIN_TOKEN_MIN
+            or not (_ADMIN_TOKEN_BODY.fullmatch(body))
+        ):
+            raise PydanticCustomError(
+                "admin_token",
+                f"not a valid admin token: it must be '{ADMIN_TOKEN_PREFIX}' followed by at least "
+                f"{ADMIN_TOKEN_MIN} letters, digits, '-' or '_' (only such tokens are accepted); "
+                f"make one with: {MAKE_TOKEN}",
+            )
+        return v
+
     @model_validator(mode="after")
     def _offline_window(self) -> ServerSettings:
         if self.fleet_offline_after is not None and (
@@ -185,6 +216,8 @@ def load_settings(config: Path | None = None, **overrides: Any) -> ServerSetting
             key = ".".join(str(p) for p in err["loc"]) or "settings"
             where = _origin(str(err["loc"][0]) if err["loc"] else "", given, values, config)
             lines.append(f"  {key}: {err['msg']}{where}")
+        if len(lines) == 1:  # one problem: one line
+            raise SettingsError("invalid server settings: " + lines[0].strip()) from None
         raise SettingsError("invalid server settings:\n" + "\n".join(lines)) from None
     finally:
         _FILE_VALUES.reset(reset)

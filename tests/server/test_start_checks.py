@@ -1,0 +1,75 @@
+"""``modelward server`` checks its settings and options before it creates anything: a bad admin
+token, port, log level, host or a port in use is one line on stderr and exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modelward.cli import main
+from modelward.server.settings import ServerSettings, SettingsError, load_settings
+from tests.server.conftest import ADMIN_TOKEN
+
+MAKE = "python -c 'import secrets; print(\"mw_\" + secrets.token_urlsafe(32))'"
+
+
+def _fails(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
+    """``modelward *args`` in-process exits 2 with one line on stderr; the server never starts."""
+    import uvicorn
+
+    def never(*a: object, **kw: object) -> None:
+        raise AssertionError("the server must not start")
+
+    monkeypatch.setattr(uvicorn, "run", never)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(list(args))
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("modelward: error: "), err
+    assert "Traceback" not in err and out == ""
+    return lines[0].removeprefix("modelward: error: ")
+
+
+# ------------------------------------------------------------------------------------ admin token
+def test_the_tests_and_generated_tokens_are_valid() -> None:
+    from modelward.server.auth import new_token
+
+    for token in (ADMIN_TOKEN, new_token(), "mw_bench-admin-token-0123456789abcdefghijklmnopqr"):
+        assert ServerSettings(admin_token=token).admin_token == token
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "a" * 43,  # no prefix: stored, but never looked up
+        "mw_short",
+        "mw_" + "a" * 31,
+        "MW_" + "a" * 43,
+        "mw_" + "a" * 20 + " " + "b" * 20,
+    ],
+)
+def test_an_admin_token_the_hub_would_never_accept_is_refused(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    token: str,
+) -> None:
+    monkeypatch.setenv("MODELWARD_ADMIN_TOKEN", token)
+    data = tmp_path / "data"
+    message = _fails(capsys, monkeypatch, "server", "--data", str(data))
+    assert message.startswith("invalid server settings: admin_token: ")
+    assert "'mw_' followed by at least 32" in message and MAKE in message
+    assert message.endswith("(environment MODELWARD_ADMIN_TOKEN)")
+    assert token not in message  # a secret, even a bad one, is not echoed
+    assert not data.exists()  # nothing created before the check
+
+
+def test_an_admin_token_from_the_settings_file_is_checked(tmp_path: Path) -> None:
+    config = tmp_path / "hub.yaml"
+    config.write_text("admin_token: hunter2\n")
+    with pytest.raises(SettingsError, match=f"admin_token: .*in {config}"):
+        load_settings(config, data_dir=tmp_path)
+    assert load_settings(None, data_dir=tmp_path, admin_token=ADMIN_TOKEN).admin_token
