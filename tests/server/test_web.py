@@ -384,6 +384,9 @@ def test_review_with_the_session_cookie(app: Any, hub: Any, tmp_path: Path) -> N
         override="1",
     )
     assert r.status_code == 200 and f"Approved acme/masq @ {masq.commit[:12]}" in r.text
+    # Post/Redirect/Get: the decision answered 303 to a plain GET, so a refresh sends nothing
+    assert [h.status_code for h in r.history] == [303]
+    assert r.url.path == "/review" and r.request.method == "GET"
     # critical: the hub refuses even if the form is forged
     r = post(csrf=csrf, action="approve", repo="acme/evil", commit=evil.commit, reason="please")
     assert r.status_code == 409 and "critical" in r.text

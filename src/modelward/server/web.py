@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from modelward.errors import BadRequest, Forbidden, HubError, NotApproved, NotFound, Unauthorized
-from modelward.hub.names import validate_repo
+from modelward.hub.names import is_commit, validate_repo
 from modelward.hub.oci import gguf_file
 from modelward.hub.revision import AuditView, RevisionView
 from modelward.hub.service import SEVERITY_ORDER, Hub
@@ -375,10 +375,16 @@ def _review(request: Request, status: int = 200, notice: str = "", error: str = 
 
 
 @router.get("/review")
-def review_page(request: Request) -> Response:
-    """The review queue (reviewer or admin)."""
+def review_page(request: Request, done: str = "", repo: str = "", commit: str = "") -> Response:
+    """The review queue (reviewer or admin); after a decision, what was decided (``done``)."""
+    notice = ""
+    if done in ("approved", "rejected") and is_commit(commit):
+        try:  # only a well-formed name comes back in the page (the template escapes it too)
+            notice = f"{done.capitalize()} {validate_repo(repo)} @ {commit[:12]}."
+        except HubError:
+            notice = ""
     try:
-        return _review(request)
+        return _review(request, notice=notice)
     except HubError as exc:
         return _error_page(request, exc)
 
@@ -407,13 +413,14 @@ def review_action(
             raise BadRequest(f"a reason is required to {action}")
         if action == "approve":
             done = hub.approve(repo, commit, who.name, reason.strip(), override=bool(override))
-            notice = f"Approved {done.repo} @ {done.commit[:12]}."
         else:
             done = hub.reject(repo, commit, who.name, reason.strip())
-            notice = f"Rejected {done.repo} @ {done.commit[:12]}."
     except HubError as exc:
         return _review(request, status=exc.status, error=exc.message)
-    return _review(request, notice=notice)
+    # Post/Redirect/Get: a refresh of the page shown next does not send the decision again
+    verb = "approved" if action == "approve" else "rejected"
+    query = urlencode({"done": verb, "repo": done.repo, "commit": done.commit})
+    return RedirectResponse(f"/review?{query}", status_code=303)
 
 
 @router.get("/login")
