@@ -78,3 +78,20 @@ def test_verify_help_names_its_repo_and_exit_codes(cli: Cli) -> None:
     assert code == 0
     assert "to create the revision in" not in out
     assert "downloaded from" in out and "revoked" in out and "Exit codes" in out
+
+
+# -------------------------------------------------------------------------------------------- push
+def test_push_refuses_a_link_out_of_the_folder(cli: Cli, live_server: Any, tmp_path: Path) -> None:
+    import os
+
+    folder = make_model_dir(tmp_path, "m1")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.txt").write_bytes(b"ssh key")
+    os.symlink("../outside/secret.txt", folder / "link_out")
+    code, out, err = cli("push", str(folder), "--repo", "acme/links")
+    assert code == 2 and out == ""
+    assert "link_out -> " in err and "secret.txt" in err and "nothing was uploaded" in err
+    assert (
+        live_server.hub.blobs.exists(__import__("hashlib").sha256(b"ssh key").hexdigest()) is False
+    )
+    assert cli.json("review") == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -68,9 +69,7 @@ def test_folder_lists_files_follows_file_links_and_skips_metadata(tmp_path: Path
             ".cache/other/kept.txt": b"kept",
         },
     )
-    outside = tmp_path / "outside.txt"
-    outside.write_bytes(b"linked from outside")
-    os.symlink(outside, model / "linked.txt")
+    os.symlink(model / "config.json", model / "linked.txt")  # inside the folder: followed
     os.symlink(model / "weights", model / "weights-link")
     os.mkfifo(model / "pipe")
     progress: list[tuple[str, int, int]] = []
@@ -83,7 +82,7 @@ def test_folder_lists_files_follows_file_links_and_skips_metadata(tmp_path: Path
         "weights/model.safetensors",
     ]
     by = {f.path: f for f in plan.files}
-    assert by["linked.txt"].sha256 == sha256(b"linked from outside")
+    assert by["linked.txt"].sha256 == by["config.json"].sha256 == sha256(b'{"model_type": "llama"}')
     assert by["weights/model.safetensors"].size == 100
     assert plan.total_size == sum(f.size for f in plan.files)
     assert plan.provenance == {"kind": "upload", "source": str(model.resolve())}
@@ -100,11 +99,47 @@ def test_folder_refuses_names_the_hub_cannot_serve(tmp_path: Path, name: str) ->
     assert "not allowed" in info.value.message
 
 
+def test_folder_refuses_links_that_point_outside_it(tmp_path: Path) -> None:
+    m = tmp_path / "m1"
+    _tree(m, {"config.json": b"{}", "sub/w.bin": b"w"})
+    _tree(tmp_path / "outside", {"secret.txt": b"not part of the model"})
+    os.symlink("../outside/secret.txt", m / "link_out")
+    with pytest.raises(UsageError) as info:
+        from_folder(m)
+    message = info.value.args[0]
+    assert f"link_out -> {(tmp_path / 'outside' / 'secret.txt').resolve()}" in message
+    assert "point outside" in message and "nothing was uploaded" in message
+    os.remove(m / "link_out")
+    # a chain that leaves the folder through a link inside it, and a link from a subfolder
+    os.symlink(tmp_path / "outside" / "secret.txt", tmp_path / "hop")
+    os.symlink("../../hop", m / "sub" / "hop.bin")
+    with pytest.raises(UsageError, match=r"sub/hop\.bin -> .*secret\.txt"):
+        from_folder(m)
+    os.remove(m / "sub" / "hop.bin")
+    # links within the folder are fine, even through a relative path and from a subfolder
+    os.symlink("../config.json", m / "sub" / "config-link.json")
+    plan = from_folder(m)
+    assert [f.path for f in plan.files] == ["config.json", "sub/config-link.json", "sub/w.bin"]
+
+
+def test_a_hugging_face_snapshot_may_link_into_its_own_blobs(tmp_path: Path) -> None:
+    h = make_hf_cache(tmp_path / "hub", hostile=False)
+    snap = h.repo / "snapshots" / COMMIT_A
+    plan = from_folder(snap)  # `hub push <snapshot>`: its links go to ../../blobs/<digest>
+    assert "model.safetensors" in [f.path for f in plan.files]
+    other = make_hf_cache(tmp_path / "hub2", hostile=False)
+    os.symlink(Path(other.blob(other.weights_hex)), snap / "foreign.bin")  # another repo's blob
+    with pytest.raises(UsageError, match=r"foreign\.bin -> .*hub2"):
+        from_folder(snap)
+
+
 def test_folder_refuses_broken_links_missing_and_empty_folders(tmp_path: Path) -> None:
     m = tmp_path / "m"
     _tree(m, {"a.bin": b"1"})
     os.symlink(tmp_path / "gone", m / "dangling.bin")
-    with pytest.raises(UsageError, match="broken link"):
+    with pytest.raises(
+        UsageError, match="broken link.*" + re.escape(f"dangling.bin -> {tmp_path / 'gone'}")
+    ):
         from_folder(m)
     (tmp_path / "empty" / ".git").mkdir(parents=True)
     with pytest.raises(UsageError, match="no files"):

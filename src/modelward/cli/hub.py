@@ -196,7 +196,9 @@ Examples:
   modelward hub push ./tiny --repo acme/tiny --tag v1 --format json
 
 Only files the hub does not have yet are uploaded; pushing the same files again gives the same
-revision. .git/ and .cache/huggingface/ are left out; links to files are followed.
+revision. .git/ and .cache/huggingface/ are left out. Links to files inside DIR are followed; a
+link whose target is outside DIR (or is missing) stops the push before anything is uploaded,
+except links from a Hugging Face cache snapshot into the blobs/ of its own repo folder.
 """,
     no_args_is_help=True,
 )

@@ -5,8 +5,9 @@ the local file holding its bytes, size and SHA-256 computed while reading) plus 
 hub records. Nothing here talks to the hub; :mod:`modelward.hub.client` uploads a plan and the
 server's import route stores one.
 
-- :func:`from_folder` (``hub push DIR``): every file under DIR, symlinks to files followed, links to
-  folders and special files skipped, ``.git/`` and ``.cache/huggingface/`` left out.
+- :func:`from_folder` (``hub push DIR``): every file under DIR, symlinks to files inside DIR followed
+  (a link pointing outside refuses the folder), links to folders and special files skipped,
+  ``.git/`` and ``.cache/huggingface/`` left out.
 - :func:`from_hf_cache`: the snapshot of one revision of ``models--ns--name`` in a local Hugging
   Face cache; blob names that are digests are checked against the bytes read.
 - :func:`from_ollama`: a local Ollama model ``name:tag``; the GGUF model layer becomes
@@ -183,11 +184,22 @@ def _check_names(cands: list[_Candidate]) -> None:
 
 
 # ------------------------------------------------------------------------------------ local folder
-def _walk(top: Path, skip_top: tuple[str, ...] = SKIP_TOP) -> tuple[list[_Candidate], list[str]]:
-    """Files under ``top`` as candidates (links to files followed), and what was skipped and why."""
+def _inside(path: str, roots: tuple[str, ...]) -> bool:
+    return any(os.path.commonpath([path, root]) == root for root in roots)
+
+
+def _walk(
+    top: Path, skip_top: tuple[str, ...] = SKIP_TOP, within: tuple[str, ...] | None = None
+) -> tuple[list[_Candidate], list[str]]:
+    """Files under ``top`` as candidates (links to files followed), and what was skipped and why.
+
+    With ``within`` (real paths), a link to a file is followed only when its target resolves inside
+    one of them: any other link refuses the whole folder, each named with its target.
+    """
     cands: list[_Candidate] = []
     skipped: list[str] = []
     broken: list[str] = []
+    outside: list[str] = []
 
     def onerror(exc: OSError) -> None:
         raise UsageError(f"cannot list {exc.filename}: {exc.strerror or exc}")
@@ -211,7 +223,7 @@ def _walk(top: Path, skip_top: tuple[str, ...] = SKIP_TOP) -> tuple[list[_Candid
             try:
                 st = os.stat(full)  # follows links: a link to a file uploads the file
             except FileNotFoundError:
-                broken.append(rel)
+                broken.append(f"{rel} -> {_link_target(full)}")
                 continue
             except OSError as exc:
                 raise UsageError(f"cannot read {full}: {exc.strerror or exc}") from None
@@ -219,6 +231,12 @@ def _walk(top: Path, skip_top: tuple[str, ...] = SKIP_TOP) -> tuple[list[_Candid
                 skipped.append(f"{rel}/ (link to a folder: not followed)")
             elif not stat.S_ISREG(st.st_mode):
                 skipped.append(f"{rel} (not a regular file)")
+            elif (
+                within is not None
+                and os.path.islink(full)
+                and not _inside(os.path.realpath(full), within)
+            ):
+                outside.append(f"{rel} -> {os.path.realpath(full)}")
             else:
                 cands.append(_Candidate(path=rel, source=Path(full), size=st.st_size))
     if broken:
@@ -226,7 +244,33 @@ def _walk(top: Path, skip_top: tuple[str, ...] = SKIP_TOP) -> tuple[list[_Candid
             f"{len(broken)} broken link(s) under {top}: {', '.join(broken[:5])}; "
             "fix or remove them (the model would be incomplete)"
         )
+    if outside:
+        more = f" (and {len(outside) - 5} more)" if len(outside) > 5 else ""
+        raise UsageError(
+            f"{len(outside)} link(s) under {top} point outside it: {', '.join(outside[:5])}{more}; "
+            "nothing was uploaded. Copy the files into the folder, or remove the links"
+        )
     return cands, skipped
+
+
+def _link_target(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
+
+
+def _allowed_roots(top: Path) -> tuple[str, ...]:
+    """Where links under ``top`` may point: inside it, and for a Hugging Face cache snapshot
+    (``models--ns--name/snapshots/<commit>``) into the same repo folder's ``blobs/``."""
+    real = os.path.realpath(top)
+    roots = [real]
+    parent = os.path.dirname(real)
+    if os.path.basename(parent) == "snapshots":
+        blobs = os.path.join(os.path.dirname(parent), "blobs")
+        if os.path.isdir(blobs):
+            roots.append(os.path.realpath(blobs))
+    return tuple(roots)
 
 
 def from_folder(
@@ -235,11 +279,16 @@ def from_folder(
     *,
     uploader: str | None = None,
 ) -> IngestPlan:
-    """Every file under ``folder`` (``hub push DIR``), hashed; paths breaking the rules refuse all."""
+    """Every file under ``folder`` (``hub push DIR``), hashed; paths breaking the rules refuse all.
+
+    Links to files inside the folder are followed (each path is a file of the revision); a link
+    whose target is outside it refuses the folder, except, when the folder is a Hugging Face cache
+    snapshot, links into the blobs/ of the same cache repo folder.
+    """
     top = Path(folder)
     if not top.is_dir():
         raise UsageError(f"{top} is not a folder")
-    cands, skipped = _walk(top)
+    cands, skipped = _walk(top, within=_allowed_roots(top))
     if not cands:
         raise UsageError(f"{top} has no files to push")
     _check_names(cands)
