@@ -56,3 +56,23 @@ def test_openapi_schema_has_unique_operation_ids(client: Any) -> None:
     assert any(p.startswith("/api/v1/hub/") for p in schema["paths"])
     assert any(p.startswith("/v2/") for p in schema["paths"])
     assert any("/resolve/" in p for p in schema["paths"])
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_openapi_documents_the_one_error_envelope(client: Any) -> None:
+    """Every error the routes answer is the envelope, 422 included: the schema says so (not
+    FastAPI's own validation error), on every operation, with the bearer token scheme."""
+    schema = client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in str(schema)
+    assert schema["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
+    ref = "#/components/schemas/Error"
+    for path, ops in schema["paths"].items():
+        for method, op in ops.items():
+            for status in ("400", "401", "403", "404", "413"):
+                got = op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+                assert got == ref, (method, path, status)
+    body = client.post("/api/v1/hub/tokens", json={"role": 7}, headers=auth()).json()
+    assert set(body) == {"error", "errors"}
+    assert set(body["error"]) == {"status", "code", "message", "detail"}
+    validator = pytest.importorskip("openapi_spec_validator")
+    validator.validate(schema)

@@ -124,8 +124,73 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             if oid in seen:
                 op["operationId"] = oid = f"{oid}_{method}"
             seen.add(oid)
+    _document_errors(schema)
     app.openapi_schema = schema
     return schema
+
+
+_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "description": "The one error envelope of every route (see server/errors.py).",
+    "required": ["error", "errors"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["status", "code", "message", "detail"],
+            "properties": {
+                "status": {"type": "integer", "description": "The HTTP status."},
+                "code": {"type": "string", "description": "A stable identifier (repo_not_found)."},
+                "message": {"type": "string", "description": "One sentence for a person."},
+                "detail": {"type": "object", "description": "Machine-readable specifics."},
+            },
+        },
+        "errors": {
+            "type": "array",
+            "description": "The same error as the OCI distribution spec's list (one shape for "
+            "every client).",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "code": {"type": "string", "description": "OCI code (NAME_UNKNOWN ...)."},
+                    "message": {"type": "string"},
+                    "detail": {"type": "object"},
+                },
+            },
+        },
+    },
+}
+_ERROR_STATUSES = {
+    "400": "Bad request",
+    "401": "No valid token (a WWW-Authenticate challenge on the registry routes)",
+    "403": "The token's role may not do this, or the revision is not approved",
+    "404": "Not found",
+    "413": "Larger than the server's limits",
+}
+
+
+def _document_errors(schema: dict[str, Any]) -> None:
+    """FastAPI documents its own validation error (``HTTPValidationError``) for 422, but every
+    error, 422 included, is the one envelope: document that, on every operation, with the bearer
+    token scheme the routes accept (``Authorization: Bearer <API token>``, or Basic with the token
+    as the password on the registry routes)."""
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas["Error"] = _ERROR_SCHEMA
+    components["securitySchemes"] = {
+        "token": {"type": "http", "scheme": "bearer", "description": "An API token (mw_...)."}
+    }
+    schema["security"] = [{"token": []}, {}]  # anonymous read may be on: a token is optional
+    ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    for ops in schema.get("paths", {}).values():
+        for op in ops.values():
+            responses = op.setdefault("responses", {})
+            for status, text in {**_ERROR_STATUSES, "422": "Invalid request"}.items():
+                if status == "422" and status not in responses:
+                    continue  # no parameters or body to validate
+                responses[status] = {"description": text, **ref}
 
 
 class BodyLimit:
