@@ -654,3 +654,14 @@ def test_a_provenance_claim_is_shown_as_the_uploaders_word(
     assert rev["provenance"]["repo"] == "meta-llama/Llama-3.1-8B"
     page = client.get("/review", headers=auth(tokens["reviewer"]))
     assert page.status_code == 200 and "declared by the uploader" in page.text
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["http://169.254.169.254/latest/meta-data", "http://[fe80::1]:8080"]
+)
+def test_an_import_from_a_link_local_address_is_refused(client: Any, endpoint: str) -> None:
+    """Cloud instance metadata answers at 169.254.169.254: without an import_endpoints list the
+    server fetches from anywhere else, never from a link-local address."""
+    body = {"endpoint": endpoint, "repo_id": "team/x", "repo": "acme/x"}
+    err = _error(client.post(f"{API}/import", json=body, headers=auth()), 403, "forbidden")
+    assert "link-local" in err["message"] and "import_endpoints" in err["message"]

@@ -313,6 +313,8 @@ def import_upstream(body: ImportIn, request: Request, who: Publisher) -> dict[st
             f"lists: {', '.join(allowed) or '(none)'}",
             endpoint=body.endpoint,
         )
+    if allowed is None:
+        _refuse_link_local(body.endpoint)
     tmp_root = settings.data_dir / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(tmp_root).free
@@ -336,6 +338,30 @@ def import_upstream(body: ImportIn, request: Request, who: Publisher) -> dict[st
             prov["ref"] = body.revision
         view = hub.create_revision(repo, files, prov, who.name, tag=body.tag)
     return _revision_doc(view, full=True)
+
+
+def _refuse_link_local(endpoint: str) -> None:
+    """Without an ``import_endpoints`` list any endpoint may be fetched, but never a link-local
+    address (169.254.0.0/16, fe80::/10): that is where clouds answer instance metadata and
+    credentials (169.254.169.254), the classic target of a server made to fetch a URL."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    host = urlsplit(endpoint).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return  # unresolvable: the import's own request reports it
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if address.is_link_local:
+            raise Forbidden(
+                f"imports from {endpoint!r} are not allowed: {host} is a link-local address "
+                f"({address}), where cloud instance metadata lives; list it in the server's "
+                "import_endpoints setting if it really is a model hub",
+                endpoint=endpoint,
+            )
 
 
 def _check_upstream_sizes(body: ImportIn, limit: int, free: int) -> tuple[str | None, int | None]:
