@@ -3,7 +3,9 @@ push output, tag checks before hashing and the help texts."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +84,6 @@ def test_verify_help_names_its_repo_and_exit_codes(cli: Cli) -> None:
 
 # -------------------------------------------------------------------------------------------- push
 def test_push_refuses_a_link_out_of_the_folder(cli: Cli, live_server: Any, tmp_path: Path) -> None:
-    import os
-
     folder = make_model_dir(tmp_path, "m1")
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "secret.txt").write_bytes(b"ssh key")
@@ -91,7 +91,5 @@ def test_push_refuses_a_link_out_of_the_folder(cli: Cli, live_server: Any, tmp_p
     code, out, err = cli("push", str(folder), "--repo", "acme/links")
     assert code == 2 and out == ""
     assert "link_out -> " in err and "secret.txt" in err and "nothing was uploaded" in err
-    assert (
-        live_server.hub.blobs.exists(__import__("hashlib").sha256(b"ssh key").hexdigest()) is False
-    )
+    assert not live_server.hub.blobs.exists(hashlib.sha256(b"ssh key").hexdigest())
     assert cli.json("review") == []

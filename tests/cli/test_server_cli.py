@@ -22,6 +22,8 @@ def _fails(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, 
         raise AssertionError("the server must not start")
 
     monkeypatch.setattr(uvicorn, "run", never)
+    # these are about the database and data folder: port 8000 may be in use on this machine
+    monkeypatch.setattr("modelward.cli.server.check_listen", lambda host, port: None)
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         main(list(args))
@@ -115,7 +117,10 @@ def test_sqlite_file_cannot_be_opened(
 
 def test_as_a_process(tmp_path: Path) -> None:
     """The console script itself: exit 2, one line, no traceback (the README's first command)."""
-    cmd = [sys.executable, "-m", "modelward", "server", "--data", "/proc/nope"]
+    from tests.server.conftest import free_port
+
+    port = str(free_port())
+    cmd = [sys.executable, "-m", "modelward", "server", "--data", "/proc/nope", "--port", port]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == [
