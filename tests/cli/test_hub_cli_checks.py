@@ -93,3 +93,26 @@ def test_push_refuses_a_link_out_of_the_folder(cli: Cli, live_server: Any, tmp_p
     assert "link_out -> " in err and "secret.txt" in err and "nothing was uploaded" in err
     assert not live_server.hub.blobs.exists(hashlib.sha256(b"ssh key").hexdigest())
     assert cli.json("review") == []
+
+
+# -------------------------------------------------------------------------------------------- help
+def test_approve_and_reject_say_what_revision_may_be(cli: Cli, tmp_path: Path) -> None:
+    for command in ("approve", "reject"):
+        code, out, _ = cli(command, "--help")
+        assert code == 0 and "a tag or main" not in out and "in review" in out, out
+        code, _, err = cli(command, "acme/x", "main", "--reason", "ok")
+        assert code == 2
+        assert err.strip() == (
+            "modelward: error: main names the approved revision; give the commit id of the "
+            "revision in review: hub review"
+        )
+    folder = make_model_dir(tmp_path)
+    commit = cli.json("push", str(folder), "--repo", "acme/first")["commit"]
+    cli.json("approve", "acme/first", commit, "--reason", "ok")  # main exists now: still refused
+    code, _, err = cli("approve", "acme/first", "main", "--reason", "ok")
+    assert code == 2 and "give the commit id of the revision in review" in err
+
+
+def test_gc_help_tells_the_grace_hour(cli: Cli) -> None:
+    code, out, _ = cli("gc", "--help")
+    assert code == 0 and "last hour are kept" in " ".join(out.split())

@@ -101,6 +101,12 @@ _REPO_ARG = typer.Argument(..., metavar="REPO", help="Hub repository (namespace/
 _REV_ARG = typer.Argument(
     ..., metavar="REVISION", help="40-hex commit id (as `hub review` lists it), a tag or main."
 )
+_REVIEW_REV_ARG = typer.Argument(
+    ...,
+    metavar="REVISION",
+    help="The revision in review: its 40-hex commit id (as `hub review` lists it) or the tag it "
+    "was pushed with (not main: main names the approved revision).",
+)
 
 
 def _client(server: str | None, token: str | None) -> HubClient:
@@ -411,6 +417,17 @@ def _decide(
     remote.show(fmt, rev, table)
 
 
+def _in_review(revision: str) -> None:
+    """Refuse ``main``/``latest`` for approve and reject: they name the approved revision."""
+    from modelward.errors import UsageError
+
+    if revision in ("main", "latest"):
+        raise UsageError(
+            f"{revision} names the approved revision; give the commit id of the revision in "
+            "review: hub review"
+        )
+
+
 @app.command(
     "approve",
     help="Approve a revision: it is signed and becomes pullable (reviewer or admin).",
@@ -419,13 +436,15 @@ Examples:
   modelward hub approve acme/llama-3-8b 3f2a...c9 --reason "license ok, scan clean"
   modelward hub approve acme/old-model 77aa...01 --override --reason "pickle from our own training run"
 
-A revision with a critical finding cannot be approved; one with a high finding needs --override.
+REVISION is the commit id `hub review` lists (or the tag the revision was pushed with); main
+cannot be approved, it names the approved revision. A revision with a critical finding cannot be
+approved (reject it); one with a high finding needs --override.
 """,
     no_args_is_help=True,
 )
 def approve_command(
     repo: str = _REPO_ARG,
-    revision: str = _REV_ARG,
+    revision: str = _REVIEW_REV_ARG,
     reason: str = _REASON,
     override: bool = typer.Option(
         False, "--override", help="Approve despite high findings (the reason says why)."
@@ -434,6 +453,7 @@ def approve_command(
     token: str | None = _TOKEN,
     format: str = _FORMAT,
 ) -> None:
+    _in_review(revision)
     _decide("approve", repo, revision, reason, format, server, token, override=override)
 
 
@@ -443,17 +463,20 @@ def approve_command(
     epilog="""\b
 Examples:
   modelward hub reject acme/model 3f2a...c9 --reason "non-commercial license"
+
+REVISION is the commit id `hub review` lists (or the tag the revision was pushed with).
 """,
     no_args_is_help=True,
 )
 def reject_command(
     repo: str = _REPO_ARG,
-    revision: str = _REV_ARG,
+    revision: str = _REVIEW_REV_ARG,
     reason: str = _REASON,
     server: str | None = _SERVER,
     token: str | None = _TOKEN,
     format: str = _FORMAT,
 ) -> None:
+    _in_review(revision)
     _decide("reject", repo, revision, reason, format, server, token)
 
 
@@ -927,6 +950,12 @@ def ollama_key_revoke_command(
 Examples:
   modelward hub gc            # what would be deleted
   modelward hub gc --apply
+
+Grace period: blobs uploaded (or uploaded again) within the last hour are kept even when no
+revision uses them yet, so a push in progress keeps what it has sent. While an upload is still
+in progress, the hour counts back from when it began: an OCI upload session opened within the
+last day, or (its start unknown) a day back when an upload is being written. Run gc again
+later to delete what was kept.
 """,
 )
 def gc_command(
