@@ -116,3 +116,58 @@ def test_approve_and_reject_say_what_revision_may_be(cli: Cli, tmp_path: Path) -
 def test_gc_help_tells_the_grace_hour(cli: Cli) -> None:
     code, out, _ = cli("gc", "--help")
     assert code == 0 and "last hour are kept" in " ".join(out.split())
+
+
+# ------------------------------------------------------------------------------------ push output
+def test_push_says_a_critical_revision_can_only_be_rejected(cli: Cli, tmp_path: Path) -> None:
+    from tests.server.test_hub_api import EVIL_PICKLE
+
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "evil.pkl").write_bytes(EVIL_PICKLE)
+    code, out, err = cli("push", str(evil), "--repo", "acme/evil")
+    assert code == 0, err
+    assert "  1 file; uploaded 1 " in out
+    assert "cannot be approved (critical finding: " in out and " in evil.pkl)" in out, out
+    assert "can only reject it: `modelward hub reject acme/evil " in out
+    assert "hub approve" not in out
+    clean = make_model_dir(tmp_path, "clean")
+    code, out, _ = cli("push", str(clean), "--repo", "acme/clean")
+    assert code == 0 and "next: a reviewer runs `modelward hub approve acme/clean " in out
+    assert " 5 files; " in out
+
+
+def test_push_json_lists_the_skipped_files(cli: Cli, tmp_path: Path) -> None:
+    folder = make_model_dir(tmp_path)
+    os.symlink(tmp_path, folder / "dirlink")  # a link to a folder: left out, never followed
+    os.mkfifo(folder / "pipe")
+    doc = cli.json("push", str(folder), "--repo", "acme/skips")
+    assert {"path": "pipe", "reason": "not a regular file"} in doc["skipped"]
+    assert any(
+        s["path"] == "dirlink/" and "link to a folder" in s["reason"] for s in doc["skipped"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("tag", "message"),
+    [
+        ("main", "--tag: 'main' is moved by approval and cannot be set as a tag"),
+        (
+            "latest",
+            "--tag: 'latest' is moved by approval and cannot be set as a tag (latest means main)",
+        ),
+        ("bad tag!", "tag 'bad tag!' must be 1-80 letters"),
+        ("a" * 40, "(not a 40-hex commit id)"),
+    ],
+)
+def test_push_checks_the_tag_before_reading_the_folder(
+    cli: Cli, tmp_path: Path, tag: str, message: str
+) -> None:
+    # the folder does not exist: the tag is refused first, before anything is hashed
+    for args in (
+        ("push", str(tmp_path / "absent")),
+        ("import", "hf-cache", "org/absent", "--cache-dir", str(tmp_path)),
+        ("import", "ollama", "absent:1b", "--models-dir", str(tmp_path)),
+    ):
+        code, out, err = cli(*args, "--repo", "acme/tags", "--tag", tag)
+        assert code == 2 and out == "" and message in err, err

@@ -146,10 +146,34 @@ def _push(
 
     with _client(server, token) as hub, transfer_progress("uploading") as bar:
         result = hub.push(plan, repo, tag, bar)
-    _report_push(result, fmt)
+    _report_push(result, fmt, plan.skipped)
 
 
-def _report_push(result: PushResult, fmt: str) -> None:
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _skipped(entry: str) -> dict[str, str]:
+    """``"path (why)"``, as an ingest plan lists what it left out, as ``{"path", "reason"}``."""
+    path, sep, why = entry.rpartition(" (")
+    if not sep or not why.endswith(")"):
+        return {"path": entry, "reason": ""}
+    return {"path": path, "reason": why[:-1]}
+
+
+def _worst_finding(rev: dict[str, Any], severity: str) -> str:
+    """``RULE in FILE`` of the first finding of ``severity`` in the revision's scan report."""
+    scan = rev.get("scan") if isinstance(rev.get("scan"), dict) else {}
+    for f in (scan or {}).get("files", []) or []:
+        if not isinstance(f, dict):
+            continue
+        for finding in f.get("findings", []) or []:
+            if isinstance(finding, dict) and finding.get("severity") == severity:
+                return f"{finding.get('rule')} in {f.get('path')}"
+    return f"a {severity} finding"
+
+
+def _report_push(result: PushResult, fmt: str, skipped: tuple[str, ...] = ()) -> None:
     rev = result.revision
     if fmt == "json":
         remote.print_json(
@@ -163,6 +187,7 @@ def _report_push(result: PushResult, fmt: str) -> None:
                 "already_present": result.present,
                 "bytes_uploaded": result.bytes_uploaded,
                 "tags": rev.get("tags", []),
+                "skipped": [_skipped(s) for s in skipped],
             }
         )
         return
@@ -172,14 +197,38 @@ def _report_push(result: PushResult, fmt: str) -> None:
         f"scan: {_severity(rev)}"
     )
     echo(
-        f"  {len(files)} files; uploaded {result.uploaded} ({_human(result.bytes_uploaded)}), "
-        f"{result.present} already on the hub"
+        f"  {_plural(len(files), 'file')}; uploaded {result.uploaded} "
+        f"({_human(result.bytes_uploaded)}), {result.present} already on the hub"
     )
-    if rev.get("state") == "in_review":
+    if rev.get("state") != "in_review":
+        return
+    decide = f"{rev.get('repo')} {rev.get('commit')} --reason TEXT"
+    if rev.get("max_severity") == "critical":
         echo(
-            f"  next: a reviewer runs `modelward hub approve {rev.get('repo')} "
-            f"{rev.get('commit')} --reason TEXT`"
+            f"  cannot be approved (critical finding: {_worst_finding(rev, 'critical')}); "
+            f"a reviewer can only reject it: `modelward hub reject {decide}`"
         )
+    elif rev.get("max_severity") == "high":
+        echo(
+            f"  next: a reviewer approves it only with --override (high finding: "
+            f"{_worst_finding(rev, 'high')}): `modelward hub approve {decide} --override`, "
+            "or rejects it"
+        )
+    else:
+        echo(f"  next: a reviewer runs `modelward hub approve {decide}`")
+
+
+def _check_tag(tag: str | None) -> None:
+    """Refuse a --tag the hub would refuse or drop, before anything is hashed or uploaded."""
+    from modelward.errors import UsageError
+    from modelward.hub.names import validate_tag
+
+    if tag is None:
+        return
+    if tag in ("main", "latest"):
+        why = " (latest means main)" if tag == "latest" else ""
+        raise UsageError(f"--tag: '{tag}' is moved by approval and cannot be set as a tag{why}")
+    validate_tag(tag)
 
 
 def _imported(rev: dict[str, Any], fmt: str) -> None:
@@ -221,6 +270,7 @@ def push_command(
 
     check_format(format, ("table", "json"))
     validate_repo(repo)
+    _check_tag(tag)
     plan = _hash(lambda bar: from_folder(folder, bar))
     _push(plan, repo, tag, server, token, format)
 
@@ -259,6 +309,7 @@ def import_hf_cache_command(
 
     check_format(format, ("table", "json"))
     validate_repo(repo)
+    _check_tag(tag)
     plan = _hash(lambda bar: from_hf_cache(repo_id, revision, cache_dir, bar))
     _push(plan, repo, tag, server, token, format)
 
@@ -294,6 +345,7 @@ def import_ollama_command(
 
     check_format(format, ("table", "json"))
     validate_repo(repo)
+    _check_tag(tag)
     plan = _hash(lambda bar: from_ollama(name, models_dir, bar))
     _push(plan, repo, tag, server, token, format)
 
@@ -342,6 +394,7 @@ def import_upstream_command(
 
     check_format(format, ("table", "json"))
     validate_repo(repo)
+    _check_tag(tag)
     if fetch_here:
         import tempfile
 
@@ -389,7 +442,7 @@ def review_command(
         origin = prov.get("repo") or prov.get("name") or prov.get("source") or ""
         echo(
             f"{rev.get('repo')}  {rev.get('commit')}  {_severity(rev):8}  "
-            f"{len(files)} files {_human(size)}  by {rev.get('created_by')}  "
+            f"{_plural(len(files), 'file')} {_human(size)}  by {rev.get('created_by')}  "
             f"{prov.get('kind', '')} {origin}".rstrip()
         )
 
@@ -687,7 +740,7 @@ def verify_command(
         )
     elif ok:
         echo(
-            f"OK: {folder} matches {repo} @ {sig.commit} ({result.files_checked} files), "
+            f"OK: {folder} matches {repo} @ {sig.commit} ({_plural(result.files_checked, 'file')}), "
             f"signed by the hub key {result.key_fingerprint[:16]}"
         )
     else:
