@@ -34,6 +34,8 @@ def start(
     apps: list[Any] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: apps.append(app))
     monkeypatch.delenv("MODELWARD_ADMIN_TOKEN", raising=False)
+    # nothing listens (uvicorn.run is stubbed): the default port 8000 may be taken on this machine
+    monkeypatch.setattr("modelward.cli.server.check_listen", lambda host, port: None)
 
     def run(db_url: str) -> Started:
         capsys.readouterr()

@@ -95,6 +95,8 @@ def test_the_server_command_applies_the_layers(
 
     apps: list[Any] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: apps.append(app))
+    # nothing listens (uvicorn.run is stubbed): the default port 8000 may be taken on this machine
+    monkeypatch.setattr("modelward.cli.server.check_listen", lambda host, port: None)
     config = _file(tmp_path, f"max_upload_bytes: 100\ndata_dir: {tmp_path / 'file'}\n")
     monkeypatch.setenv("MODELWARD_MAX_UPLOAD_BYTES", "200")
     monkeypatch.setenv("MODELWARD_DATA_DIR", str(tmp_path / "env"))
