@@ -17,7 +17,7 @@ of the same package, import aliases and keywords are never variables.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -231,17 +231,25 @@ def _call_or_field(toks: Sequence[_Token], k: int) -> bool:
     return j < len(toks) and toks[j].text == "("
 
 
-def unsafe_variables(files: Iterable[Path]) -> list[Problem]:
-    """Variables used in a rule that nothing in the rule binds, across a policy's files."""
-    modules = []
+def _texts(files: Iterable[Path]) -> Iterator[tuple[Path, str]]:
+    """The readable policy files with their text (the engine reports unreadable ones itself)."""
     for path in files:
         try:
-            text = path.read_text(encoding="utf-8")
+            yield path, path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
-            continue  # the engine reports unreadable files itself
+            continue
+
+
+def _modules(files: Iterable[Path]) -> Iterator[_Module]:
+    for path, text in _texts(files):
         mod = _module(path, text)
         if mod is not None:
-            modules.append(mod)
+            yield mod
+
+
+def unsafe_variables(files: Iterable[Path]) -> list[Problem]:
+    """Variables used in a rule that nothing in the rule binds, across a policy's files."""
+    modules = list(_modules(files))
     rules_of: dict[str, set[str]] = {}
     for mod in modules:
         rules_of.setdefault(mod.package, set()).update(r.name for r in mod.rules)
@@ -290,11 +298,7 @@ def first_use(files: Iterable[Path], name: str) -> tuple[Path, int] | None:
     """Where a name (a function, a rule) is first used as a call or a reference: ``(file, line)``."""
     last = name.rsplit(".", 1)[-1]
     pattern = re.compile(rf"(?<![\w.]){re.escape(last)}\s*\(|\.{re.escape(last)}\s*\(")
-    for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
+    for path, text in _texts(files):
         for lineno, line in enumerate(text.splitlines(), 1):
             code = line.split("#", 1)[0]
             if pattern.search(code):
@@ -306,14 +310,8 @@ def conflicting_rules(files: Iterable[Path]) -> list[tuple[str, list[tuple[Path,
     """Complete rules assigned more than once without a body (``x := 1`` and ``x := 2``): the
     evaluation fails with a conflict (OPA: eval_conflict_error). Each name with its places."""
     places: dict[tuple[str, str], list[tuple[Path, int]]] = {}
-    for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        mod = _module(path, text)
-        if mod is None:
-            continue
+    for mod in _modules(files):
+        path = mod.path
         for rule in mod.rules:
             toks = rule.tokens
             if (
@@ -349,15 +347,8 @@ def max_nesting(text: str) -> tuple[int, int]:
 def rule_definition(files: Iterable[Path], ref: str) -> tuple[Path, int] | None:
     """Where rule ``pkg.name`` (``ref``) is first defined: ``(file, line)``."""
     pkg, _, name = ref.rpartition(".")
-    for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        mod = _module(path, text)
-        if mod is None or mod.package != pkg:
-            continue
+    for mod in _modules(files):
         for rule in mod.rules:
-            if rule.name == name:
-                return path, rule.tokens[0].line
+            if mod.package == pkg and rule.name == name:
+                return mod.path, rule.tokens[0].line
     return None
