@@ -15,15 +15,23 @@ REFUSED = "postgresql+psycopg://nobody@127.0.0.1:1/x"
 
 
 def _fails(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
-    """Run ``modelward *args`` in-process; it must exit 2 with exactly one line on stderr."""
+    """Run ``modelward *args`` in-process; it must exit 2 with exactly one line on stderr.
+    (These are about the database and data folder: port 8000 may be in use on this machine.)"""
+    monkeypatch.setattr("modelward.cli.server.check_listen", lambda host, port: None)
+    return fails_to_start(capsys, monkeypatch, *args)
+
+
+def fails_to_start(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
+) -> str:
+    """``modelward *args`` in-process exits 2 with one line on stderr; the server never starts.
+    Returns that line without its ``modelward: error:`` prefix."""
     import uvicorn
 
     def never(*a: object, **kw: object) -> None:
         raise AssertionError("the server must not start")
 
     monkeypatch.setattr(uvicorn, "run", never)
-    # these are about the database and data folder: port 8000 may be in use on this machine
-    monkeypatch.setattr("modelward.cli.server.check_listen", lambda host, port: None)
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         main(list(args))

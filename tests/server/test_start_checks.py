@@ -10,28 +10,10 @@ import pytest
 
 from modelward.cli import main
 from modelward.server.settings import ServerSettings, SettingsError, load_settings
+from tests.cli.test_server_cli import fails_to_start as _fails
 from tests.server.conftest import ADMIN_TOKEN
 
 MAKE = "python -c 'import secrets; print(\"mw_\" + secrets.token_urlsafe(32))'"
-
-
-def _fails(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
-    """``modelward *args`` in-process exits 2 with one line on stderr; the server never starts."""
-    import uvicorn
-
-    def never(*a: object, **kw: object) -> None:
-        raise AssertionError("the server must not start")
-
-    monkeypatch.setattr(uvicorn, "run", never)
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_:
-        main(list(args))
-    out, err = capsys.readouterr()
-    assert exit_.value.code == 2, err
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("modelward: error: "), err
-    assert "Traceback" not in err and out == ""
-    return lines[0].removeprefix("modelward: error: ")
 
 
 # ------------------------------------------------------------------------------------ admin token
