@@ -53,11 +53,24 @@ def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     (pkg / "__main__.py").write_text(SERVER)
-    port = free_port()
     env = dict(os.environ, PYTHONPATH=str(tmp_path / "pkgs"))
+    yield from _serving(["-m", "open_webui"], tmp_path, env)
+
+
+def _serving(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``python ARGS PORT`` started in ``cwd`` and yielded once it listens on a free port; the
+    test's own process, stopped at the end if nothing else did."""
+    port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "open_webui", str(port)],
-        cwd=tmp_path,
+        [
+            sys.executable,
+            *args,
+            str(port),
+            *(["--bind", "127.0.0.1"] if "http.server" in args else []),
+        ],
+        cwd=cwd,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -181,23 +194,7 @@ def loopback_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], i
     empty folder; the test stops it if nothing else did."""
     served = tmp_path / "served"
     served.mkdir()
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-        cwd=served,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while not listening(proc.pid, port):
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
-        yield proc, port
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-        proc.wait(10)
+    yield from _serving(["-m", "http.server"], served)
 
 
 def listed_as(name: str, pid: int, port: int) -> dict[str, Any]:
