@@ -54,22 +54,17 @@ def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     (pkg / "__init__.py").write_text("")
     (pkg / "__main__.py").write_text(SERVER)
     env = dict(os.environ, PYTHONPATH=str(tmp_path / "pkgs"))
-    yield from _serving(["-m", "open_webui"], tmp_path, env)
+    yield from _serving("open_webui", tmp_path, env)
 
 
 def _serving(
-    args: list[str], cwd: Path, env: dict[str, str] | None = None
+    module: str, cwd: Path, env: dict[str, str] | None = None, after: tuple[str, ...] = ()
 ) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """``python ARGS PORT`` started in ``cwd`` and yielded once it listens on a free port; the
-    test's own process, stopped at the end if nothing else did."""
+    """``python -m MODULE PORT AFTER...`` started in ``cwd`` and yielded once it listens on a
+    free port; the test's own process, stopped at the end if nothing else did."""
     port = free_port()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            *args,
-            str(port),
-            *(["--bind", "127.0.0.1"] if "http.server" in args else []),
-        ],
+        [sys.executable, "-m", module, str(port), *after],
         cwd=cwd,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -194,7 +189,7 @@ def loopback_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], i
     empty folder; the test stops it if nothing else did."""
     served = tmp_path / "served"
     served.mkdir()
-    yield from _serving(["-m", "http.server"], served)
+    yield from _serving("http.server", served, after=("--bind", "127.0.0.1"))
 
 
 def listed_as(name: str, pid: int, port: int) -> dict[str, Any]:
