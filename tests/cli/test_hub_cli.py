@@ -248,5 +248,7 @@ def test_a_reviewer_tags_an_approved_revision(cli: Cli, live_server: Any, tmp_pa
     code, out, _ = cli("tag", "acme/tagged", commit, "v1.2", "--reason", "evals ok", token=reviewer)
     assert code == 0 and out.strip() == f"tagged acme/tagged @ {commit} as v1.2: evals ok"
     assert cli.json("show", "acme/tagged", "v1.2")["commit"] == commit
+    code, out, _ = cli("audit", "--repo", "acme/tagged", token=reviewer)
+    assert code == 0 and "evals ok  [tag=v1.2]" in out  # the table says what the detail holds
     events = cli.json("audit", "--repo", "acme/tagged")
     assert any(e["action"] == "tag" and "evals ok" in str(e) for e in events), events

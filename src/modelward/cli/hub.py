@@ -1057,7 +1057,15 @@ def audit_command(
         return
     for e in events:
         commit = _short(str(e.get("commit") or ""))
+        # what the event's detail says in a word (override=True, tag=v1, role=reader ...)
+        detail = e.get("detail")
+        detail = detail if isinstance(detail, dict) else {}
+        said = " ".join(
+            f"{k}={v}"
+            for k, v in detail.items()
+            if isinstance(v, str | int | bool) and v is not False and v != ""
+        )
         echo(
             f"{e.get('at')}  {e.get('actor')}  {e.get('action')}  {e.get('repo')} {commit}  "
-            f"{e.get('reason') or ''}".rstrip()
+            f"{e.get('reason') or ''}{f'  [{said}]' if said else ''}".rstrip()
         )
