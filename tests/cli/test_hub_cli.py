@@ -252,3 +252,13 @@ def test_a_reviewer_tags_an_approved_revision(cli: Cli, live_server: Any, tmp_pa
     assert code == 0 and "evals ok  [tag=v1.2]" in out  # the table says what the detail holds
     events = cli.json("audit", "--repo", "acme/tagged")
     assert any(e["action"] == "tag" and "evals ok" in str(e) for e in events), events
+
+
+def test_show_of_a_repo_without_an_approved_revision_points_at_the_queue(
+    cli: Cli, tmp_path: Path
+) -> None:
+    rev = cli.json("push", str(make_model_dir(tmp_path)), "--repo", "acme/fresh")
+    code, _, err = cli("show", "acme/fresh")
+    assert code == 2 and "has no approved revision (latest is in_review)" in err, err
+    assert "`modelward hub review` lists the revisions in review" in err
+    assert cli.json("show", "acme/fresh", rev["commit"])["state"] == "in_review"

@@ -603,9 +603,19 @@ def show_command(
     token: str | None = _TOKEN,
     format: str = _FORMAT,
 ) -> None:
+    from modelward.errors import NotApproved
+
     check_format(format, ("table", "json"))
     with _client(server, token) as hub:
-        rev = hub.revision(repo, revision)
+        try:
+            rev = hub.revision(repo, revision)
+        except NotApproved as exc:
+            if revision != "main":
+                raise
+            raise NotApproved(
+                f"{exc.message}; `modelward hub review` lists the revisions in review and "
+                f"`modelward hub show {repo} COMMIT` shows one"
+            ) from None
     if format == "json":
         remote.print_json(rev)
         return
