@@ -182,3 +182,41 @@ def test_the_loop_runs_ahead_of_a_slow_writer_by_a_bounded_number_of_batches() -
     assert w.overlaps == 0 and w.size == 40 * batch
     ahead = seen_at_first_write[0] // batch
     assert 2 <= ahead <= QUEUED + 1, ahead
+
+
+def test_a_cancelled_upload_leaves_no_write_running_on_a_closed_file(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """Cancelled while its last batch is being written (a slow disk), the upload returns only once
+    that write is done: the writer then closes its file and a later upload, which may get the same
+    file descriptor, is not written into by the old one (a blob stored under a digest its bytes do
+    not match)."""
+    from modelward.store import blobs
+
+    store = blobs.FsBlobStore(tmp_path, fsync="revision")
+    real = os.pwritev
+
+    def slow(fd: int, views: Any, offset: int) -> int:
+        time.sleep(0.3)
+        return real(fd, views, offset)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"A" * (1 << 20)
+
+    async def main() -> None:
+        monkeypatch.setattr(blobs.os, "pwritev", slow)
+        with store.writer() as w:
+            task = asyncio.ensure_future(receive_into(w, body()))
+            await asyncio.sleep(0.1)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        monkeypatch.setattr(blobs.os, "pwritev", real)
+        with store.writer() as later:
+            later.write(b"B" * 100)
+            await asyncio.sleep(0.5)  # an old write still running would land meanwhile
+            info = later.commit(hashlib.sha256(b"B" * 100).hexdigest())
+        with store.open(info.sha256) as fh:
+            assert fh.read() == b"B" * 100
+
+    asyncio.run(main())

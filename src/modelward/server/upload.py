@@ -78,21 +78,26 @@ async def receive_into(
             batched += len(piece)
             if batched >= buffer_size or len(batch) >= _MAX_PIECES:
                 while len(queued) >= QUEUED:  # back-pressure: a bounded number of batches
-                    await asyncio.wrap_future(queued.popleft())
+                    await asyncio.wrap_future(queued[0])
+                    queued.popleft()  # only once it is done: `finally` waits for the rest
                 hand_over(batch)
                 batch, batched = [], 0
         if batch:
             hand_over(batch)
         while queued:
-            await asyncio.wrap_future(queued.popleft())
+            await asyncio.wrap_future(queued[0])
+            queued.popleft()
     except ClientDisconnect:
         raise BadRequest(
             f"the client went away after {received} bytes; nothing was stored", received=received
         ) from None
     finally:
         if queued:
-            # Leaving early (an error, a cancellation): the writer threads must be done with the
-            # temporary file before the caller discards it. At most QUEUED batches' worth.
+            # Leaving early (an error, a cancellation): the batches not started yet are dropped
+            # (last first, so none starts after its predecessor was dropped) and the running one
+            # must be done with the temporary file before the caller discards it.
+            for future in reversed(queued):
+                future.cancel()
             concurrent.futures.wait(queued)
     return received
 

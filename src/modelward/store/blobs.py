@@ -184,8 +184,13 @@ class _FsWriter:
         self._pending = bytearray()
         self._queued = 0  # bytes given their place in the file (written, or being written behind)
         self._behind: collections.deque[concurrent.futures.Future[None]] = collections.deque()
+        self._busy = threading.Lock()  # held by a write in progress: __exit__ waits for it
 
     def write(self, data: Bytes) -> None:
+        with self._busy:
+            self._write(data)
+
+    def _write(self, data: Bytes) -> None:
         self.size += len(data)
         if self._max is not None and self.size > self._max:
             raise TooLarge(
@@ -199,6 +204,10 @@ class _FsWriter:
             self._flush_pending()
 
     def writev(self, pieces: Sequence[Bytes]) -> None:
+        with self._busy:
+            self._writev(pieces)
+
+    def _writev(self, pieces: Sequence[Bytes]) -> None:
         """Hash the pieces here while pool threads write them behind (``os.pwritev``): no copy.
 
         When the pieces are all ``bytes`` (immutable) their write may still run when this returns
@@ -304,7 +313,8 @@ class _FsWriter:
 
     def __exit__(self, *exc: object) -> None:
         if not self._done:
-            concurrent.futures.wait(self._behind)  # no write may still use the file
+            with self._busy:  # a write() or writev() still running in another thread ends first
+                concurrent.futures.wait(self._behind)  # and no write behind may use the file
             self._fh.close()
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._tmp)
