@@ -113,6 +113,23 @@ def _tokens(text: str) -> list[_Token]:
     return out
 
 
+_CONTINUED = frozenset(
+    {"if", ":=", "=", "contains", "else", ",", "|", "&", "+", "-", "*", "/", "%", "==", "!=",
+     "<", ">", "<=", ">=", "in", "not", "some", "every", "with", "as", "default"}
+)  # fmt: skip
+"""A line ending with one of these goes on in the next line (`r contains x if` + its body)."""
+
+
+def _starts_rule(toks: Sequence[_Token], i: int) -> bool:
+    """Whether ``toks[i]`` begins a new statement: a name at the start of a line, outside any
+    bracket, that neither continues the line before (ending in ``if``, ``:=``, an operator ...) nor
+    is ``if``/``else`` itself (a rule's brace or body may start on its own line)."""
+    t = toks[i]
+    if not (t.first and t.depth == 0 and t.kind == "name") or t.text in ("if", "else"):
+        return False
+    return i == 0 or toks[i - 1].text not in _CONTINUED
+
+
 def _module(path: Path, text: str) -> _Module | None:
     toks = _tokens(text)
     mod: _Module | None = None
@@ -120,12 +137,7 @@ def _module(path: Path, text: str) -> _Module | None:
     while i < len(toks):
         t = toks[i]
         end = i + 1
-        while end < len(toks) and not (
-            toks[end].first
-            and toks[end].depth == 0
-            and toks[end].kind == "name"  # a rule starts with its name (`{` on its own line
-            and toks[end].text != "else"  # continues the head above)
-        ):
+        while end < len(toks) and not _starts_rule(toks, end):
             end += 1
         stmt = toks[i:end]
         if t.text == "package":

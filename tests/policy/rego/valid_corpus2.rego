@@ -56,3 +56,15 @@ chain := x if {
 } else := 3
 
 nested := [[y | some y in xs] | some xs in input.lists]
+
+# a rule's body on the line after its head (no braces), and `if` on its own line
+next_line contains x if
+	some x in input.xs
+
+head_then_if := x
+if { x := 1 }
+
+plus_one(x) := y if
+	y := x + 1
+
+uses_plus_one := plus_one(1)
