@@ -23,6 +23,7 @@ import errno
 import hashlib
 import json
 import os
+import secrets
 import stat
 from pathlib import Path
 from typing import Any
@@ -45,9 +46,16 @@ class ContentChanged(VaultError):
     """A file no longer has the SHA-256 it had when the operation began (or was expected to have)."""
 
     def __init__(
-        self, message: str, path: str | None = None, expected: str | None = None, found: str = ""
+        self,
+        message: str,
+        path: str | None = None,
+        expected: str | None = None,
+        found: str = "",
+        kept: str = "",
     ) -> None:
         super().__init__(message)
+        self.kept = kept
+        """Where the file was kept when it could not go back to its path ("" when it did)."""
         self.path = path
         self.expected = expected
         self.found = found
@@ -249,6 +257,39 @@ def _finish(src: Path, dst: Path, sha256: str, size: int | None, src_id: Ident |
     return ""
 
 
+def _link_or_rename(temp: Path, dst: Path) -> bool:
+    """Give ``temp`` the name ``dst`` unless ``dst`` exists (then ``False``, ``temp`` kept).
+
+    A hard link never replaces a file; where links are not supported the check before the
+    rename leaves a window (another program creating ``dst`` in between) that cannot be closed."""
+    try:
+        os.link(temp, dst)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        if exists(dst):
+            return False
+        os.rename(temp, dst)
+    else:
+        os.unlink(temp)
+    fsync_dir(dst.parent)
+    return True
+
+
+def _put_back(temp: Path, src: Path) -> str:
+    """Put ``temp`` (the user's file itself, renamed) back at ``src``; when another file is at
+    ``src`` now, keep it beside it as ``<name>.modelward-kept-<id>``. Returns what was done
+    when it was not put back ("" when it was)."""
+    if _link_or_rename(temp, src):
+        return ""
+    while True:
+        kept = src.with_name(f"{src.name}.modelward-kept-{secrets.token_hex(4)}")
+        if _link_or_rename(temp, kept):
+            return f"{src} is another file now, so the file that was there was kept as {kept}"
+
+
 def _place(temp: Path, dst: Path) -> None:
     """Give ``temp`` the name ``dst`` without ever replacing a file at ``dst``."""
     try:
@@ -320,11 +361,13 @@ def resume_move(
                 f"{src} is another file now and the copy {temp} is incomplete; both were kept"
             )
     # (temp without src: src was renamed whole to temp; verified below)
+    only_copy = exists(temp) and (not exists(src) or _by_ident(temp, src_id))
     if not exists(temp):
         if not exists(src):
             raise VaultError(f"{src} is gone and {dst} was never completed")
         try:
             os.rename(src, temp)
+            only_copy = True  # temp is the user's file itself now, never to be deleted
             fsync_dir(temp.parent)
             fsync_dir(src.parent)
             crash_point("detach")
@@ -338,23 +381,24 @@ def resume_move(
     else:
         got = sha256_file(temp)
     if got != sha256:
-        if warning or exists(src):
-            if warning:  # temp is the only copy of what was there: keep it, say so
-                raise VaultError(
-                    f"{temp} does not hold the recorded content and {src} is another file; "
-                    "both were kept"
-                )
+        kept = ""
+        if only_copy:  # temp is the user's only copy: put it back, never over another file
+            kept = _put_back(temp, src)
+        elif warning:  # temp is the only copy of what was there: keep it, say so
+            raise VaultError(
+                f"{temp} does not hold the recorded content and {src} is another file; "
+                "both were kept"
+            )
+        else:  # a copy: src holds the file
             os.unlink(temp)
-        else:
-            os.rename(temp, src)
-            fsync_dir(src.parent)
         fsync_dir(temp.parent)
         raise ContentChanged(
             f"{src} changed while it was being moved (SHA-256 {got} instead of {sha256}); "
-            "it was left in place",
+            + (kept or "it was left in place"),
             path=str(src),
             expected=sha256,
             found=got,
+            kept=kept,
         )
     _place(temp, dst)
     crash_point("rename")

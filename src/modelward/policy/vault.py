@@ -494,10 +494,12 @@ class Vault:
                     raise
                 raise StaleContent(
                     f"{exc.path} changed since the inventory: expected sha256 {exc.expected}, "
-                    f"found {exc.found}; not quarantined; run the inventory again",
+                    f"found {exc.found}; not quarantined; run the inventory again"
+                    + (f" ({exc.kept})" if exc.kept else ""),
                     path=exc.path,
                     expected=exc.expected,
                     found=exc.found,
+                    kept=exc.kept,
                 ) from None
         return entry
 
@@ -629,8 +631,9 @@ class Vault:
                     if not isinstance(entry, dict) or entry.get("id") != path.stem:
                         raise VaultError(f"{path.name} does not record entry {path.stem}")
                     done.append(self._run(op))
-                except ContentChanged:
-                    done.append(f"rolled back quarantine {path.stem} (a file changed)")
+                except ContentChanged as exc:
+                    kept = f"; {exc.kept}" if exc.kept else ""
+                    done.append(f"rolled back quarantine {path.stem} (a file changed{kept})")
                 except VaultError as exc:
                     done.append(f"could not finish {path.stem}: {exc.diagnostics()}")
             done += self._sweep()
