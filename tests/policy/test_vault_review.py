@@ -3,6 +3,11 @@ vault left stuck, proven fixed here."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -49,3 +54,65 @@ def test_a_moved_file_with_a_wrong_digest_goes_back_to_its_free_path(
     assert model.read_bytes() == b"data"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin", "vault"]
     assert vault_mod.note_path(model).exists() is False
+
+
+# --------------------------------------------------------------------------- crash + edit
+QUARANTINE = """
+import sys
+from pathlib import Path
+from modelward.policy.vault import Vault
+v = Vault.open(Path(sys.argv[1]))
+v.quarantine([Path(p) for p in sys.argv[2:]], "test", "rule")
+"""
+
+
+def _other_fs(tmp_path: Path) -> Path:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or not os.access(shm, os.W_OK):
+        pytest.skip("no /dev/shm")
+    if os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("/dev/shm is on tmp_path's filesystem")
+    return Path(tempfile.mkdtemp(prefix="modelward-test-", dir=shm))
+
+
+def _run(script: str, args: list[str], fault: str | None) -> int:
+    env = {k: v for k, v in os.environ.items() if k != journal.FAULT_ENV}
+    if fault:
+        env[journal.FAULT_ENV] = fault
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args], env=env, capture_output=True, timeout=60
+    )
+    return proc.returncode
+
+
+@pytest.mark.parametrize("fault", ["verify@2", "rename@1", "rename@2"])
+def test_an_edit_after_a_crash_in_a_cross_filesystem_move_is_kept(
+    tmp_path: Path, fault: str
+) -> None:
+    """Across filesystems the original stays until the copy is in place: edited in place after
+    a crash (same file, same size), it is not deleted on the next run, and the quarantine is
+    rolled back."""
+    other = _other_fs(tmp_path)
+    try:
+        vault_root = other / "vault"
+        models = tmp_path / "m"
+        models.mkdir()
+        files = [models / f"p{i}.bin" for i in range(2)]
+        for p in files:
+            p.write_bytes(b"original " + p.name.encode() * 5000)
+        code = _run(QUARANTINE, [str(vault_root), *map(str, files)], fault)
+        assert code == journal.FAULT_EXIT
+        target = files[int(fault[-1]) - 1]
+        with open(target, "r+b") as fh:  # an in-place edit: same inode, same size
+            fh.write(b"EDITED!!")
+        edited = target.read_bytes()
+        vault = Vault.open(vault_root)
+        assert any("changed" in line for line in vault.recovered), vault.recovered
+        assert target.read_bytes() == edited
+        for p in files:
+            if p != target:
+                assert p.read_bytes() == b"original " + p.name.encode() * 5000
+            assert not vault_mod.note_path(p).exists()
+        assert vault.list() == [] and not list((vault_root / "journal").iterdir())
+    finally:
+        shutil.rmtree(other, ignore_errors=True)

@@ -235,9 +235,30 @@ def _unlink(path: Path) -> None:
     fsync_dir(path.parent)
 
 
-def _finish(src: Path, dst: Path, sha256: str, size: int | None, src_id: Ident | None) -> str:
+Stat = tuple[int, int, int]
+"""``(st_size, st_mtime_ns, st_ctime_ns)`` of a file before it was moved."""
+
+
+def stat_of(path: Path) -> Stat:
+    st = os.lstat(path)
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _finish(
+    src: Path,
+    dst: Path,
+    sha256: str,
+    size: int | None,
+    src_id: Ident | None,
+    src_stat: Stat | None = None,
+) -> str:
     """``dst`` holds the file: drop a leftover temp and the original (only when it is the one
-    recorded). Returns a warning when ``src`` holds another file, which is left alone."""
+    recorded). Returns a warning when ``src`` holds another file, which is left alone.
+
+    The original (same file, still there: a copy across filesystems) is deleted only when it
+    still holds what was copied: when its size, modification or change time is not ``src_stat``
+    any more it is hashed again, and when it was edited the copy ``dst`` is removed instead and
+    :class:`ContentChanged` raised (the user's edit is kept)."""
     temp = temp_for(dst)
     if exists(temp):
         if ident(temp) == ident(dst) or is_file(temp, sha256, size, None):
@@ -252,6 +273,17 @@ def _finish(src: Path, dst: Path, sha256: str, size: int | None, src_id: Ident |
         original = is_file(src, sha256, size, None)
     if not original:
         return f"{src} is another file now (not the one moved to {dst}); it was left alone"
+    if src_stat is not None and stat_of(src) != tuple(src_stat):
+        got = sha256_file(src)
+        if got != sha256:
+            _unlink(dst)  # the copy of what it was; the user's file, as edited, stays
+            raise ContentChanged(
+                f"{src} changed while it was being quarantined (SHA-256 {got} instead of "
+                f"{sha256}); it was left in place, as changed",
+                path=str(src),
+                expected=sha256,
+                found=got,
+            )
     _unlink(src)
     crash_point("delete")
     return ""
@@ -316,6 +348,7 @@ def resume_move(
     *,
     size: int | None = None,
     src_id: Ident | None = None,
+    src_stat: Stat | None = None,
 ) -> str:
     """Move ``src`` to ``dst`` (both regular files), verifying ``sha256``; resumable at any step.
 
@@ -333,7 +366,7 @@ def resume_move(
     temp = temp_for(dst)
     if exists(dst):
         if is_file(dst, sha256, size, src_id):
-            return _finish(src, dst, sha256, size, src_id)
+            return _finish(src, dst, sha256, size, src_id, src_stat)
         if exists(temp) and not exists(src) and is_file(temp, sha256, size, src_id):
             os.rename(temp, src)  # undo the detach: the file goes back where it was
             fsync_dir(src.parent)
@@ -404,4 +437,4 @@ def resume_move(
     crash_point("rename")
     if warning:
         return warning
-    return _finish(src, dst, sha256, size, src_id)
+    return _finish(src, dst, sha256, size, src_id, src_stat)

@@ -42,6 +42,7 @@ from modelward.policy.journal import (
     ContentChanged,
     Ident,
     Occupied,
+    Stat,
     VaultError,
     crash_point,
     exists,
@@ -472,9 +473,10 @@ class Vault:
             self._already(originals, want)
             entry_id = secrets.token_hex(ID_LENGTH // 2)
             ids: builtins.list[builtins.list[int] | None] = []
+            stats: builtins.list[builtins.list[int]] = []
             files = []
             for n, path in enumerate(originals):
-                record, st_id = self._stored(
+                record, st_id, st_stat = self._stored(
                     path,
                     f"entries/{entry_id}/files/{n}",
                     want.get(str(path)),
@@ -482,8 +484,10 @@ class Vault:
                 )
                 files.append(record)
                 ids.append(list(st_id))
+                stats.append(list(st_stat))
             entry = Entry(entry_id, tuple(files), reason, decision_rule, _now())
             op = {**self._owner(), "op": "quarantine", "phase": "forward", "ids": ids}
+            op["stats"] = stats
             op["entry"] = entry.to_dict()
             write_json(self._journal(entry_id), op)
             crash_point("journal")
@@ -522,7 +526,7 @@ class Vault:
     @staticmethod
     def _stored(
         path: Path, stored: str, sha256: str | None, aliases: tuple[str, ...] = ()
-    ) -> tuple[StoredFile, Ident]:
+    ) -> tuple[StoredFile, Ident, Stat]:
         """The record of a file about to be quarantined (hashed here unless ``sha256`` is given),
         and its identity (device, inode) for recovery."""
         try:
@@ -553,7 +557,7 @@ class Vault:
             mtime_ns=st.st_mtime_ns,
             aliases=aliases,
         )
-        return record, (st.st_dev, st.st_ino)
+        return record, (st.st_dev, st.st_ino), (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
     def restore(self, entry_id: str) -> Entry:
         """Put every file of the entry back, verified, with its mode (permission bits only: never
@@ -667,7 +671,7 @@ class Vault:
         try:
             if kind == "quarantine" and op.get("phase") == "forward":
                 try:
-                    warnings = self._forward(entry, ids)
+                    warnings = self._forward(entry, ids, _stats(op.get("stats"), len(ids)))
                 except (VaultError, OSError) as exc:
                     self._rollback(entry, op, ids)
                     if isinstance(exc, ContentChanged):
@@ -704,16 +708,23 @@ class Vault:
         write_json(self._journal(entry.id), op)
         self._backward(entry, rollback=True, ids=_ids(back, len(back)), fwd=ids)
 
-    def _forward(self, entry: Entry, ids: Sequence[Ident | None]) -> builtins.list[str]:
+    def _forward(
+        self, entry: Entry, ids: Sequence[Ident | None], stats: Sequence[Stat | None]
+    ) -> builtins.list[str]:
         files = self.root / "entries" / entry.id / "files"
         if not files.is_dir():
             files.mkdir(mode=0o700, parents=True, exist_ok=True)
             fsync_dir(files.parent)
             fsync_dir(self.root / "entries")
         warnings = []
-        for f, src_id in zip(entry.files, ids, strict=True):
+        for f, src_id, src_stat in zip(entry.files, ids, stats, strict=True):
             warning = resume_move(
-                Path(f.original_path), self.root / f.stored, f.sha256, size=f.size, src_id=src_id
+                Path(f.original_path),
+                self.root / f.stored,
+                f.sha256,
+                size=f.size,
+                src_id=src_id,
+                src_stat=src_stat,
             )
             if warning:
                 warnings.append(warning)
@@ -860,6 +871,16 @@ def _ids(value: Any, n: int) -> builtins.list[Ident | None]:
         for i, v in enumerate(value):
             if isinstance(v, list) and len(v) == 2 and all(type(x) is int for x in v):
                 out[i] = (v[0], v[1])
+    return out
+
+
+def _stats(value: Any, n: int) -> builtins.list[Stat | None]:
+    """The size, modification and change times a journal recorded per file (``None``: unknown)."""
+    out: builtins.list[Stat | None] = [None] * n
+    if isinstance(value, list) and len(value) == n:
+        for i, v in enumerate(value):
+            if isinstance(v, list) and len(v) == 3 and all(type(x) is int for x in v):
+                out[i] = (v[0], v[1], v[2])
     return out
 
 
