@@ -3,6 +3,7 @@ vault left stuck, proven fixed here."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 
 from modelward.policy import journal
 from modelward.policy import vault as vault_mod
-from modelward.policy.vault import StaleContent, Vault
+from modelward.policy.vault import StaleContent, Vault, VaultError
 
 
 def test_a_moved_file_whose_path_is_recreated_is_kept_not_deleted(
@@ -116,3 +117,79 @@ def test_an_edit_after_a_crash_in_a_cross_filesystem_move_is_kept(
         assert vault.list() == [] and not list((vault_root / "journal").iterdir())
     finally:
         shutil.rmtree(other, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- full disk
+def test_a_full_disk_mid_copy_rolls_back_and_does_not_wedge_the_vault(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy across filesystems meets a full disk: the partial copy is removed first (space
+    back), the quarantine is reported failed and rolled back, and the next run finds nothing to
+    finish (it never completes a quarantine the user was told had failed)."""
+    model = tmp_path / "m" / "big.bin"
+    model.parent.mkdir()
+    data = os.urandom(3 * journal.CHUNK)
+    model.write_bytes(data)
+    vault = Vault.open(tmp_path / "vault")
+    real_rename, real_write = os.rename, os.write
+
+    def rename(src: str | Path, dst: str | Path) -> None:
+        if str(dst).endswith(".modelward-part"):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_rename(src, dst)
+
+    def disk_full_while_a_part_exists() -> bool:
+        return any(vault.root.rglob("*.modelward-part"))
+
+    def write(fd: int, buf: bytes | memoryview) -> int:
+        path = os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else ""
+        part = path.endswith(".modelward-part") and os.fstat(fd).st_size >= journal.CHUNK
+        if part or (not path.endswith(".modelward-part") and disk_full_while_a_part_exists()):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, buf)
+
+    monkeypatch.setattr(journal.os, "rename", rename)
+    monkeypatch.setattr(journal.os, "write", write)
+    with pytest.raises(VaultError, match="every file was put back"):
+        vault.quarantine([model], "r", "rule")
+    monkeypatch.undo()
+    assert model.read_bytes() == data
+    assert not any(vault.root.rglob("*.modelward-part"))
+    assert not list((vault.root / "journal").iterdir())
+    again = Vault.open(vault.root)
+    assert again.list() == [] and model.read_bytes() == data
+    assert not vault_mod.note_path(model).exists()
+
+
+def test_recovery_rolls_back_a_quarantine_whose_copy_never_completed(tmp_path: Path) -> None:
+    """A forward journal with a partial copy (a kill mid-copy, or a failure whose rollback could
+    not be journaled) is rolled back, not finished."""
+    model = tmp_path / "m" / "big.bin"
+    model.parent.mkdir()
+    data = os.urandom(100_000)
+    model.write_bytes(data)
+    vault = Vault.open(tmp_path / "vault")
+    entry = vault.quarantine([model], "r", "rule")
+    vault.restore(entry.id)
+    # replay a journal of a quarantine stopped mid-copy
+    st = os.stat(model)
+    op = {
+        "op": "quarantine",
+        "phase": "forward",
+        "pid": 1,
+        "started": "x",
+        "ids": [[st.st_dev, st.st_ino]],
+        "entry": {
+            **entry.to_dict(),
+            "id": "0123456789ab",
+            "files": [{**entry.files[0].to_dict(), "stored": "entries/0123456789ab/files/0"}],
+        },
+    }
+    files = vault.root / "entries" / "0123456789ab" / "files"
+    files.mkdir(parents=True)
+    journal.temp_for(files / "0").write_bytes(data[:5000])
+    journal.write_json(vault.root / "journal" / "0123456789ab.json", op)
+    again = Vault.open(vault.root)
+    assert any("never completed" in line for line in again.recovered), again.recovered
+    assert model.read_bytes() == data and again.list() == []
+    assert not any(vault.root.rglob("*.modelward-part"))

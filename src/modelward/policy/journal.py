@@ -90,20 +90,26 @@ def fsync_dir(folder: Path) -> None:
 
 
 def write_durably(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data``: write a temp file, fsync, rename, fsync the folder."""
-    temp = path.with_name(f".{path.name}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(temp)  # left by a crash; never opened through a link someone put there
+    """Replace ``path`` with ``data``: write a temp file, fsync, rename, fsync the folder.
+
+    The temp file has a name of its own (two writers never meet on it), is created new (never
+    opened through a link someone put there) and is removed when the write fails (a full disk)."""
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(temp, flags, mode)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
     fsync_dir(path.parent)
 
 
@@ -158,11 +164,21 @@ def _copy(src: Path, temp: Path) -> str:
                     view = view[os.write(fd, view) :]
             crash_point("copy")
             os.fsync(fd)
+        except BaseException:
+            _discard(temp)  # first of all: a full disk gets its space back
+            raise
         finally:
             os.close(fd)
     fsync_dir(temp.parent)
     crash_point("fsync")
     return digest.hexdigest()
+
+
+def _discard(path: Path) -> None:
+    """Remove a partial file we wrote (``src`` is untouched), as far as the system lets us."""
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+        fsync_dir(path.parent)
 
 
 def _read_back(path: Path) -> str:

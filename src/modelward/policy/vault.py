@@ -634,7 +634,7 @@ class Vault:
                     entry = op.get("entry")
                     if not isinstance(entry, dict) or entry.get("id") != path.stem:
                         raise VaultError(f"{path.name} does not record entry {path.stem}")
-                    done.append(self._run(op))
+                    done.append(self._run(op, recovering=True))
                 except ContentChanged as exc:
                     kept = f"; {exc.kept}" if exc.kept else ""
                     done.append(f"rolled back quarantine {path.stem} (a file changed{kept})")
@@ -664,12 +664,18 @@ class Vault:
     def _journal(self, entry_id: str) -> Path:
         return self.root / "journal" / f"{entry_id}.json"
 
-    def _run(self, op: dict[str, Any]) -> str:
+    def _run(self, op: dict[str, Any], *, recovering: bool = False) -> str:
         entry = Entry.from_dict(op["entry"])
         kind = op.get("op")
         ids = _ids(op.get("ids"), len(entry.files))
         try:
             if kind == "quarantine" and op.get("phase") == "forward":
+                if recovering and self._partial_copies(entry, ids):
+                    self._rollback(entry, op, ids)
+                    return (
+                        f"rolled back quarantine {entry.id} (a copy into the vault was never "
+                        "completed); every file was put back"
+                    )
                 try:
                     warnings = self._forward(entry, ids, _stats(op.get("stats"), len(ids)))
                 except (VaultError, OSError) as exc:
@@ -698,14 +704,39 @@ class Vault:
             ) from None
         raise VaultError(f"unknown journal operation {kind!r}")
 
+    def _partial_copies(self, entry: Entry, ids: Sequence[Ident | None]) -> builtins.list[Path]:
+        """The copies into the vault that stopped part way (a kill, a full disk): the file is
+        still at its path, the copy (not the file itself, by device and inode) shorter than it.
+        Such a quarantine never completed and may have been reported failed: recovery rolls it
+        back rather than finishing it."""
+        out = []
+        for f, fid in zip(entry.files, ids, strict=True):
+            stored = self.root / f.stored
+            half = temp_for(stored)
+            if exists(stored) or not exists(half) or not exists(Path(f.original_path)):
+                continue
+            if fid is None or ident(half) in (None, tuple(fid)):
+                continue
+            with contextlib.suppress(OSError):
+                if os.lstat(half).st_size < f.size:
+                    out.append(half)
+        return out
+
     def _rollback(self, entry: Entry, op: dict[str, Any], ids: Sequence[Ident | None]) -> None:
-        """Put every file of a quarantine that cannot go on back where it was."""
+        """Put every file of a quarantine that cannot go on back where it was.
+
+        Unfinished copies are removed first (a full disk gets its space back before the journal
+        is rewritten); when the journal still cannot be rewritten the files are put back anyway
+        (the rollback ends by removing the journal)."""
+        for half in self._partial_copies(entry, ids):
+            remove_durably(half)
         back = []
         for f in entry.files:
             found = ident(self.root / f.stored)
             back.append(list(found) if found else None)
         op.update(phase="backward", back_ids=back)
-        write_json(self._journal(entry.id), op)
+        with contextlib.suppress(OSError):
+            write_json(self._journal(entry.id), op)
         self._backward(entry, rollback=True, ids=_ids(back, len(back)), fwd=ids)
 
     def _forward(
