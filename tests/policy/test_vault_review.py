@@ -10,9 +10,11 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from modelward.cli import main
 from modelward.policy import journal
 from modelward.policy import vault as vault_mod
 from modelward.policy.vault import StaleContent, Vault, VaultError
@@ -193,3 +195,66 @@ def test_recovery_rolls_back_a_quarantine_whose_copy_never_completed(tmp_path: P
     assert any("never completed" in line for line in again.recovered), again.recovered
     assert model.read_bytes() == data and again.list() == []
     assert not any(vault.root.rglob("*.modelward-part"))
+
+
+# --------------------------------------------------------------------------- mode and times
+def _deny_stat_changes(monkeypatch: pytest.MonkeyPatch, under: Path) -> None:
+    """chmod and utime of a file under ``under`` fail as on a file of another user."""
+    real_chmod, real_utime = os.chmod, os.utime
+
+    def chmod(path: Any, mode: int, **kw: Any) -> None:
+        if str(path).startswith(str(under)):
+            raise PermissionError(errno.EPERM, "Operation not permitted", str(path))
+        real_chmod(path, mode, **kw)
+
+    def utime(path: Any, *a: Any, **kw: Any) -> None:
+        if str(path).startswith(str(under)):
+            raise PermissionError(errno.EPERM, "Operation not permitted", str(path))
+        real_utime(path, *a, **kw)
+
+    monkeypatch.setattr(vault_mod.os, "chmod", chmod)
+    monkeypatch.setattr(vault_mod.os, "utime", utime)
+
+
+def test_a_restore_whose_mode_and_times_cannot_be_set_still_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = tmp_path / "m"
+    models.mkdir()
+    model = models / "model.bin"
+    model.write_bytes(b"weights" * 100)
+    vault = Vault.open(tmp_path / "vault")
+    entry = vault.quarantine([model], "r", "rule")
+    _deny_stat_changes(monkeypatch, models)
+    with pytest.raises(SystemExit) as exc:
+        main(["quarantine", "restore", entry.id, "--vault", str(vault.root)])
+    out = capsys.readouterr().out
+    assert exc.value.code in (0, None)
+    assert "restored" in out and "its mode/times could not be set" in out
+    assert model.read_bytes() == b"weights" * 100
+    assert not vault_mod.note_path(model).exists()
+    assert vault.list() == [] and not list((vault.root / "journal").iterdir())
+
+
+def test_a_rollback_whose_mode_and_times_cannot_be_set_still_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models = tmp_path / "m"
+    models.mkdir()
+    files = {models / f"p{i}.bin": os.urandom(1000 + i) for i in range(3)}
+    for p, data in files.items():
+        p.write_bytes(data)
+    vault = Vault.open(tmp_path / "vault")
+    real = vault_mod.write_durably
+
+    def failing(path: Path, data: bytes, mode: int = 0o600) -> None:
+        if path.name.endswith(vault_mod.NOTE_SUFFIX):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data, mode)
+
+    monkeypatch.setattr(vault_mod, "write_durably", failing)
+    _deny_stat_changes(monkeypatch, models)
+    with pytest.raises(VaultError, match=r"every file was put back.*mode/times could not be set"):
+        vault.quarantine(list(files), "r", "rule")
+    assert all(p.read_bytes() == data for p, data in files.items())
+    assert vault.list() == [] and not list((vault.root / "journal").iterdir())

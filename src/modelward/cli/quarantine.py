@@ -132,9 +132,11 @@ def restore_command(
     vault: Path | None = typer.Option(None, "--vault", metavar="DIR", help=_VAULT_HELP),
     verbose: bool = _VERBOSE,
 ) -> None:
-    entry = _open(vault).restore(entry_id)
+    store = _open(vault)
+    entry = store.restore(entry_id)
     for f in entry.files:
-        echo(f"restored {visible(f.original_path)}")
+        why = store.unset.get(f.original_path)
+        echo(f"restored {visible(f.original_path)}" + (f" ({why})" if why else ""))
 
 
 @app.command(

@@ -322,6 +322,8 @@ class Vault:
         self.root = Path(os.path.abspath(root))
         self.recovered: builtins.list[str] = []
         """What :meth:`open` finished or rolled back (one line each), to be shown to the user."""
+        self.unset: dict[str, str] = {}
+        """Files put back whose mode or times the system did not let us set: path -> why."""
         self._lock_fd: int | None = None
         self._lock_depth = 0
 
@@ -679,12 +681,13 @@ class Vault:
                 try:
                     warnings = self._forward(entry, ids, _stats(op.get("stats"), len(ids)))
                 except (VaultError, OSError) as exc:
-                    self._rollback(entry, op, ids)
+                    unset = self._rollback(entry, op, ids)
                     if isinstance(exc, ContentChanged):
                         raise
                     why = exc.diagnostics() if isinstance(exc, VaultError) else str(exc)
                     raise VaultError(
                         f"could not quarantine ({why}); every file was put back"
+                        + "".join(f"; {line}" for line in unset)
                     ) from None
                 return "; ".join([f"quarantined {entry.id}", *warnings])
             if kind == "quarantine":
@@ -722,7 +725,9 @@ class Vault:
                     out.append(half)
         return out
 
-    def _rollback(self, entry: Entry, op: dict[str, Any], ids: Sequence[Ident | None]) -> None:
+    def _rollback(
+        self, entry: Entry, op: dict[str, Any], ids: Sequence[Ident | None]
+    ) -> builtins.list[str]:
         """Put every file of a quarantine that cannot go on back where it was.
 
         Unfinished copies are removed first (a full disk gets its space back before the journal
@@ -737,7 +742,9 @@ class Vault:
         op.update(phase="backward", back_ids=back)
         with contextlib.suppress(OSError):
             write_json(self._journal(entry.id), op)
-        self._backward(entry, rollback=True, ids=_ids(back, len(back)), fwd=ids)
+        return _unset_lines(
+            self._backward(entry, rollback=True, ids=_ids(back, len(back)), fwd=ids)
+        )
 
     def _forward(
         self, entry: Entry, ids: Sequence[Ident | None], stats: Sequence[Stat | None]
@@ -779,8 +786,9 @@ class Vault:
         ]
         try:
             if not taken:
-                self._backward(entry, rollback=False, ids=ids, fwd=None)
-                return f"restored {entry.id}"
+                unset = self._backward(entry, rollback=False, ids=ids, fwd=None)
+                self.unset.update(unset)
+                return "; ".join([f"restored {entry.id}", *_unset_lines(unset)])
         except Occupied as exc:
             taken = [exc.diagnostics()]
         self._undo_restore(entry, ids)
@@ -821,13 +829,15 @@ class Vault:
         rollback: bool,
         ids: Sequence[Ident | None],
         fwd: Sequence[Ident | None] | None,
-    ) -> None:
-        """Move every file of ``entry`` back to its path (restore, or roll back a quarantine).
+    ) -> dict[str, str]:
+        """Move every file of ``entry`` back to its path (restore, or roll back a quarantine);
+        returns, per path, why its mode or times could not be set (when they could not).
 
         ``ids`` are the identities of the vault's copies (recorded before the move), ``fwd`` those
         of the originals (a rollback). The recorded mode and times are put back only on a file
         that is the one moved: the same file (device, inode) or its recorded size and SHA-256;
         a file that changed, or that the user put there since, keeps its own."""
+        unset: dict[str, str] = {}
         for n, f in enumerate(entry.files):
             original = Path(f.original_path)
             stored = self.root / f.stored
@@ -850,10 +860,13 @@ class Vault:
                 resume_move(stored, original, f.sha256, size=f.size, src_id=src_id)
                 moved = True
             if moved or is_file(original, f.sha256, f.size, src_id if not rollback else None):
-                _restore_stat(original, f)
+                why = _restore_stat(original, f)
+                if why:
+                    unset[f.original_path] = why
             for note in f.note_paths:
                 remove_durably(note)
         self._drop(entry)
+        return unset
 
     def _purge(self, entry: Entry, when: str, who: Any) -> None:
         for f in entry.files:
@@ -885,14 +898,25 @@ def _aliases(path: Path, links: Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _restore_stat(path: Path, f: StoredFile) -> None:
+def _restore_stat(path: Path, f: StoredFile) -> str:
+    """Give ``path`` its recorded owner (when allowed), mode and times. The bytes are back and
+    verified by then, so a system that does not let us set them (a file of another user) is
+    no failure: returns why they could not be set ("" when they were)."""
     if ident(path) is None:  # gone, or not a regular file: nothing of ours to set
-        return
+        return ""
     if hasattr(os, "chown") and (os.geteuid() == 0 or f.uid == os.geteuid()):
         with contextlib.suppress(PermissionError):
             os.chown(path, f.uid, f.gid, follow_symlinks=False)
-    os.chmod(path, f.mode & MODE_MASK)
-    os.utime(path, ns=(f.atime_ns, f.mtime_ns), follow_symlinks=False)
+    why = []
+    try:
+        os.chmod(path, f.mode & MODE_MASK)
+    except PermissionError as exc:
+        why.append(f"mode: {exc.strerror}")
+    try:
+        os.utime(path, ns=(f.atime_ns, f.mtime_ns), follow_symlinks=False)
+    except PermissionError as exc:
+        why.append(f"times: {exc.strerror}")
+    return f"its mode/times could not be set: {', '.join(why)}" if why else ""
 
 
 def _ids(value: Any, n: int) -> builtins.list[Ident | None]:
@@ -913,6 +937,10 @@ def _stats(value: Any, n: int) -> builtins.list[Stat | None]:
             if isinstance(v, list) and len(v) == 3 and all(type(x) is int for x in v):
                 out[i] = (v[0], v[1], v[2])
     return out
+
+
+def _unset_lines(unset: Mapping[str, str]) -> builtins.list[str]:
+    return [f"{path} is back ({why})" for path, why in unset.items()]
 
 
 def _make_folders(folder: Path, f: StoredFile) -> builtins.list[Path]:
