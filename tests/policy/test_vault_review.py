@@ -258,3 +258,30 @@ def test_a_rollback_whose_mode_and_times_cannot_be_set_still_finishes(
         vault.quarantine(list(files), "r", "rule")
     assert all(p.read_bytes() == data for p, data in files.items())
     assert vault.list() == [] and not list((vault.root / "journal").iterdir())
+
+
+# --------------------------------------------------------------------------- after a purge
+def test_a_path_can_be_quarantined_again_after_a_purge(tmp_path: Path) -> None:
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"first")
+    vault = Vault.open(tmp_path / "vault")
+    first = vault.quarantine([model], "r", "rule")
+    vault.purge(first.id, confirm=True)
+    model.write_bytes(b"second")
+    second = vault.quarantine([model], "r", "rule")
+    note = vault_mod.note_path(model)
+    aside = tmp_path / f"model.bin.modelward-quarantine.{first.id}.txt"
+    assert f"Entry id:   {second.id}" in note.read_text()
+    assert "purged" in aside.read_text() and first.id in aside.read_text()
+    vault.restore(second.id)
+    assert model.read_bytes() == b"second" and aside.is_file() and not note.exists()
+
+
+def test_another_file_at_the_note_path_still_refuses(tmp_path: Path) -> None:
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"data")
+    vault_mod.note_path(model).write_text("my own notes\\n")
+    vault = Vault.open(tmp_path / "vault")
+    with pytest.raises(VaultError, match="already exists"):
+        vault.quarantine([model], "r", "rule")
+    assert model.read_bytes() == b"data"

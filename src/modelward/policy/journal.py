@@ -305,7 +305,7 @@ def _finish(
     return ""
 
 
-def _link_or_rename(temp: Path, dst: Path) -> bool:
+def link_new(temp: Path, dst: Path) -> bool:
     """Give ``temp`` the name ``dst`` unless ``dst`` exists (then ``False``, ``temp`` kept).
 
     A hard link never replaces a file; where links are not supported the check before the
@@ -330,11 +330,11 @@ def _put_back(temp: Path, src: Path) -> str:
     """Put ``temp`` (the user's file itself, renamed) back at ``src``; when another file is at
     ``src`` now, keep it beside it as ``<name>.modelward-kept-<id>``. Returns what was done
     when it was not put back ("" when it was)."""
-    if _link_or_rename(temp, src):
+    if link_new(temp, src):
         return ""
     while True:
         kept = src.with_name(f"{src.name}.modelward-kept-{secrets.token_hex(4)}")
-        if _link_or_rename(temp, kept):
+        if link_new(temp, kept):
             return f"{src} is another file now, so the file that was there was kept as {kept}"
 
 

@@ -16,7 +16,8 @@ rename + delete across filesystems, the copy read back before the delete). The n
 ``<original>.modelward-quarantine.txt`` is written last, so nothing that looks like the model is
 left at its path; a file reached through links (a Hugging Face snapshot's link to its blob) gets a
 note beside each link too. A restore removes every note; a purge keeps them, rewritten to say the
-files were purged (when, by whom) and can no longer be restored.
+files were purged (when, by whom) and can no longer be restored; quarantining the same path again
+renames such a note aside (``<original>.modelward-quarantine.<old id>.txt``) and leaves its own.
 
 Symbolic links are refused: quarantining a link would leave the model it points at, and following it
 would move a file outside the path the decision named. Quarantine the target's own path instead.
@@ -49,6 +50,7 @@ from modelward.policy.journal import (
     fsync_dir,
     ident,
     is_file,
+    link_new,
     read_json,
     remove_durably,
     resume_move,
@@ -299,6 +301,39 @@ def _purged_note(entry: Entry, f: StoredFile, root: Path, when: str, who: str | 
     return "\n".join(lines).encode()
 
 
+_PURGED_HEAD = b"This file was quarantined by modelward, then purged on "
+_PURGED_ID = re.compile(rb"^Entry id:   ([0-9a-f]{12}) ", re.MULTILINE)
+
+
+def _purged_id(note: Path) -> str | None:
+    """The entry id a note left by a purge names (a regular file starting as such notes do), or
+    ``None`` when ``note`` is anything else."""
+    try:
+        if not stat.S_ISREG(os.lstat(note).st_mode):
+            return None
+        with open(note, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return None
+    if not head.startswith(_PURGED_HEAD):
+        return None
+    found = _PURGED_ID.search(head)
+    return found.group(1).decode() if found else "purged"
+
+
+def _keep_purged_note(note: Path) -> None:
+    """Rename the note of a purged entry at ``note`` aside, to
+    ``<original>.modelward-quarantine.<old id>.txt`` (never over another file), so a new
+    quarantine of the same path can leave its own note and the record of the purge is kept."""
+    old = _purged_id(note)
+    if old is None:
+        return
+    stem = note.name[: -len(".txt")]
+    aside = note.with_name(f"{stem}.{old}.txt")
+    while not link_new(note, aside):
+        aside = note.with_name(f"{stem}.{old}-{secrets.token_hex(2)}.txt")
+
+
 def _who() -> str | None:
     """Who is purging: the user (and who ran sudo), when the system says."""
     import getpass
@@ -545,7 +580,7 @@ class Vault:
         if not stat.S_ISREG(st.st_mode):
             raise VaultError(f"{path} is not a regular file")
         for note in [note_path(Path(p)) for p in (str(path), *aliases)]:
-            if exists(note):
+            if exists(note) and _purged_id(note) is None:
                 raise VaultError(f"{note} already exists; move it away first")
         record = StoredFile(
             original_path=str(path),
@@ -768,6 +803,7 @@ class Vault:
                 warnings.append(warning)
         for f in entry.files:
             for note in f.note_paths:
+                _keep_purged_note(note)
                 if not note.is_file():
                     write_durably(note, _note(entry, f, self.root, note), 0o644)
                     crash_point("note")
