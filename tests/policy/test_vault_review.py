@@ -285,3 +285,40 @@ def test_another_file_at_the_note_path_still_refuses(tmp_path: Path) -> None:
     with pytest.raises(VaultError, match="already exists"):
         vault.quarantine([model], "r", "rule")
     assert model.read_bytes() == b"data"
+
+
+# --------------------------------------------------------------------------- a new vault, twice
+OPEN = """
+import sys
+from pathlib import Path
+from modelward.policy.vault import Vault
+Vault.open(Path(sys.argv[1]))
+"""
+
+
+def test_two_processes_opening_a_new_vault_at_once_both_succeed(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != journal.FAULT_ENV}
+    for trial in range(10):
+        root = tmp_path / f"v{trial}" / "vault"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPEN, str(root)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(2)
+        ]
+        results = [(p.wait(timeout=60), p.stderr.read() if p.stderr else b"") for p in procs]
+        for p in procs:
+            for stream in (p.stdout, p.stderr):
+                if stream:
+                    stream.close()
+        assert [code for code, _ in results] == [0, 0], results
+        assert Vault.open(root, create=False).list() == []
+        assert sorted(p.name for p in root.iterdir()) == [
+            "entries",
+            "journal",
+            "lock",
+            vault_mod.MARKER,
+        ]

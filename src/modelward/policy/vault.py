@@ -380,26 +380,37 @@ class Vault:
         root = self.root
         if root.is_symlink() or (exists(root) and not root.is_dir()):
             raise VaultError(f"{root} is not a quarantine vault (not a folder)")
-        if root.is_dir():
-            if (root / MARKER).is_file():
-                self._check_safe()
-                if read_json(root / MARKER).get("schema") != SCHEMA:
-                    raise VaultError(f"{root} is not a quarantine vault of this version")
-                return
-            if any(root.iterdir()):
-                raise VaultError(
-                    f"{root} is not a quarantine vault (no {MARKER}) and is not empty; "
-                    "choose an empty or new folder with --vault"
-                )
+        if root.is_dir() and self._opened_existing():
+            return
         if not create:
             raise VaultError(f"no quarantine vault at {root}: nothing was quarantined there")
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(root, 0o700, follow_symlinks=False)
-        for sub in ("journal", "entries"):
-            (root / sub).mkdir(mode=0o700, exist_ok=True)
-            os.chmod(root / sub, 0o700, follow_symlinks=False)
-        self._check_safe()
-        write_json(root / MARKER, {"schema": SCHEMA})
+        with self._locked():  # another process may be making the same vault right now
+            if self._opened_existing():
+                return
+            for sub in ("journal", "entries"):
+                (root / sub).mkdir(mode=0o700, exist_ok=True)
+                os.chmod(root / sub, 0o700, follow_symlinks=False)
+            self._check_safe()
+            write_json(root / MARKER, {"schema": SCHEMA})
+
+    def _opened_existing(self) -> bool:
+        """Whether the folder is a vault already (checked); ``False`` when it is one to make (empty,
+        or holding only what making a vault leaves); a :class:`VaultError` for any other folder."""
+        root = self.root
+        if (root / MARKER).is_file():
+            self._check_safe()
+            if read_json(root / MARKER).get("schema") != SCHEMA:
+                raise VaultError(f"{root} is not a quarantine vault of this version")
+            return True
+        ours = {"lock", "journal", "entries"}
+        if any(p.name not in ours and not p.name.startswith(f".{MARKER}.") for p in root.iterdir()):
+            raise VaultError(
+                f"{root} is not a quarantine vault (no {MARKER}) and is not empty; "
+                "choose an empty or new folder with --vault"
+            )
+        return False
 
     def _check_safe(self) -> None:
         """Refuse a vault others could tamper with: the folder and its ``journal`` and ``entries``
