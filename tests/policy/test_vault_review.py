@@ -322,3 +322,30 @@ def test_two_processes_opening_a_new_vault_at_once_both_succeed(tmp_path: Path) 
             "lock",
             vault_mod.MARKER,
         ]
+
+
+# --------------------------------------------------------------------------- restore recovery
+def test_recovery_of_a_restore_makes_the_folders_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "gone" / "deep"
+    folder.mkdir(parents=True)
+    model = folder / "model.bin"
+    model.write_bytes(b"weights")
+    vault = Vault.open(tmp_path / "vault")
+    entry = vault.quarantine([model], "r", "rule")
+    shutil.rmtree(tmp_path / "gone")
+
+    def broken(*a: Any, **kw: Any) -> str:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(vault_mod, "resume_move", broken)
+    with pytest.raises(VaultError, match="journal keeps it"):
+        vault.restore(entry.id)
+    monkeypatch.undo()
+    assert not (tmp_path / "gone").exists()  # the failed restore removed the folders it made
+    assert list((vault.root / "journal").iterdir())
+    again = Vault.open(vault.root)
+    assert any(line.startswith(f"restored {entry.id}") for line in again.recovered), again.recovered
+    assert model.read_bytes() == b"weights" and again.list() == []
+    assert os.stat(folder).st_mode & 0o777 == 0o755

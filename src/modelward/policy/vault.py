@@ -824,7 +824,12 @@ class Vault:
         return warnings
 
     def _restore(self, entry: Entry, ids: Sequence[Ident | None]) -> str:
-        """Run (or resume) a restore; when a path holds another file now, undo it instead."""
+        """Run (or resume) a restore; when a path holds another file now, undo it instead.
+
+        Folders that are gone are made again first, as :meth:`restore` does (a restore that
+        failed with its journal kept removed the folders it made)."""
+        for f in entry.files:
+            _make_folders(Path(f.original_path).parent, f)
         taken = [
             f.original_path
             for f, fid in zip(entry.files, ids, strict=True)
