@@ -88,9 +88,11 @@ class Problem:
 
 
 def _tokens(text: str) -> list[_Token]:
+    """The tokens of a policy with their line and bracket depth (the links between brackets are
+    made per rule, by :func:`_local`)."""
     out: list[_Token] = []
     line, first = 1, True
-    stack: list[int] = []
+    depth = 0
     for m in _TOKEN.finditer(text):
         kind = m.lastgroup or "other"
         value = m.group()
@@ -99,17 +101,14 @@ def _tokens(text: str) -> list[_Token]:
             continue
         if kind in ("space", "comment"):
             continue
-        tok = _Token(kind, value, line, first, len(stack), stack[-1] if stack else -1)
+        if kind == "op" and value in _CLOSE and depth:
+            depth -= 1  # a closing bracket stands at the depth of its opener
+        out.append(_Token(kind, value, line, first, depth))
         first = False
         if kind in ("string", "raw"):
             line += value.count("\n")
         if kind == "op" and value in _OPEN:
-            stack.append(len(out))
-        elif kind == "op" and value in _CLOSE and stack:
-            out[stack.pop()].closer = len(out)
-            tok.depth = len(stack)
-            tok.group = stack[-1] if stack else -1
-        out.append(tok)
+            depth += 1
     return out
 
 
@@ -293,7 +292,8 @@ def _check_rule(mod: _Module, rule: _Rule, known: frozenset[str] | set[str]) -> 
 
 
 def _local(toks: list[_Token]) -> list[_Token]:
-    """The rule's tokens with bracket links re-based to indices within the rule."""
+    """Copies of a rule's tokens, each linked to the bracket around it (``group``) and each
+    opening bracket to its closing one (``closer``), by index within the rule."""
     out = [_Token(t.kind, t.text, t.line, t.first, t.depth) for t in toks]
     stack: list[int] = []
     for i, t in enumerate(out):
