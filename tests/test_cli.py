@@ -104,3 +104,49 @@ def test_help_teaches_by_example() -> None:
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["--version"], capsys)
     assert code == 0 and out.strip() == "modelward 0.1.0"
+
+
+@pytest.mark.parametrize(
+    ("module", "args", "extra"),
+    [
+        ("uvicorn", ["server", "--data", "DATA"], "server"),
+        ("httpx", ["hub", "review", "--server", "http://127.0.0.1:9"], "server"),
+        (
+            "httpx",
+            [
+                "agent",
+                "enroll",
+                "--server",
+                "http://127.0.0.1:9",
+                "--secret-file",
+                "SECRET",
+                "--state-dir",
+                "DATA",
+            ],
+            "agent",
+        ),
+    ],
+)
+def test_a_missing_optional_dependency_says_which_extra_to_install(
+    module: str,
+    args: list[str],
+    extra: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`pip install modelward` alone has no hub server: a command that needs an extra says which
+    one, in one line (exit 2), instead of a ModuleNotFoundError traceback."""
+    monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed
+    monkeypatch.setenv("MODELWARD_ADMIN_TOKEN", "mw_" + "x" * 40)
+    (tmp_path / "secret").write_text("mwe_" + "s" * 40)
+    places = {"DATA": str(tmp_path / "d"), "SECRET": str(tmp_path / "secret")}
+    args = [places.get(a, a) for a in args]
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2, err
+    assert err == (
+        f"modelward: error: this command needs {module}, one of modelward's optional "
+        f"'{extra}' dependencies: pip install 'modelward[{extra}]'\n"
+    )

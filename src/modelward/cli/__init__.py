@@ -74,15 +74,50 @@ app.add_typer(_agent.app, name="agent")
 app.add_typer(_fleet.app, name="fleet")
 
 
+# The optional dependencies (pyproject.toml's extras) by the module a command imports: `pip install
+# modelward` alone runs scan, inventory and policy; the hub, fleet and agent need their extra.
+_EXTRA_OF = {
+    **dict.fromkeys(
+        ("fastapi", "uvicorn", "sqlalchemy", "alembic", "pydantic", "pydantic_settings",
+         "multipart", "model_signing", "httpx", "cryptography"),
+        "server",
+    ),
+    "watchdog": "agent",  # httpx and cryptography come with "agent" too: see _missing_extra
+    "psycopg": "postgres",
+    "boto3": "s3",
+}  # fmt: skip
+
+
+def _missing_extra(exc: ModuleNotFoundError, args: list[str]) -> str | None:
+    """What to install when a command imports an optional dependency that is not there."""
+    module = (exc.name or "").split(".")[0]
+    extra = _EXTRA_OF.get(module)
+    if extra is None:
+        return None
+    if args[:1] == ["agent"] and module in ("httpx", "cryptography", "watchdog"):
+        extra = "agent"
+    return (
+        f"this command needs {module}, one of modelward's optional '{extra}' dependencies: "
+        f"pip install 'modelward[{extra}]'"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: exit 0 clean, 1 findings at or above --fail-on, 2 failure."""
-    verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
+    args = sys.argv[1:] if argv is None else argv
+    verbose = "-v" in args or "--verbose" in args
     try:
         app(args=argv, prog_name="modelward")
     except Error as exc:
         if verbose:
             raise
         echo(f"modelward: error: {exc.diagnostics()}", err=True)
+        sys.exit(2)
+    except ModuleNotFoundError as exc:
+        missing = _missing_extra(exc, args)
+        if missing is None or verbose:
+            raise
+        echo(f"modelward: error: {missing}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         echo("modelward: interrupted", err=True)
