@@ -65,6 +65,12 @@ async def receive_into(
         before = queued[-1] if queued else None
         queued.append(pool.submit(_after, before, writer.writev, pieces))
 
+    async def drain(keep: int) -> None:
+        # a batch leaves the queue only once it is done: `finally` waits for the ones still there
+        while len(queued) > keep:
+            await asyncio.wrap_future(queued[0])
+            queued.popleft()
+
     try:
         async for piece in body:
             if not piece:
@@ -77,16 +83,12 @@ async def receive_into(
             batch.append(piece)
             batched += len(piece)
             if batched >= buffer_size or len(batch) >= _MAX_PIECES:
-                while len(queued) >= QUEUED:  # back-pressure: a bounded number of batches
-                    await asyncio.wrap_future(queued[0])
-                    queued.popleft()  # only once it is done: `finally` waits for the rest
+                await drain(QUEUED - 1)  # back-pressure: a bounded number of batches
                 hand_over(batch)
                 batch, batched = [], 0
         if batch:
             hand_over(batch)
-        while queued:
-            await asyncio.wrap_future(queued[0])
-            queued.popleft()
+        await drain(0)
     except ClientDisconnect:
         raise BadRequest(
             f"the client went away after {received} bytes; nothing was stored", received=received
